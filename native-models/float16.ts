@@ -1,0 +1,65 @@
+// IEEE 754 half precision <-> float32, on raw bits (onnxruntime-node exposes float16 tensors as Uint16Array).
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+function decodeHalf(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+// All 65536 halves decoded once: a table lookup is several times faster than decoding per element.
+let table: Float32Array | undefined;
+function halfTable(): Float32Array {
+  if (!table) {
+    table = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) table[h] = decodeHalf(h);
+  }
+  return table;
+}
+
+export function float16ToFloat32(h: number): number {
+  return halfTable()[h & 0xffff];
+}
+
+/** Round to nearest, ties to even; overflow to infinity; NaN stays NaN. */
+export function float32ToFloat16(value: number): number {
+  f32[0] = value;
+  const x = u32[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && half & 1)) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
+  return sign | half; // a carry into the exponent is correct, including overflow to infinity
+}
+
+export function float16ToFloat32Array(src: Uint16Array): Float32Array {
+  const t = halfTable();
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = t[src[i]];
+  return out;
+}
+
+export function float32ToFloat16Array(src: Float32Array): Uint16Array {
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = float32ToFloat16(src[i]);
+  return out;
+}

@@ -1,0 +1,190 @@
+// What the tiny-model generator builds: the shape of a seeded random Llama/Qwen2 decoder and its
+// weights, derived deterministically from the seed. The ONNX writer (generate-model.ts) and the
+// reference forward (reference.ts) both start from these weights, so they can be checked against
+// each other without reading ONNX files back.
+import type { KvDtype } from './kv.ts';
+import type { RopeScaling } from './rope-config.ts';
+
+export interface TinyModelSpec {
+  /** llama: no attention biases; qwen2: q/k/v projections carry biases. */
+  arch: 'llama' | 'qwen2';
+  seed: number;
+  vocabSize: number;
+  hiddenSize: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  intermediateSize: number;
+  ropeTheta: number;
+  partialRotaryFactor: number;
+  ropeScaling: RopeScaling | null;
+  maxPositionEmbeddings: number;
+  rmsNormEps: number;
+  kvDtype: KvDtype;
+  tieWordEmbeddings: boolean;
+  /** Whether the tokenizer prepends a BOS token (Llama style) or not (Qwen2 style). */
+  addBos: boolean;
+}
+
+/** Row-major matrices stored [in, out], so y = x W is a plain MatMul. */
+export interface TinyLayerWeights {
+  inputNorm: Float32Array; // [hidden]
+  q: Float32Array; // [hidden, heads*headDim]
+  k: Float32Array; // [hidden, kvHeads*headDim]
+  v: Float32Array; // [hidden, kvHeads*headDim]
+  qBias?: Float32Array; // qwen2 only
+  kBias?: Float32Array;
+  vBias?: Float32Array;
+  o: Float32Array; // [heads*headDim, hidden]
+  postNorm: Float32Array; // [hidden]
+  gate: Float32Array; // [hidden, intermediate]
+  up: Float32Array; // [hidden, intermediate]
+  down: Float32Array; // [intermediate, hidden]
+}
+
+export interface TinyWeights {
+  embed: Float32Array; // [vocab, hidden]
+  layers: TinyLayerWeights[];
+  finalNorm: Float32Array; // [hidden]
+  lmHead: Float32Array; // [hidden, vocab]; the transposed embedding when tied
+}
+
+/** A small default; tests override fields to cover GQA, partial rotary, scaling and fp16 KV. */
+export function tinySpec(overrides: Partial<TinyModelSpec> = {}): TinyModelSpec {
+  return {
+    arch: 'llama',
+    seed: 1,
+    vocabSize: 384,
+    hiddenSize: 64,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    headDim: 16,
+    intermediateSize: 128,
+    ropeTheta: 10000,
+    partialRotaryFactor: 1,
+    ropeScaling: null,
+    maxPositionEmbeddings: 4096,
+    rmsNormEps: 1e-6,
+    kvDtype: 'float32',
+    tieWordEmbeddings: false,
+    addBos: true,
+    ...overrides,
+  };
+}
+
+/** Qwen2.5-0.5B's shape (vocab reduced) for benchmarks. */
+export function benchSpec(overrides: Partial<TinyModelSpec> = {}): TinyModelSpec {
+  return tinySpec({
+    arch: 'qwen2',
+    vocabSize: 8192,
+    hiddenSize: 896,
+    layers: 24,
+    heads: 14,
+    kvHeads: 2,
+    headDim: 64,
+    intermediateSize: 4864,
+    ropeTheta: 1000000,
+    maxPositionEmbeddings: 32768,
+    kvDtype: 'float16',
+    tieWordEmbeddings: true,
+    addBos: false,
+    ...overrides,
+  });
+}
+
+/** mulberry32: small, fast, and the same sequence on every platform. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function normals(rand: () => number, n: number, std: number, mean = 0): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    // Box-Muller; 1 - u keeps log away from 0
+    const r = Math.sqrt(-2 * Math.log(1 - rand()));
+    const a = 2 * Math.PI * rand();
+    out[i] = mean + std * r * Math.cos(a);
+    if (i + 1 < n) out[i + 1] = mean + std * r * Math.sin(a);
+  }
+  return out;
+}
+
+/**
+ * The weights of a spec. Standard deviations of 1/sqrt(fan-in) keep activations of order 1, so
+ * logits differ visibly between tokens and attention patterns are not uniform (a test that could
+ * not tell masks apart would prove nothing).
+ */
+export function buildWeights(spec: TinyModelSpec): TinyWeights {
+  const rand = seededRandom(spec.seed);
+  const { hiddenSize: h, heads, kvHeads, headDim, intermediateSize: f, vocabSize: v } = spec;
+  const qDim = heads * headDim;
+  const kvDim = kvHeads * headDim;
+  const embed = normals(rand, v * h, 1);
+  const layers: TinyLayerWeights[] = [];
+  for (let l = 0; l < spec.layers; l++) {
+    const layer: TinyLayerWeights = {
+      inputNorm: normals(rand, h, 0.1, 1),
+      q: normals(rand, h * qDim, 1 / Math.sqrt(h)),
+      k: normals(rand, h * kvDim, 1 / Math.sqrt(h)),
+      v: normals(rand, h * kvDim, 1 / Math.sqrt(h)),
+      o: normals(rand, qDim * h, 1 / Math.sqrt(qDim)),
+      postNorm: normals(rand, h, 0.1, 1),
+      gate: normals(rand, h * f, 1 / Math.sqrt(h)),
+      up: normals(rand, h * f, 1 / Math.sqrt(h)),
+      down: normals(rand, f * h, 1 / Math.sqrt(f)),
+    };
+    if (spec.arch === 'qwen2') {
+      layer.qBias = normals(rand, qDim, 0.1);
+      layer.kBias = normals(rand, kvDim, 0.1);
+      layer.vBias = normals(rand, kvDim, 0.1);
+    }
+    layers.push(layer);
+  }
+  const finalNorm = normals(rand, h, 0.1, 1);
+  let lmHead: Float32Array;
+  if (spec.tieWordEmbeddings) {
+    lmHead = new Float32Array(h * v);
+    for (let t = 0; t < v; t++) for (let i = 0; i < h; i++) lmHead[i * v + t] = embed[t * h + i];
+  } else {
+    lmHead = normals(rand, h * v, 1 / Math.sqrt(h));
+  }
+  return { embed, layers, finalNorm, lmHead };
+}
+
+/** The Hugging Face config.json of a spec (read back by the model loader and by transformers.js). */
+export function specToHfConfig(spec: TinyModelSpec): Record<string, unknown> {
+  const bos = spec.addBos ? 1 : null;
+  return {
+    architectures: [spec.arch === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
+    model_type: spec.arch,
+    vocab_size: spec.vocabSize,
+    hidden_size: spec.hiddenSize,
+    intermediate_size: spec.intermediateSize,
+    num_hidden_layers: spec.layers,
+    num_attention_heads: spec.heads,
+    num_key_value_heads: spec.kvHeads,
+    head_dim: spec.headDim,
+    hidden_act: 'silu',
+    rms_norm_eps: spec.rmsNormEps,
+    rope_theta: spec.ropeTheta,
+    partial_rotary_factor: spec.partialRotaryFactor,
+    rope_scaling: spec.ropeScaling,
+    max_position_embeddings: spec.maxPositionEmbeddings,
+    tie_word_embeddings: spec.tieWordEmbeddings,
+    attention_bias: spec.arch === 'qwen2',
+    bos_token_id: bos,
+    eos_token_id: 2,
+    torch_dtype: spec.kvDtype === 'float16' ? 'float16' : 'float32',
+    // lets the reference forward rebuild the exact weights from the folder alone
+    quire_generator: spec,
+  };
+}

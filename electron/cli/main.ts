@@ -1,0 +1,53 @@
+// The `quire` command line: one subcommand per file, loaded on demand and dispatched here; errors
+// print one clear line.
+import { UsageError } from './args.ts';
+
+interface Command {
+  usage: string;
+  load: () => Promise<(argv: string[]) => Promise<void>>;
+}
+
+const commands: Record<string, Command> = {
+  generate: {
+    usage: 'quire generate --model DIR [--block TEXT]... --prompt TEXT [--raw] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--mode block|full] [--provider P] [--threads N] [--json]',
+    load: async () => (await import('./generate.ts')).generateCommand,
+  },
+  'make-model': {
+    usage: 'quire make-model --out DIR [--shape tiny|bench] [--seed S] [--kv float32|float16]',
+    load: async () => (await import('./make-model.ts')).makeModelCommand,
+  },
+};
+
+function usage(): string {
+  return `usage:\n${Object.values(commands)
+    .map((c) => `  ${c.usage}`)
+    .join('\n')}\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`quire: unknown command "${name}"\n${usage()}`);
+    return 2;
+  }
+  try {
+    await (await command.load())(rest);
+    return 0;
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    if (err.name === 'AbortError') {
+      process.stderr.write('\nquire: cancelled\n');
+      return 130;
+    }
+    const isUsage = e instanceof UsageError || err.code?.startsWith('ERR_PARSE_ARGS');
+    process.stderr.write(`quire ${name}: ${err.message}\n${isUsage ? `usage: ${command.usage}\n` : ''}`);
+    return isUsage ? 2 : 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

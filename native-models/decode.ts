@@ -1,0 +1,100 @@
+// The decoding loop: run the final block against a past, then generate one token at a time with
+// streaming, stop tokens, stop strings, a token limit and cancellation.
+import type { KvCache } from './kv.ts';
+import type { ModelRunner } from './model-runner.ts';
+import { positionRange } from './prefill.ts';
+import type { Sampler } from './sampling.ts';
+import type { TextTokenizer } from './tokenizer.ts';
+
+export interface DecodeRequest {
+  past: KvCache;
+  /** The final block's tokens; they sit right after the past. */
+  finalIds: readonly number[];
+  sampler: Sampler;
+  maxNewTokens: number;
+  stopTokenIds: readonly number[];
+  stopStrings?: readonly string[];
+  signal?: AbortSignal;
+  /** Called with each piece of text as soon as it is known. */
+  onText?: (piece: string) => void;
+  /** performance.now() when the question arrived, if earlier than this call (assembly counts towards TTFT). */
+  startedAt?: number;
+}
+
+export type StopReason = 'eos' | 'stop-string' | 'max-tokens';
+
+export interface DecodeResult {
+  tokenIds: number[];
+  text: string;
+  stopReason: StopReason;
+  /** Logits of the first generated position (after the final block). */
+  firstLogits: Float32Array;
+  /** From `startedAt` (or the call) to the first sampled token. */
+  ttftMs: number;
+  /** Generated tokens per second after the first. */
+  tokensPerSecond: number;
+}
+
+export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, request: DecodeRequest): Promise<DecodeResult> {
+  const started = request.startedAt ?? performance.now();
+  const { signal } = request;
+  signal?.throwIfAborted();
+  const stream = tokenizer.streamDecoder();
+  const stopStrings = request.stopStrings ?? [];
+  const tokenIds: number[] = [];
+  let text = '';
+  let stopReason: StopReason = 'max-tokens';
+  let position = request.past.tokens;
+  let step = await runner.forward(request.finalIds, positionRange(position, request.finalIds.length), request.past);
+  position += request.finalIds.length;
+  const firstLogits = step.logits[0];
+  let ttftMs = 0;
+  let firstAt = 0;
+  const emit = (piece: string) => {
+    if (!piece) return false;
+    const before = text.length;
+    text += piece;
+    const hit = stopStrings
+      .map((s) => text.indexOf(s, Math.max(0, before - s.length + 1)))
+      .filter((i) => i >= 0)
+      .sort((a, b) => a - b)[0];
+    if (hit !== undefined) {
+      const visible = text.slice(before, hit);
+      text = text.slice(0, hit);
+      if (visible) request.onText?.(visible);
+      return true;
+    }
+    request.onText?.(piece);
+    return false;
+  };
+  while (tokenIds.length < request.maxNewTokens) {
+    signal?.throwIfAborted();
+    const token = request.sampler(step.logits[step.logits.length - 1]);
+    if (tokenIds.length === 0) {
+      firstAt = performance.now();
+      ttftMs = firstAt - started;
+    }
+    if (request.stopTokenIds.includes(token)) {
+      stopReason = 'eos';
+      break;
+    }
+    tokenIds.push(token);
+    if (emit(stream.push(token))) {
+      stopReason = 'stop-string';
+      break;
+    }
+    if (tokenIds.length >= request.maxNewTokens) break;
+    step = await runner.forward([token], [position], step.present);
+    position += 1;
+  }
+  if (stopReason !== 'stop-string' && emit(stream.flush())) stopReason = 'stop-string';
+  const elapsed = (performance.now() - firstAt) / 1000;
+  return {
+    tokenIds,
+    text,
+    stopReason,
+    firstLogits,
+    ttftMs,
+    tokensPerSecond: tokenIds.length > 1 && elapsed > 0 ? (tokenIds.length - 1) / elapsed : 0,
+  };
+}

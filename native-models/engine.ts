@@ -1,0 +1,170 @@
+// The engine facade: a loaded model (folder, tokenizer, session) that turns block texts and a final
+// prompt into a streamed answer, in block mode (blocks prefilled alone, re-encoded, final block only)
+// or full mode (one causal prefill of everything).
+import { assembleBlocks } from './block-context.ts';
+import { chatFrame } from './chat-template.ts';
+import { decode, type StopReason } from './decode.ts';
+import { PromptTooLongError } from './errors.ts';
+import { emptyKv, type KvCache } from './kv.ts';
+import { loadModelFolder, type ModelFolder } from './model-folder.ts';
+import { ModelRunner } from './model-runner.ts';
+import { prefillBlock } from './prefill.ts';
+import { createSampler, topLogits, type SamplingOptions } from './sampling.ts';
+import type { SessionOptions } from './session.ts';
+import { TextTokenizer } from './tokenizer.ts';
+
+export type AttentionMode = 'block' | 'full';
+
+export interface PromptSegments {
+  /** Token ids of each block, in prompt order. */
+  blockIds: number[][];
+  /** Token ids of the final block. */
+  finalIds: number[];
+}
+
+export interface GenerateRequest {
+  blocks: readonly string[];
+  prompt: string;
+  /** No chat template: blocks and prompt are used as written. */
+  raw?: boolean;
+  mode?: AttentionMode;
+  sampling?: SamplingOptions;
+  maxNewTokens?: number;
+  stopStrings?: readonly string[];
+  signal?: AbortSignal;
+  onText?: (piece: string) => void;
+}
+
+export interface GenerateResult {
+  promptTokenIds: number[];
+  tokenIds: number[];
+  text: string;
+  stopReason: StopReason;
+  mode: AttentionMode;
+  provider: string;
+  /** Block mode: from assembling the prefilled blocks to the first token; full mode: from the prefill. */
+  ttftMs: number;
+  /** Block mode: time spent prefilling the blocks before the question (0 in full mode). */
+  blockPrefillMs: number;
+  tokensPerSecond: number;
+  /** The 10 largest logits of the first generated position, as [id, value]. */
+  topLogits: [number, number][];
+}
+
+export class Engine {
+  private constructor(
+    readonly model: ModelFolder,
+    readonly tokenizer: TextTokenizer,
+    readonly runner: ModelRunner,
+  ) {}
+
+  static async load(dir: string, options: SessionOptions = {}): Promise<Engine> {
+    const model = loadModelFolder(dir);
+    const tokenizer = new TextTokenizer(model);
+    const runner = await ModelRunner.open(model, options);
+    return new Engine(model, tokenizer, runner);
+  }
+
+  get provider(): string {
+    return this.runner.provider;
+  }
+
+  /** Tokens that end generation: the model's EOS ids and the tokenizer's end-of-turn tokens. */
+  get stopTokenIds(): number[] {
+    const ids = new Set(this.model.eosTokenIds);
+    for (const name of ['<|im_end|>', '<|eot_id|>', '<|end|>', '</s>', '<end_of_turn>']) {
+      const id = this.tokenizer.tokenId(name);
+      if (id !== undefined && this.tokenizer.specialTokens.has(id)) ids.add(id);
+    }
+    return [...ids];
+  }
+
+  /**
+   * Token ids of each block and of the final block. Raw: the first block gets BOS when the tokenizer
+   * uses one, the rest no special tokens, and the prompt gets BOS only when it is the only block.
+   * Templated: the template's text before the user content opens the first block (it carries BOS
+   * where the template writes one) and its text after, through the assistant header, closes the final block.
+   */
+  segment(blocks: readonly string[], prompt: string, raw = false): PromptSegments {
+    const frame = raw ? undefined : chatFrame(this.model);
+    if (!frame) {
+      return {
+        blockIds: blocks.map((b, i) => this.tokenizer.encode(b, { bos: i === 0 })),
+        finalIds: this.tokenizer.encode(prompt, { bos: blocks.length === 0 }),
+      };
+    }
+    if (blocks.length === 0) return { blockIds: [], finalIds: this.tokenizer.encode(frame.before + prompt + frame.after) };
+    return {
+      blockIds: blocks.map((b, i) => this.tokenizer.encode(i === 0 ? frame.before + b : b)),
+      finalIds: this.tokenizer.encode(prompt + frame.after),
+    };
+  }
+
+  /** A block's KV, computed alone at positions 0..L-1. */
+  prefill(ids: readonly number[]): Promise<KvCache> {
+    return prefillBlock(this.runner, ids);
+  }
+
+  checkLength(tokens: number): void {
+    if (tokens > this.model.maxPositions) throw new PromptTooLongError(tokens, this.model.maxPositions);
+  }
+
+  async generate(request: GenerateRequest): Promise<GenerateResult> {
+    const mode = request.mode ?? 'block';
+    const { blockIds, finalIds } = this.segment(request.blocks, request.prompt, request.raw);
+    const promptTokenIds = [...blockIds.flat(), ...finalIds];
+    this.checkLength(promptTokenIds.length);
+    if (finalIds.length === 0) throw new Error('the final block is empty: give a prompt');
+    let blockKvs: KvCache[] = [];
+    let blockPrefillMs = 0;
+    if (mode === 'block') {
+      const t0 = performance.now();
+      blockKvs = [];
+      for (const ids of blockIds) {
+        request.signal?.throwIfAborted();
+        blockKvs.push(await this.prefill(ids));
+      }
+      blockPrefillMs = performance.now() - t0;
+    }
+    const result = await this.answer(mode === 'block' ? blockKvs : [], mode === 'block' ? finalIds : promptTokenIds, request);
+    return { ...result, promptTokenIds, mode, blockPrefillMs };
+  }
+
+  /** The question-time path: prefilled blocks (in prompt order) + final block ids -> streamed answer. */
+  async answer(
+    blocks: readonly KvCache[],
+    finalIds: readonly number[],
+    request: Pick<GenerateRequest, 'sampling' | 'maxNewTokens' | 'stopStrings' | 'signal' | 'onText'>,
+  ): Promise<Omit<GenerateResult, 'promptTokenIds' | 'mode' | 'blockPrefillMs'>> {
+    const startedAt = performance.now();
+    const past = blocks.length ? assembleBlocks(blocks, this.model.rope, this.runner.kvShape).past : emptyKv(this.runner.kvShape);
+    const promptTokens = past.tokens + finalIds.length;
+    this.checkLength(promptTokens);
+    const maxNewTokens = Math.min(request.maxNewTokens ?? 256, this.model.maxPositions - promptTokens);
+    const decoded = await decode(this.runner, this.tokenizer, {
+      past,
+      finalIds,
+      sampler: createSampler(request.sampling),
+      maxNewTokens,
+      stopTokenIds: this.stopTokenIds,
+      stopStrings: request.stopStrings,
+      signal: request.signal,
+      onText: request.onText,
+      startedAt,
+    });
+    return {
+      tokenIds: decoded.tokenIds,
+      text: decoded.text,
+      stopReason: decoded.stopReason,
+      provider: this.provider,
+      ttftMs: decoded.ttftMs,
+      tokensPerSecond: decoded.tokensPerSecond,
+      topLogits: topLogits(decoded.firstLogits, 10),
+    };
+  }
+
+  async release(): Promise<void> {
+    await this.runner.release();
+  }
+}
+

@@ -1,0 +1,90 @@
+// RoPE re-encoding: moves stored keys to other positions by rotating them. Rotations compose,
+// R(p + delta) = R(delta) R(p), so a key computed at position p becomes the key at p + delta without
+// running the model again (docs/block-attention.md, "Positions and re-encoding"). Values never move.
+import { float16ToFloat32, float32ToFloat16 } from './float16.ts';
+import type { KvCache, KvData } from './kv.ts';
+import type { RopeParams } from './rope-config.ts';
+
+/** cos and sin of delta x invFreq[m]: angles in float64 (they reach 1e5 rad and more), stored as float32. */
+function rotationTables(rope: RopeParams, delta: number): { cos: Float32Array; sin: Float32Array } {
+  const half = rope.rotaryDim / 2;
+  const cos = new Float32Array(half);
+  const sin = new Float32Array(half);
+  for (let m = 0; m < half; m++) {
+    const angle = delta * rope.invFreq[m];
+    cos[m] = Math.cos(angle);
+    sin[m] = Math.sin(angle);
+  }
+  return { cos, sin };
+}
+
+function checkCompatible(kv: KvCache, rope: RopeParams, delta: number): void {
+  if (!Number.isSafeInteger(delta)) throw new RangeError(`rotateKeys: delta must be an integer, got ${delta}`);
+  if (rope.headDim !== kv.headDim) {
+    throw new Error(`rotateKeys: RoPE head dim ${rope.headDim} does not match the cache's head dim ${kv.headDim}`);
+  }
+  const half = rope.rotaryDim / 2;
+  if (!Number.isInteger(half) || half < 1 || rope.rotaryDim > rope.headDim || rope.invFreq.length !== half) {
+    throw new Error(
+      `rotateKeys: rotary dim ${rope.rotaryDim} (${rope.invFreq.length} frequencies) does not fit head dim ${rope.headDim}`,
+    );
+  }
+  const length = kv.kvHeads * kv.tokens * kv.headDim;
+  if (kv.keys.length !== kv.layers || kv.keys.some((k) => k.length !== length)) {
+    throw new Error(`rotateKeys: key buffers do not hold ${kv.layers} layers of ${length} elements`);
+  }
+}
+
+/**
+ * Rotates every head row of one layer's keys in place. A pair is (x_a, x_b) with a = row + m * step
+ * and b = a + partner: rotate-half pairs (m, m + rotaryDim/2), interleaved pairs (2m, 2m + 1).
+ * Products and the sum are exact-then-rounded-once in float64, then stored as float32 (and, for
+ * float16 caches, rounded on to half, nearest even): the float32 rotation the design asks for.
+ */
+function rotateLayer(data: KvData, rows: number, rope: RopeParams, cos: Float32Array, sin: Float32Array): void {
+  const { headDim } = rope;
+  const half = rope.rotaryDim / 2;
+  const step = rope.layout === 'interleaved' ? 2 : 1;
+  const partner = rope.layout === 'interleaved' ? 1 : half;
+  if (data instanceof Float32Array) {
+    for (let row = 0; row < rows * headDim; row += headDim) {
+      for (let m = 0, a = row; m < half; m++, a += step) {
+        const xa = data[a];
+        const xb = data[a + partner];
+        data[a] = xa * cos[m] - xb * sin[m];
+        data[a + partner] = xb * cos[m] + xa * sin[m];
+      }
+    }
+  } else {
+    for (let row = 0; row < rows * headDim; row += headDim) {
+      for (let m = 0, a = row; m < half; m++, a += step) {
+        const xa = float16ToFloat32(data[a]);
+        const xb = float16ToFloat32(data[a + partner]);
+        data[a] = float32ToFloat16(xa * cos[m] - xb * sin[m]);
+        data[a + partner] = float32ToFloat16(xb * cos[m] + xa * sin[m]);
+      }
+    }
+  }
+}
+
+/**
+ * Moves the keys of `kv` by `delta` positions in place (a key stored at p now sits at p + delta;
+ * delta may be negative). Only the first rotaryDim dims of each head turn; values are untouched.
+ * The attention factor (yarn) is not applied: it is already inside the stored keys.
+ */
+export function rotateKeysInPlace(kv: KvCache, rope: RopeParams, delta: number): void {
+  checkCompatible(kv, rope, delta);
+  if (delta === 0 || kv.tokens === 0) return;
+  const { cos, sin } = rotationTables(rope, delta);
+  for (const keys of kv.keys) rotateLayer(keys, kv.kvHeads * kv.tokens, rope, cos, sin);
+}
+
+/**
+ * A cache whose keys are those of `kv` moved by `delta` positions (see rotateKeysInPlace). The key
+ * buffers are new; the value buffers are shared with `kv`, since re-encoding never changes values.
+ */
+export function rotateKeys(kv: KvCache, rope: RopeParams, delta: number): KvCache {
+  const moved: KvCache = { ...kv, keys: kv.keys.map((k) => k.slice()) };
+  rotateKeysInPlace(moved, rope, delta);
+  return moved;
+}

@@ -1,0 +1,189 @@
+// Chats and their messages; an answer keeps its citations and the figures of how it was made.
+import type { Db } from './open.ts';
+
+export type MessageRole = 'system' | 'user' | 'assistant';
+
+export interface Chat {
+  id: number;
+  title: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** How an answer was produced (assistant messages). */
+export interface AnswerFigures {
+  provider?: string | null;
+  model?: string | null;
+  blocksReused?: number | null;
+  blocksComputed?: number | null;
+  ttftMs?: number | null;
+  totalMs?: number | null;
+  outputTokens?: number | null;
+}
+
+/**
+ * A cited passage. `documentPath`, `title`, `page` and `quote` are copies, so the citation still
+ * reads right after the document is re-indexed and `passageId` has become null.
+ */
+export interface Citation {
+  /** The number the answer cites it by ([1], [2], ...). */
+  ordinal: number;
+  passageId: number | null;
+  documentPath: string;
+  title?: string | null;
+  page?: number | null;
+  quote: string;
+}
+
+export interface MessageInput {
+  role: MessageRole;
+  content: string;
+  citations?: readonly Citation[];
+  figures?: AnswerFigures;
+}
+
+export interface Message {
+  id: number;
+  chatId: number;
+  role: MessageRole;
+  content: string;
+  createdAt: number;
+  citations: Citation[];
+  figures: Required<AnswerFigures>;
+}
+
+interface ChatRow {
+  id: number;
+  title: string;
+  created_at: number;
+  updated_at: number;
+}
+
+interface MessageRow {
+  id: number;
+  chat_id: number;
+  role: MessageRole;
+  content: string;
+  created_at: number;
+  provider: string | null;
+  model: string | null;
+  blocks_reused: number | null;
+  blocks_computed: number | null;
+  ttft_ms: number | null;
+  total_ms: number | null;
+  output_tokens: number | null;
+}
+
+interface CitationRow {
+  message_id: number;
+  ordinal: number;
+  passage_id: number | null;
+  document_path: string;
+  title: string | null;
+  page: number | null;
+  quote: string;
+}
+
+const toChat = (r: ChatRow): Chat => ({ id: r.id, title: r.title, createdAt: r.created_at, updatedAt: r.updated_at });
+
+export function createChat(db: Db, title = '', now: number = Date.now()): Chat {
+  const r = db.prepare('INSERT INTO chats(title, created_at, updated_at) VALUES (?, ?, ?) RETURNING *').get(title, now, now) as ChatRow;
+  return toChat(r);
+}
+
+export function getChat(db: Db, id: number): Chat | undefined {
+  const r = db.prepare('SELECT * FROM chats WHERE id = ?').get(id) as ChatRow | undefined;
+  return r && toChat(r);
+}
+
+/** Most recently active first. */
+export function listChats(db: Db): Chat[] {
+  return (db.prepare('SELECT * FROM chats ORDER BY updated_at DESC, id DESC').all() as ChatRow[]).map(toChat);
+}
+
+export function renameChat(db: Db, id: number, title: string): void {
+  db.prepare('UPDATE chats SET title = ? WHERE id = ?').run(title, id);
+}
+
+/** Deletes a chat with its messages and citations; returns whether it existed. */
+export function deleteChat(db: Db, id: number): boolean {
+  return db.prepare('DELETE FROM chats WHERE id = ?').run(id).changes > 0;
+}
+
+/** Appends a message (with its citations, in one transaction) and bumps the chat's updatedAt. */
+export function addMessage(db: Db, chatId: number, input: MessageInput, now: number = Date.now()): Message {
+  const f = input.figures ?? {};
+  return db.transaction(() => {
+    const row = db
+      .prepare(
+        `INSERT INTO messages(chat_id, role, content, created_at, provider, model, blocks_reused, blocks_computed,
+           ttft_ms, total_ms, output_tokens)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+      )
+      .get(
+        chatId,
+        input.role,
+        input.content,
+        now,
+        f.provider ?? null,
+        f.model ?? null,
+        f.blocksReused ?? null,
+        f.blocksComputed ?? null,
+        f.ttftMs ?? null,
+        f.totalMs ?? null,
+        f.outputTokens ?? null,
+      ) as MessageRow;
+    const cite = db.prepare(
+      `INSERT INTO message_citations(message_id, ordinal, passage_id, document_path, title, page, quote)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    for (const c of input.citations ?? []) {
+      cite.run(row.id, c.ordinal, c.passageId, c.documentPath, c.title ?? null, c.page ?? null, c.quote);
+    }
+    db.prepare('UPDATE chats SET updated_at = MAX(updated_at, ?) WHERE id = ?').run(now, chatId);
+    return toMessage(row, citationsOf(db, [row.id]).get(row.id) ?? []);
+  }).immediate();
+}
+
+/** A chat's messages, oldest first, with their citations. */
+export function listMessages(db: Db, chatId: number): Message[] {
+  const rows = db.prepare('SELECT * FROM messages WHERE chat_id = ? ORDER BY id').all(chatId) as MessageRow[];
+  const cites = citationsOf(db, rows.map((r) => r.id));
+  return rows.map((r) => toMessage(r, cites.get(r.id) ?? []));
+}
+
+function citationsOf(db: Db, messageIds: number[]): Map<number, Citation[]> {
+  const out = new Map<number, Citation[]>();
+  if (messageIds.length === 0) return out;
+  const rows = db
+    .prepare(
+      `SELECT * FROM message_citations WHERE message_id IN (SELECT value FROM json_each(?)) ORDER BY message_id, ordinal`,
+    )
+    .all(JSON.stringify(messageIds)) as CitationRow[];
+  for (const r of rows) {
+    const list = out.get(r.message_id) ?? [];
+    list.push({ ordinal: r.ordinal, passageId: r.passage_id, documentPath: r.document_path, title: r.title, page: r.page, quote: r.quote });
+    out.set(r.message_id, list);
+  }
+  return out;
+}
+
+function toMessage(r: MessageRow, citations: Citation[]): Message {
+  return {
+    id: r.id,
+    chatId: r.chat_id,
+    role: r.role,
+    content: r.content,
+    createdAt: r.created_at,
+    citations,
+    figures: {
+      provider: r.provider,
+      model: r.model,
+      blocksReused: r.blocks_reused,
+      blocksComputed: r.blocks_computed,
+      ttftMs: r.ttft_ms,
+      totalMs: r.total_ms,
+      outputTokens: r.output_tokens,
+    },
+  };
+}

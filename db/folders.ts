@@ -1,0 +1,41 @@
+// Folders: the roots the user added. Removing one removes its documents and their passages.
+import type { Db } from './open.ts';
+
+export interface Folder {
+  id: number;
+  path: string;
+  addedAt: number;
+}
+
+interface FolderRow {
+  id: number;
+  path: string;
+  added_at: number;
+}
+
+const toFolder = (r: FolderRow): Folder => ({ id: r.id, path: r.path, addedAt: r.added_at });
+
+/** Adds a root (idempotent: adding the same path again returns the existing folder). */
+export function addFolder(db: Db, path: string, now: number = Date.now()): Folder {
+  db.prepare('INSERT INTO folders(path, added_at) VALUES (?, ?) ON CONFLICT(path) DO NOTHING').run(path, now);
+  return getFolderByPath(db, path)!;
+}
+
+export function getFolder(db: Db, id: number): Folder | undefined {
+  const r = db.prepare('SELECT * FROM folders WHERE id = ?').get(id) as FolderRow | undefined;
+  return r && toFolder(r);
+}
+
+export function getFolderByPath(db: Db, path: string): Folder | undefined {
+  const r = db.prepare('SELECT * FROM folders WHERE path = ?').get(path) as FolderRow | undefined;
+  return r && toFolder(r);
+}
+
+export function listFolders(db: Db): Folder[] {
+  return (db.prepare('SELECT * FROM folders ORDER BY path').all() as FolderRow[]).map(toFolder);
+}
+
+/** Removes a root with its documents and passages (cascade); returns whether it existed. */
+export function removeFolder(db: Db, id: number): boolean {
+  return db.prepare('DELETE FROM folders WHERE id = ?').run(id).changes > 0;
+}

@@ -1,0 +1,310 @@
+// Stored KV blocks: get/put by (model fingerprint, token hash, variant), every read verified by
+// checksum, a byte budget kept by least-recently-used eviction, and hit/miss counts.
+//
+// A corrupt entry is never returned: it is deleted and reported, and the caller recomputes.
+// Each put is one transaction (meta row + blob row), so another connection sees the whole entry
+// or nothing, and a crash mid-put leaves nothing behind.
+import type { KvCache } from '../native-models/kv.ts';
+import { checksumOf, verifyChecksum } from './checksum.ts';
+import { decodeKv, encodeKv, KvCodecError, type KvCodec } from './kv-codec.ts';
+import type { Db } from './open.ts';
+
+/** 2 GiB: about 680 blocks of 256 tokens of a Qwen2.5-0.5B-sized model in float16 (170K tokens). */
+export const DEFAULT_KV_BUDGET_BYTES = 2 * 1024 ** 3;
+
+export interface KvKey {
+  /** Hash of the model's ONNX file(s) and config: a different model never reads these states. */
+  modelFingerprint: string;
+  /** tokenHash() of the block's token ids. */
+  tokenHash: string;
+  /** What the block was computed after ('' or absent: nothing, the block alone). */
+  variant?: string;
+}
+
+export interface KvEntry {
+  id: number;
+  modelFingerprint: string;
+  tokenHash: string;
+  variant: string;
+  codec: KvCodec;
+  dtype: KvCache['dtype'];
+  layers: number;
+  kvHeads: number;
+  headDim: number;
+  tokens: number;
+  /** Stored blob size (header + payload); what the budget counts. */
+  bytes: number;
+  checksum: string;
+  createdAt: number;
+  lastUsedAt: number;
+  hits: number;
+}
+
+export type KvGetResult =
+  | { status: 'hit'; kv: KvCache; entry: KvEntry }
+  | { status: 'miss' }
+  /** The entry failed verification and has been deleted; recompute it. */
+  | { status: 'corrupt'; reason: string; entry: KvEntry };
+
+export type KvPutResult =
+  | { stored: true; entry: KvEntry; evicted: number }
+  | { stored: false; reason: string; evicted: 0 };
+
+export interface KvStoreStats {
+  entries: number;
+  bytes: number;
+  budgetBytes: number;
+  /** Since this KvStore was made: */
+  hits: number;
+  /** Gets that returned no cache, corrupt ones included. */
+  misses: number;
+  corrupt: number;
+  evictions: number;
+  /** hits / (hits + misses); 0 before the first get. */
+  hitRate: number;
+}
+
+export interface KvStoreOptions {
+  budgetBytes?: number;
+  codec?: KvCodec;
+  /** Clock (ms), for tests. */
+  now?: () => number;
+}
+
+interface EntryRow {
+  id: number;
+  model_fingerprint: string;
+  token_hash: string;
+  variant: string;
+  codec: KvCodec;
+  dtype: KvCache['dtype'];
+  layers: number;
+  kv_heads: number;
+  head_dim: number;
+  tokens: number;
+  bytes: number;
+  checksum: string;
+  created_at: number;
+  last_used_at: number;
+  hits: number;
+}
+
+const toEntry = (r: EntryRow): KvEntry => ({
+  id: r.id,
+  modelFingerprint: r.model_fingerprint,
+  tokenHash: r.token_hash,
+  variant: r.variant,
+  codec: r.codec,
+  dtype: r.dtype,
+  layers: r.layers,
+  kvHeads: r.kv_heads,
+  headDim: r.head_dim,
+  tokens: r.tokens,
+  bytes: r.bytes,
+  checksum: r.checksum,
+  createdAt: r.created_at,
+  lastUsedAt: r.last_used_at,
+  hits: r.hits,
+});
+
+const KEY = 'model_fingerprint = ? AND token_hash = ? AND variant = ?';
+const keyArgs = (k: KvKey) => [k.modelFingerprint, k.tokenHash, k.variant ?? ''] as const;
+
+export class KvStore {
+  private budget: number;
+  private readonly codec: KvCodec;
+  private readonly now: () => number;
+  private lastStamp: number;
+  private counts = { hits: 0, misses: 0, corrupt: 0, evictions: 0 };
+
+  constructor(
+    private readonly db: Db,
+    options: KvStoreOptions = {},
+  ) {
+    this.budget = checkBudget(options.budgetBytes ?? DEFAULT_KV_BUDGET_BYTES);
+    this.codec = options.codec ?? 'float16';
+    this.now = options.now ?? Date.now;
+    this.lastStamp = (db.prepare('SELECT MAX(last_used_at) FROM kv_blocks').pluck().get() as number | null) ?? 0;
+  }
+
+  /**
+   * A use time for LRU order, strictly increasing within this store: two uses in the same
+   * millisecond must still be ordered, or eviction would pick between them arbitrarily.
+   */
+  private stamp(): number {
+    this.lastStamp = Math.max(this.now(), this.lastStamp + 1);
+    return this.lastStamp;
+  }
+
+  get budgetBytes(): number {
+    return this.budget;
+  }
+
+  /** The entry's metadata, without reading, verifying or touching it. */
+  info(key: KvKey): KvEntry | undefined {
+    const r = this.db.prepare(`SELECT * FROM kv_blocks WHERE ${KEY}`).get(...keyArgs(key)) as EntryRow | undefined;
+    return r && toEntry(r);
+  }
+
+  /** The cache stored under `key`, verified; a hit marks it used. */
+  get(key: KvKey): KvGetResult {
+    return this.getMany([key])[0];
+  }
+
+  /**
+   * The caches stored under `keys`, each verified, in order. Marking the hits used and dropping
+   * corrupt entries happens in one write transaction for all of them: one commit per question,
+   * not one per block (16 separate commits cost more than reading the 48 MiB).
+   */
+  getMany(keys: readonly KvKey[]): KvGetResult[] {
+    const select = this.db.prepare(
+      `SELECT b.*, x.data FROM kv_blocks b LEFT JOIN kv_blobs x ON x.block_id = b.id WHERE ${KEY}`,
+    );
+    const results = keys.map((key): KvGetResult => {
+      const row = select.get(...keyArgs(key)) as (EntryRow & { data: Buffer | null }) | undefined;
+      if (!row) return { status: 'miss' };
+      const { data, ...meta } = row;
+      const entry = toEntry(meta);
+      const verified = this.verify(entry, data);
+      if (typeof verified === 'string') return { status: 'corrupt', reason: verified, entry };
+      return { status: 'hit', kv: verified, entry };
+    });
+    for (const r of results) {
+      if (r.status === 'hit') this.counts.hits++;
+      else this.counts.misses++;
+      if (r.status === 'corrupt') this.counts.corrupt++;
+    }
+    // Readers cannot write (the writer drops corrupt entries on its own reads); misses write nothing.
+    if (this.db.readonly || results.every((r) => r.status === 'miss')) return results;
+    const touch = this.db.prepare('UPDATE kv_blocks SET last_used_at = ?, hits = hits + 1 WHERE id = ?');
+    this.db.transaction(() => {
+      for (const r of results) {
+        if (r.status === 'corrupt') this.drop(r.entry.id);
+        if (r.status !== 'hit') continue;
+        r.entry.lastUsedAt = this.stamp();
+        r.entry.hits++;
+        touch.run(r.entry.lastUsedAt, r.entry.id);
+      }
+    }).immediate();
+    return results;
+  }
+
+  /** The decoded cache, or why it cannot be trusted. */
+  private verify(e: KvEntry, data: Buffer | null): KvCache | string {
+    if (!data) return 'blob missing';
+    if (data.byteLength !== e.bytes) return `blob is ${data.byteLength} bytes, entry says ${e.bytes}`;
+    if (!verifyChecksum(data, e.checksum)) return `checksum mismatch (expected ${e.checksum}, got ${checksumOf(data)})`;
+    try {
+      const kv = decodeKv(data);
+      const same =
+        kv.layers === e.layers && kv.kvHeads === e.kvHeads && kv.headDim === e.headDim && kv.tokens === e.tokens && kv.dtype === e.dtype;
+      return same ? kv : 'blob header disagrees with the entry';
+    } catch (err) {
+      if (err instanceof KvCodecError) return err.message;
+      throw err;
+    }
+  }
+
+  private drop(id: number): void {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM kv_blobs WHERE block_id = ?').run(id);
+      this.db.prepare('DELETE FROM kv_blocks WHERE id = ?').run(id);
+    }).immediate();
+  }
+
+  /**
+   * Stores a cache under `key` (replacing what was there unless it is the same bytes), then
+   * evicts least-recently-used entries until the budget holds. Refuses, without throwing, a
+   * cache larger than the whole budget or one the codec cannot represent (float16 overflow).
+   */
+  put(key: KvKey, kv: KvCache, options: { codec?: KvCodec } = {}): KvPutResult {
+    let blob: Buffer;
+    try {
+      blob = encodeKv(kv, options.codec ?? this.codec);
+    } catch (err) {
+      if (err instanceof RangeError) return { stored: false, reason: err.message, evicted: 0 };
+      throw err;
+    }
+    if (blob.byteLength > this.budget) {
+      return { stored: false, reason: `${blob.byteLength} bytes exceed the budget of ${this.budget}`, evicted: 0 };
+    }
+    const checksum = checksumOf(blob);
+    const codec = options.codec ?? this.codec;
+    return this.db.transaction((): KvPutResult => {
+      const at = this.stamp();
+      const old = this.db.prepare(`SELECT id, checksum FROM kv_blocks WHERE ${KEY}`).get(...keyArgs(key)) as
+        | { id: number; checksum: string }
+        | undefined;
+      if (old && old.checksum === checksum) {
+        this.db.prepare('UPDATE kv_blocks SET last_used_at = ? WHERE id = ?').run(at, old.id);
+        return { stored: true, entry: this.info(key)!, evicted: 0 };
+      }
+      if (old) this.drop(old.id);
+      const row = this.db
+        .prepare(
+          `INSERT INTO kv_blocks(model_fingerprint, token_hash, variant, codec, dtype, layers, kv_heads, head_dim,
+             tokens, bytes, checksum, created_at, last_used_at, hits)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) RETURNING *`,
+        )
+        .get(...keyArgs(key), codec, kv.dtype, kv.layers, kv.kvHeads, kv.headDim, kv.tokens, blob.byteLength, checksum, at, at) as EntryRow;
+      this.db.prepare('INSERT INTO kv_blobs(block_id, data) VALUES (?, ?)').run(row.id, blob);
+      return { stored: true, entry: toEntry(row), evicted: this.evictToBudget() };
+    }).immediate();
+  }
+
+  /** Deletes least-recently-used entries until the stored bytes fit the budget; returns how many. */
+  private evictToBudget(): number {
+    const total = (this.db.prepare('SELECT COALESCE(SUM(bytes), 0) FROM kv_blocks').pluck().get() as number) ?? 0;
+    const excess = total - this.budget;
+    if (excess <= 0) return 0;
+    // The shortest run of oldest entries whose bytes cover the excess.
+    const victims = this.db
+      .prepare(
+        `SELECT id FROM (
+           SELECT id, bytes, SUM(bytes) OVER (ORDER BY last_used_at, id) AS running FROM kv_blocks
+         ) WHERE running - bytes < ?`,
+      )
+      .pluck()
+      .all(excess) as number[];
+    for (const id of victims) this.drop(id);
+    this.counts.evictions += victims.length;
+    return victims.length;
+  }
+
+  /** Changes the budget, evicting at once if it shrank and giving freed pages back to the disk. */
+  setBudget(bytes: number): number {
+    this.budget = checkBudget(bytes);
+    const evicted = this.db.transaction(() => this.evictToBudget()).immediate();
+    if (evicted > 0) this.db.pragma('incremental_vacuum');
+    return evicted;
+  }
+
+  delete(key: KvKey): boolean {
+    const e = this.info(key);
+    if (e) this.drop(e.id);
+    return e !== undefined;
+  }
+
+  /** Deletes every entry of a model (e.g. one the user removed); returns how many. */
+  deleteModel(modelFingerprint: string): number {
+    return this.db.transaction(() => {
+      const ids = this.db.prepare('SELECT id FROM kv_blocks WHERE model_fingerprint = ?').pluck().all(modelFingerprint) as number[];
+      for (const id of ids) this.drop(id);
+      return ids.length;
+    }).immediate();
+  }
+
+  stats(): KvStoreStats {
+    const { entries, bytes } = this.db.prepare('SELECT COUNT(*) AS entries, COALESCE(SUM(bytes), 0) AS bytes FROM kv_blocks').get() as {
+      entries: number;
+      bytes: number;
+    };
+    const { hits, misses } = this.counts;
+    return { entries, bytes, budgetBytes: this.budget, ...this.counts, hitRate: hits + misses > 0 ? hits / (hits + misses) : 0 };
+  }
+}
+
+function checkBudget(bytes: number): number {
+  if (!Number.isFinite(bytes) || bytes < 0) throw new RangeError(`KV budget must be a non-negative number of bytes, got ${bytes}`);
+  return Math.floor(bytes);
+}

@@ -1,0 +1,192 @@
+// The schema, as an ordered list of migrations. A database records how many have run in
+// PRAGMA user_version; opening it runs the rest, each in its own transaction. Never edit a
+// migration that has shipped: add a new one.
+import type Database from 'better-sqlite3';
+
+export interface Migration {
+  /** The user_version the database has after this migration. */
+  version: number;
+  name: string;
+  up: (db: Database.Database) => void;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'folders, documents, passages and their full-text index',
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE folders (
+          id INTEGER PRIMARY KEY,
+          path TEXT NOT NULL UNIQUE,
+          added_at INTEGER NOT NULL
+        );
+        -- AUTOINCREMENT on documents and passages: ids are handed to the UI and to citations, and
+        -- a deleted id must never come back naming something else.
+        CREATE TABLE documents (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+          path TEXT NOT NULL UNIQUE,
+          size INTEGER NOT NULL,
+          mtime_ms INTEGER NOT NULL,
+          content_hash TEXT,
+          title TEXT,
+          parser TEXT,
+          status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'indexed', 'failed', 'skipped')),
+          error TEXT,
+          indexed_at INTEGER
+        );
+        CREATE INDEX documents_folder ON documents(folder_id);
+        CREATE TABLE passages (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+          ordinal INTEGER NOT NULL,
+          -- document title plus the section's heading path, as the block text starts with it
+          title TEXT,
+          text TEXT NOT NULL,
+          char_start INTEGER NOT NULL,
+          char_end INTEGER NOT NULL,
+          page INTEGER,
+          token_count INTEGER,
+          UNIQUE (document_id, ordinal)
+        );
+        -- External-content index: the text lives once, in passages. porter stems English
+        -- ("running" finds "runs"); remove_diacritics 2 lets "cafe" find "café".
+        CREATE VIRTUAL TABLE passages_fts USING fts5(
+          text, content = 'passages', content_rowid = 'id',
+          tokenize = 'porter unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER passages_fts_insert AFTER INSERT ON passages BEGIN
+          INSERT INTO passages_fts(rowid, text) VALUES (new.id, new.text);
+        END;
+        CREATE TRIGGER passages_fts_delete AFTER DELETE ON passages BEGIN
+          INSERT INTO passages_fts(passages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END;
+        CREATE TRIGGER passages_fts_update AFTER UPDATE OF text ON passages BEGIN
+          INSERT INTO passages_fts(passages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+          INSERT INTO passages_fts(rowid, text) VALUES (new.id, new.text);
+        END;
+      `),
+  },
+  {
+    version: 2,
+    name: 'trigram index for text without spaces between words (Chinese, Japanese, Thai...)',
+    // unicode61 makes a whole run of CJK characters one token, so a word inside it is never found.
+    // Trigrams find any substring of 3+ characters; shorter queries fall back to LIKE (passages.ts).
+    up: (db) =>
+      db.exec(`
+        CREATE VIRTUAL TABLE passages_trigram USING fts5(
+          text, content = 'passages', content_rowid = 'id',
+          tokenize = 'trigram remove_diacritics 1'
+        );
+        INSERT INTO passages_trigram(passages_trigram) VALUES ('rebuild');
+        CREATE TRIGGER passages_trigram_insert AFTER INSERT ON passages BEGIN
+          INSERT INTO passages_trigram(rowid, text) VALUES (new.id, new.text);
+        END;
+        CREATE TRIGGER passages_trigram_delete AFTER DELETE ON passages BEGIN
+          INSERT INTO passages_trigram(passages_trigram, rowid, text) VALUES ('delete', old.id, old.text);
+        END;
+        CREATE TRIGGER passages_trigram_update AFTER UPDATE OF text ON passages BEGIN
+          INSERT INTO passages_trigram(passages_trigram, rowid, text) VALUES ('delete', old.id, old.text);
+          INSERT INTO passages_trigram(rowid, text) VALUES (new.id, new.text);
+        END;
+      `),
+  },
+  {
+    version: 3,
+    name: 'KV blocks, content-addressed by model fingerprint, token hash and variant',
+    // Metadata and bytes in separate tables: touching last_used/hits then rewrites a small row,
+    // not a 3 MiB one, and stats/eviction scans never read blob pages.
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE kv_blocks (
+          id INTEGER PRIMARY KEY,
+          model_fingerprint TEXT NOT NULL,
+          token_hash TEXT NOT NULL,
+          -- '' for a block computed alone; otherwise names what it was computed after (e.g. the
+          -- hash of a shared instruction prefix). NOT NULL because UNIQUE treats NULLs as distinct.
+          variant TEXT NOT NULL DEFAULT '',
+          codec TEXT NOT NULL,
+          dtype TEXT NOT NULL,
+          layers INTEGER NOT NULL,
+          kv_heads INTEGER NOT NULL,
+          head_dim INTEGER NOT NULL,
+          tokens INTEGER NOT NULL,
+          bytes INTEGER NOT NULL,
+          checksum TEXT NOT NULL,
+          created_at INTEGER NOT NULL,
+          last_used_at INTEGER NOT NULL,
+          hits INTEGER NOT NULL DEFAULT 0,
+          UNIQUE (model_fingerprint, token_hash, variant)
+        );
+        CREATE INDEX kv_blocks_lru ON kv_blocks(last_used_at);
+        CREATE TABLE kv_blobs (
+          block_id INTEGER PRIMARY KEY REFERENCES kv_blocks(id) ON DELETE CASCADE,
+          data BLOB NOT NULL
+        );
+      `),
+  },
+  {
+    version: 4,
+    name: 'chats, messages and citations',
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE chats (
+          id INTEGER PRIMARY KEY,
+          title TEXT NOT NULL DEFAULT '',
+          created_at INTEGER NOT NULL,
+          updated_at INTEGER NOT NULL
+        );
+        CREATE TABLE messages (
+          id INTEGER PRIMARY KEY,
+          chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+          role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+          content TEXT NOT NULL,
+          created_at INTEGER NOT NULL,
+          -- per-answer figures (assistant messages; NULL otherwise)
+          provider TEXT,
+          model TEXT,
+          blocks_reused INTEGER,
+          blocks_computed INTEGER,
+          ttft_ms REAL,
+          total_ms REAL,
+          output_tokens INTEGER
+        );
+        CREATE INDEX messages_chat ON messages(chat_id, id);
+        -- A citation keeps a copy of where it pointed: re-indexing a file replaces its passages
+        -- (passage_id becomes NULL), and the chat history must still say what was cited.
+        CREATE TABLE message_citations (
+          message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+          ordinal INTEGER NOT NULL,
+          passage_id INTEGER REFERENCES passages(id) ON DELETE SET NULL,
+          document_path TEXT NOT NULL,
+          title TEXT,
+          page INTEGER,
+          quote TEXT NOT NULL,
+          PRIMARY KEY (message_id, ordinal)
+        );
+        CREATE INDEX message_citations_passage ON message_citations(passage_id);
+      `),
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
+
+/**
+ * Runs the migrations after the database's user_version, up to `target` (tests stop early to
+ * build old databases). Each migration and its version bump commit together or not at all.
+ */
+export function migrate(db: Database.Database, target: number = SCHEMA_VERSION): number {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw new Error(`database schema version ${current} is newer than this Quire (${SCHEMA_VERSION}); update Quire`);
+  }
+  for (const m of MIGRATIONS) {
+    if (m.version <= current || m.version > target) continue;
+    db.transaction(() => {
+      m.up(db);
+      db.pragma(`user_version = ${m.version}`);
+    }).immediate();
+  }
+  return db.pragma('user_version', { simple: true }) as number;
+}

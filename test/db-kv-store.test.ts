@@ -1,0 +1,225 @@
+import { createHash } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { KvCache } from '../native-models/kv.ts';
+import { KvStore, type KvKey } from '../db/kv-store.ts';
+import { encodeKv, KV_HEADER_BYTES } from '../db/kv-codec.ts';
+import { tokenHash } from '../db/hash.ts';
+import { openDatabase } from '../db/open.ts';
+import { randomKv } from './fixtures/db-random-kv.ts';
+import { tempDb, type TempDb } from './fixtures/db-temp.ts';
+
+const shape = { dtype: 'float16' as const, layers: 2, kvHeads: 2, headDim: 8, tokens: 16 };
+const BLOB = encodeKv(randomKv(shape, 0)).byteLength; // every test cache has this size
+const key = (i: number, model = 'model-a', variant?: string): KvKey => ({
+  modelFingerprint: model,
+  tokenHash: tokenHash([i, i + 1, i + 2]),
+  variant,
+});
+const same = (a: KvCache, b: KvCache) =>
+  [...a.keys, ...a.values].every((t, i) => {
+    const u = i < a.layers ? b.keys[i] : b.values[i - a.layers];
+    return t.length === u.length && t.every((x, j) => Object.is(x, u[j]));
+  });
+
+let t: TempDb;
+beforeEach(() => {
+  t = tempDb();
+});
+afterEach(() => t.cleanup());
+
+describe('tokenHash', () => {
+  it('is SHA-256 of the ids as int32 little-endian bytes', () => {
+    expect(tokenHash([1, -1])).toBe(createHash('sha256').update(Buffer.from([1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff])).digest('hex'));
+    expect(tokenHash(new Int32Array([5, 6, 7]))).toBe(tokenHash([5, 6, 7]));
+    expect(tokenHash([5, 6, 7])).not.toBe(tokenHash([5, 6, 8]));
+    expect(() => tokenHash([1.5])).toThrow(RangeError);
+  });
+});
+
+describe('KvStore get/put', () => {
+  it('returns what was put, bit-exact, and misses on unknown keys, other models and other variants', () => {
+    const store = new KvStore(t.db);
+    const kv = randomKv(shape, 1);
+    const put = store.put(key(1), kv);
+    expect(put.stored).toBe(true);
+    const got = store.get(key(1));
+    expect(got.status).toBe('hit');
+    if (got.status !== 'hit') return;
+    expect(same(got.kv, kv)).toBe(true);
+    expect(Array.from(got.kv.values[1])).toEqual(Array.from(kv.values[1]));
+    expect(got.entry).toMatchObject({ codec: 'float16', tokens: 16, layers: 2, kvHeads: 2, headDim: 8, bytes: BLOB, hits: 1 });
+    expect(store.get(key(2)).status).toBe('miss');
+    expect(store.get(key(1, 'model-b')).status).toBe('miss'); // a different model never reuses it
+    expect(store.get(key(1, 'model-a', 'after:instr-hash')).status).toBe('miss');
+  });
+
+  it('keeps one entry for the same tokens (content-addressed), separate per variant', () => {
+    const store = new KvStore(t.db);
+    const kv = randomKv(shape, 2);
+    // The same passage text in two files tokenizes to the same ids, hence the same key.
+    store.put({ modelFingerprint: 'm', tokenHash: tokenHash([5, 6, 7]) }, kv);
+    store.put({ modelFingerprint: 'm', tokenHash: tokenHash([5, 6, 7]) }, kv);
+    expect(store.stats().entries).toBe(1);
+    store.put({ modelFingerprint: 'm', tokenHash: tokenHash([5, 6, 7]), variant: 'prefix-1' }, randomKv(shape, 3));
+    expect(store.stats().entries).toBe(2);
+    expect(tokenHash([5, 6, 7])).not.toBe(tokenHash([5, 6, 8]));
+  });
+
+  it('replaces an entry when the same key is put with different bytes (e.g. another codec)', () => {
+    const store = new KvStore(t.db);
+    store.put(key(1), randomKv({ ...shape, dtype: 'float32' }, 4));
+    const r = store.put(key(1), randomKv({ ...shape, dtype: 'float32' }, 4), { codec: 'int8-token' });
+    expect(r.stored && r.entry.codec).toBe('int8-token');
+    expect(store.stats().entries).toBe(1);
+    const got = store.get(key(1));
+    expect(got.status === 'hit' && got.kv.dtype).toBe('float32');
+  });
+
+  it('refuses, without throwing, a cache larger than the budget or one float16 cannot hold', () => {
+    const store = new KvStore(t.db, { budgetBytes: BLOB - 1 });
+    expect(store.put(key(1), randomKv(shape, 5))).toMatchObject({ stored: false });
+    const big = randomKv({ ...shape, dtype: 'float32' }, 6);
+    (big.keys[0] as Float32Array)[0] = 1e6;
+    const store2 = new KvStore(t.db);
+    expect(store2.put(key(2), big)).toMatchObject({ stored: false, reason: expect.stringContaining('overflows float16') });
+    expect(store2.stats().entries).toBe(0);
+  });
+});
+
+describe('KvStore corruption', () => {
+  /** Flips one bit of the stored blob at `offset`, behind the store's back. */
+  const flip = (offset: number) =>
+    t.db.prepare('UPDATE kv_blobs SET data = ? WHERE block_id = (SELECT MIN(block_id) FROM kv_blobs)').run(
+      (() => {
+        const b = Buffer.from(t.db.prepare('SELECT data FROM kv_blobs').pluck().get() as Buffer);
+        b[offset] ^= 0x10;
+        return b;
+      })(),
+    );
+
+  it.each([
+    ['a payload byte', BLOB - 7],
+    ['a header byte', 20],
+    ['the first payload byte', KV_HEADER_BYTES],
+  ])('detects a flipped bit in %s, drops the entry and reports it', (_, offset) => {
+    const store = new KvStore(t.db);
+    store.put(key(1), randomKv(shape, 7));
+    flip(offset);
+    const got = store.get(key(1));
+    expect(got).toMatchObject({ status: 'corrupt', reason: expect.stringMatching(/checksum mismatch/) });
+    expect(store.stats()).toMatchObject({ entries: 0, corrupt: 1, misses: 1, hits: 0 });
+    expect(t.db.prepare('SELECT COUNT(*) FROM kv_blobs').pluck().get()).toBe(0);
+    expect(store.get(key(1)).status).toBe('miss'); // the caller recomputes and puts again
+  });
+
+  it('detects a truncated blob and a metadata row without its blob', () => {
+    const store = new KvStore(t.db);
+    store.put(key(1), randomKv(shape, 8));
+    store.put(key(2), randomKv(shape, 9));
+    t.db.prepare('UPDATE kv_blobs SET data = substr(data, 1, 100) WHERE block_id = (SELECT id FROM kv_blocks WHERE token_hash = ?)').run(key(1).tokenHash);
+    t.db.prepare('DELETE FROM kv_blobs WHERE block_id = (SELECT id FROM kv_blocks WHERE token_hash = ?)').run(key(2).tokenHash);
+    expect(store.get(key(1))).toMatchObject({ status: 'corrupt', reason: expect.stringMatching(/bytes/) });
+    expect(store.get(key(2))).toMatchObject({ status: 'corrupt', reason: 'blob missing' });
+    expect(store.stats().entries).toBe(0);
+  });
+
+  it('detects a checksum that was altered in the row', () => {
+    const store = new KvStore(t.db);
+    store.put(key(1), randomKv(shape, 10));
+    t.db.prepare(`UPDATE kv_blocks SET checksum = 'crc32:00000000'`).run();
+    expect(store.get(key(1)).status).toBe('corrupt');
+  });
+});
+
+describe('KvStore budget, eviction and stats', () => {
+  it('evicts least recently used entries to stay within the budget', () => {
+    let clock = 1000;
+    const store = new KvStore(t.db, { budgetBytes: 3 * BLOB, now: () => clock });
+    for (let i = 1; i <= 3; i++) {
+      clock += 10;
+      expect(store.put(key(i), randomKv(shape, i))).toMatchObject({ stored: true, evicted: 0 });
+    }
+    clock += 10;
+    expect(store.get(key(1)).status).toBe('hit'); // 1 is now the most recent; 2 is the oldest
+    clock += 10;
+    expect(store.put(key(4), randomKv(shape, 4))).toMatchObject({ stored: true, evicted: 1 });
+    expect(store.info(key(2))).toBeUndefined();
+    expect([1, 3, 4].map((i) => store.info(key(i)) !== undefined)).toEqual([true, true, true]);
+    expect(store.stats().bytes).toBeLessThanOrEqual(3 * BLOB);
+
+    // A smaller budget evicts at once, oldest first (3, then 1), and keeps 4.
+    expect(store.setBudget(1.5 * BLOB)).toBe(2);
+    expect(store.stats()).toMatchObject({ entries: 1, bytes: BLOB, evictions: 3 });
+    expect(store.info(key(4))).toBeDefined();
+  });
+
+  it('orders uses within the same millisecond (a frozen clock) by when they happened', () => {
+    const store = new KvStore(t.db, { budgetBytes: 2 * BLOB, now: () => 5 });
+    store.put(key(1), randomKv(shape, 1));
+    store.put(key(2), randomKv(shape, 2));
+    store.get(key(1));
+    store.put(key(3), randomKv(shape, 3));
+    expect(store.info(key(2))).toBeUndefined();
+    expect(store.info(key(1))).toBeDefined();
+  });
+
+  it('never exceeds the budget over many puts and gets', () => {
+    const store = new KvStore(t.db, { budgetBytes: 5 * BLOB + 100 });
+    for (let i = 0; i < 40; i++) {
+      store.put(key(i % 13), randomKv(shape, i % 13));
+      if (i % 3 === 0) store.get(key((i * 7) % 13));
+      expect(store.stats().bytes).toBeLessThanOrEqual(5 * BLOB + 100);
+    }
+    expect(store.stats().entries).toBe(5);
+  });
+
+  it('counts hits and misses', () => {
+    const store = new KvStore(t.db);
+    expect(store.stats().hitRate).toBe(0);
+    store.put(key(1), randomKv(shape, 1));
+    store.get(key(1));
+    store.get(key(1));
+    store.get(key(1));
+    store.get(key(2));
+    expect(store.stats()).toMatchObject({ entries: 1, bytes: BLOB, hits: 3, misses: 1, corrupt: 0, hitRate: 0.75 });
+    expect(store.info(key(1))?.hits).toBe(3);
+  });
+});
+
+describe('KvStore.getMany', () => {
+  it('answers in order with hits, misses and corrupt entries, touching hits in one transaction', () => {
+    let clock = 100;
+    const store = new KvStore(t.db, { now: () => clock });
+    store.put(key(1), randomKv(shape, 1));
+    store.put(key(2), randomKv(shape, 2));
+    t.db.prepare(`UPDATE kv_blocks SET checksum = 'crc32:00000000' WHERE token_hash = ?`).run(key(2).tokenHash);
+    clock = 200;
+    const results = store.getMany([key(1), key(3), key(2), key(1)]);
+    expect(results.map((r) => r.status)).toEqual(['hit', 'miss', 'corrupt', 'hit']);
+    expect(store.info(key(1))).toMatchObject({ hits: 2, lastUsedAt: 201 });
+    expect(store.info(key(2))).toBeUndefined();
+    expect(store.stats()).toMatchObject({ hits: 2, misses: 2, corrupt: 1, entries: 1 });
+  });
+});
+
+describe('KvStore with two connections', () => {
+  it('a reader never sees an entry before its transaction commits, and sees all of it after', () => {
+    const reader = openDatabase(t.file, { readonly: true });
+    try {
+      const writerStore = new KvStore(t.db);
+      const readerStore = new KvStore(reader);
+      const kv = randomKv(shape, 11);
+      t.db.transaction(() => {
+        writerStore.put(key(1), kv);
+        writerStore.put(key(2), kv);
+        expect(readerStore.get(key(1)).status).toBe('miss');
+        expect(reader.prepare('SELECT COUNT(*) FROM kv_blocks').pluck().get()).toBe(0);
+      }).immediate();
+      const got = readerStore.get(key(1));
+      expect(got.status).toBe('hit');
+      expect(got.status === 'hit' && same(got.kv, kv)).toBe(true);
+    } finally {
+      reader.close();
+    }
+  });
+});

@@ -1,0 +1,142 @@
+// Folders, documents, passages and chats: the plain records of the knowledge store.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { addFolder, getFolder, getFolderByPath, listFolders, removeFolder } from '../db/folders.ts';
+import { deleteDocument, getDocument, getDocumentByPath, listDocuments, setDocumentStatus, upsertDocument } from '../db/documents.ts';
+import { getPassage, listPassages, replacePassages, setPassageTokenCount, type PassageInput } from '../db/passages.ts';
+import type { Passage as CutPassage } from '../electron/indexing/passages.ts';
+import { addMessage, createChat, deleteChat, getChat, listChats, listMessages, renameChat } from '../db/chats.ts';
+import { searchPassages } from '../db/search.ts';
+import { tempDb, type TempDb } from './fixtures/db-temp.ts';
+
+let t: TempDb;
+beforeEach(() => {
+  t = tempDb();
+});
+afterEach(() => t.cleanup());
+
+const count = (table: string) => t.db.prepare(`SELECT COUNT(*) FROM ${table}`).pluck().get() as number;
+
+function docWithPassages(folderId: number, path: string, texts: string[]) {
+  const doc = upsertDocument(t.db, { folderId, path, size: 1, mtimeMs: 1 });
+  const ids = replacePassages(t.db, doc.id, texts.map((text, i) => ({ text, charStart: i * 10, charEnd: i * 10 + 9 })));
+  return { doc, ids };
+}
+
+describe('folders and documents', () => {
+  it('adds folders idempotently and lists them', () => {
+    const a = addFolder(t.db, '/a', 100);
+    expect(addFolder(t.db, '/a', 200)).toEqual(a);
+    addFolder(t.db, '/b');
+    expect(listFolders(t.db).map((f) => f.path)).toEqual(['/a', '/b']);
+    expect(getFolder(t.db, a.id)).toEqual({ id: a.id, path: '/a', addedAt: 100 });
+    expect(getFolderByPath(t.db, '/nope')).toBeUndefined();
+  });
+
+  it('upserts documents by path, keeping the id, and records status', () => {
+    const f = addFolder(t.db, '/a');
+    const d1 = upsertDocument(t.db, { folderId: f.id, path: '/a/x.pdf', size: 10, mtimeMs: 1.6, parser: 'pdf' });
+    expect(d1).toMatchObject({ status: 'pending', mtimeMs: 2, title: null, contentHash: null, indexedAt: null });
+    const d2 = upsertDocument(t.db, { folderId: f.id, path: '/a/x.pdf', size: 20, mtimeMs: 3, contentHash: 'h', title: 'X' });
+    expect(d2).toMatchObject({ id: d1.id, size: 20, contentHash: 'h', title: 'X', parser: null });
+    setDocumentStatus(t.db, d1.id, 'failed', 'encrypted PDF', 50);
+    expect(getDocument(t.db, d1.id)).toMatchObject({ status: 'failed', error: 'encrypted PDF', indexedAt: null });
+    setDocumentStatus(t.db, d1.id, 'indexed', null, 60);
+    expect(getDocumentByPath(t.db, '/a/x.pdf')).toMatchObject({ status: 'indexed', error: null, indexedAt: 60 });
+    expect(listDocuments(t.db, { status: 'indexed' })).toHaveLength(1);
+    expect(listDocuments(t.db, { folderId: f.id + 1 })).toHaveLength(0);
+    expect(() => setDocumentStatus(t.db, d1.id, 'weird' as never)).toThrow(/CHECK/);
+  });
+
+  it('removing a folder removes its documents, passages and their index entries', () => {
+    const a = addFolder(t.db, '/a');
+    const b = addFolder(t.db, '/b');
+    docWithPassages(a.id, '/a/1.txt', ['apples and pears', 'more apples']);
+    docWithPassages(b.id, '/b/1.txt', ['apples in b']);
+    expect(searchPassages(t.db, 'apples')).toHaveLength(3);
+    expect(removeFolder(t.db, a.id)).toBe(true);
+    expect(count('documents')).toBe(1);
+    expect(count('passages')).toBe(1);
+    expect(searchPassages(t.db, 'apples').map((h) => h.path)).toEqual(['/b/1.txt']);
+    expect(searchPassages(t.db, 'pears')).toEqual([]);
+    t.db.prepare(`INSERT INTO passages_fts(passages_fts) VALUES ('integrity-check')`).run();
+    t.db.prepare(`INSERT INTO passages_trigram(passages_trigram) VALUES ('integrity-check')`).run();
+  });
+});
+
+describe('passages', () => {
+  it('accepts the indexer\'s passages as they are (checked by the type-checker)', () => {
+    const cut: CutPassage = { ordinal: 0, title: 'T', text: 'x', charStart: 0, charEnd: 1, tokenCount: 1 };
+    const input: PassageInput = cut;
+    expect(input.title).toBe('T');
+  });
+
+  it('replaces a document\'s passages atomically, renumbering them, and reindexes', () => {
+    const f = addFolder(t.db, '/a');
+    const { doc, ids } = docWithPassages(f.id, '/a/1.txt', ['old words here', 'second old']);
+    expect(listPassages(t.db, doc.id).map((p) => p.ordinal)).toEqual([0, 1]);
+    const fresh = replacePassages(t.db, doc.id, [{ title: 'Doc › Intro', text: 'new words', charStart: 0, charEnd: 9, page: 3, tokenCount: 2 }]);
+    expect(getPassage(t.db, ids[0])).toBeUndefined();
+    expect(fresh[0]).toBeGreaterThan(ids[1]); // ids are never reused
+    expect(listPassages(t.db, doc.id)).toEqual([
+      { id: fresh[0], documentId: doc.id, ordinal: 0, title: 'Doc › Intro', text: 'new words', charStart: 0, charEnd: 9, page: 3, tokenCount: 2 },
+    ]);
+    expect(searchPassages(t.db, 'new')[0].passageTitle).toBe('Doc › Intro');
+    expect(searchPassages(t.db, 'old')).toEqual([]);
+    expect(searchPassages(t.db, 'new')).toHaveLength(1);
+    setPassageTokenCount(t.db, fresh[0], 7);
+    expect(getPassage(t.db, fresh[0])?.tokenCount).toBe(7);
+    // A failing replacement leaves the old passages in place.
+    expect(() => replacePassages(t.db, doc.id, [{ text: 'ok', charStart: 0, charEnd: 2 }, { text: null as never, charStart: 0, charEnd: 0 }])).toThrow();
+    expect(listPassages(t.db, doc.id).map((p) => p.text)).toEqual(['new words']);
+  });
+
+  it('deleting a document deletes its passages', () => {
+    const f = addFolder(t.db, '/a');
+    const { doc } = docWithPassages(f.id, '/a/1.txt', ['x y z']);
+    expect(deleteDocument(t.db, doc.id)).toBe(true);
+    expect(count('passages')).toBe(0);
+    expect(deleteDocument(t.db, doc.id)).toBe(false);
+  });
+});
+
+describe('chats', () => {
+  it('stores messages with citations and per-answer figures', () => {
+    const f = addFolder(t.db, '/a');
+    const { doc, ids } = docWithPassages(f.id, '/a/1.txt', ['Roses need sun.']);
+    const chat = createChat(t.db, 'Roses', 1000);
+    addMessage(t.db, chat.id, { role: 'user', content: 'What do roses need?' }, 1001);
+    const answer = addMessage(
+      t.db,
+      chat.id,
+      {
+        role: 'assistant',
+        content: 'Sun [1].',
+        citations: [{ ordinal: 1, passageId: ids[0], documentPath: '/a/1.txt', title: 'Roses', page: 2, quote: 'Roses need sun.' }],
+        figures: { provider: 'cpu', model: 'qwen', blocksReused: 15, blocksComputed: 1, ttftMs: 84.5, totalMs: 900, outputTokens: 4 },
+      },
+      1002,
+    );
+    expect(answer.figures).toEqual({ provider: 'cpu', model: 'qwen', blocksReused: 15, blocksComputed: 1, ttftMs: 84.5, totalMs: 900, outputTokens: 4 });
+    const messages = listMessages(t.db, chat.id);
+    expect(messages.map((m) => m.role)).toEqual(['user', 'assistant']);
+    expect(messages[0].figures.ttftMs).toBeNull();
+    expect(messages[1].citations).toEqual([{ ordinal: 1, passageId: ids[0], documentPath: '/a/1.txt', title: 'Roses', page: 2, quote: 'Roses need sun.' }]);
+    expect(getChat(t.db, chat.id)?.updatedAt).toBe(1002);
+
+    // Re-indexing the document keeps the citation readable, without a dangling passage id.
+    replacePassages(t.db, doc.id, [{ text: 'Roses need sun and water.', charStart: 0, charEnd: 25 }]);
+    expect(listMessages(t.db, chat.id)[1].citations[0]).toMatchObject({ passageId: null, quote: 'Roses need sun.', documentPath: '/a/1.txt' });
+  });
+
+  it('lists chats by recent activity, renames and deletes them with their messages', () => {
+    const a = createChat(t.db, 'a', 1);
+    const b = createChat(t.db, 'b', 2);
+    addMessage(t.db, a.id, { role: 'user', content: 'bump' }, 3);
+    expect(listChats(t.db).map((c) => c.id)).toEqual([a.id, b.id]);
+    renameChat(t.db, b.id, 'bee');
+    expect(getChat(t.db, b.id)?.title).toBe('bee');
+    expect(deleteChat(t.db, a.id)).toBe(true);
+    expect(count('messages')).toBe(0);
+    expect(() => addMessage(t.db, 999, { role: 'user', content: 'x' })).toThrow(/FOREIGN KEY/);
+  });
+});

@@ -1,0 +1,123 @@
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { migrate, MIGRATIONS, SCHEMA_VERSION } from '../db/migrations.ts';
+import { openDatabase } from '../db/open.ts';
+import { addFolder, listFolders } from '../db/folders.ts';
+import { upsertDocument } from '../db/documents.ts';
+import { replacePassages } from '../db/passages.ts';
+import { searchPassages } from '../db/search.ts';
+import { KvStore } from '../db/kv-store.ts';
+import { tokenHash } from '../db/hash.ts';
+import { addMessage, createChat, listMessages } from '../db/chats.ts';
+import { randomKv } from './fixtures/db-random-kv.ts';
+import { tempDir } from './fixtures/db-temp.ts';
+
+let cleanup: (() => void) | undefined;
+afterEach(() => cleanup?.());
+function freshFile(): string {
+  const t = tempDir();
+  cleanup = t.cleanup;
+  return path.join(t.dir, 'quire.db');
+}
+
+const kvShape = { dtype: 'float16' as const, layers: 2, kvHeads: 1, headDim: 4, tokens: 3 };
+const kvKey = { modelFingerprint: 'm', tokenHash: tokenHash([1, 2, 3]) };
+
+describe('openDatabase', () => {
+  it('creates a WAL database with foreign keys on at the latest schema version', () => {
+    const db = openDatabase(freshFile());
+    try {
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
+      expect(db.pragma('auto_vacuum', { simple: true })).toBe(2); // incremental
+      expect(db.pragma('busy_timeout', { simple: true })).toBe(5000);
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      expect(MIGRATIONS.map((m) => m.version)).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
+    } finally {
+      db.close();
+    }
+  });
+
+  it('refuses a database written by a newer Quire', () => {
+    const file = freshFile();
+    const raw = new Database(file);
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    raw.close();
+    expect(() => openDatabase(file)).toThrow(/newer than this Quire/);
+  });
+
+  it('opens read-only only at the current version, and then cannot write', () => {
+    const file = freshFile();
+    const raw = new Database(file);
+    migrate(raw, 1);
+    raw.close();
+    expect(() => openDatabase(file, { readonly: true })).toThrow(/open it for writing once/);
+    openDatabase(file).close();
+    const ro = openDatabase(file, { readonly: true });
+    try {
+      expect(() => addFolder(ro, '/x')).toThrow(/readonly/);
+    } finally {
+      ro.close();
+    }
+  });
+});
+
+/** Data for every table that exists at `version`, written through the public API. */
+function seed(db: Database.Database, version: number): void {
+  if (version >= 1) {
+    const folder = addFolder(db, '/old');
+    const doc = upsertDocument(db, { folderId: folder.id, path: '/old/a.txt', size: 10, mtimeMs: 5, title: 'A', status: 'indexed' });
+    replacePassages(db, doc.id, [
+      { text: 'Old gardens keep their roses.', charStart: 0, charEnd: 29 },
+      { text: '古い庭園にはバラがあります。', charStart: 29, charEnd: 43 },
+    ]);
+  }
+  if (version >= 3) new KvStore(db).put(kvKey, randomKv(kvShape, 1));
+  if (version >= 4) addMessage(db, createChat(db, 'old chat').id, { role: 'user', content: 'hello' });
+}
+
+describe('migrations', () => {
+  for (let from = 0; from < SCHEMA_VERSION; from++) {
+    it(`upgrades a version ${from} database with its data intact`, () => {
+      const file = freshFile();
+      const raw = new Database(file);
+      raw.pragma('foreign_keys = ON');
+      expect(migrate(raw, from)).toBe(from);
+      seed(raw, from);
+      raw.close();
+
+      const db = openDatabase(file);
+      try {
+        expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+        expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+        expect(db.pragma('foreign_key_check')).toEqual([]);
+        if (from >= 1) {
+          expect(listFolders(db).map((f) => f.path)).toEqual(['/old']);
+          expect(searchPassages(db, 'rose').map((h) => h.path)).toEqual(['/old/a.txt']);
+          // Passages written before the trigram index existed were indexed by the migration.
+          expect(searchPassages(db, '庭園には').map((h) => h.method)).toEqual(['substring']);
+        }
+        const store = new KvStore(db);
+        if (from >= 3) expect(store.get(kvKey).status).toBe('hit');
+        else expect(store.put(kvKey, randomKv(kvShape, 1)).stored).toBe(true);
+        const chat = createChat(db, 'new');
+        addMessage(db, chat.id, { role: 'assistant', content: 'hi', figures: { ttftMs: 12.5 } });
+        expect(listMessages(db, chat.id)[0].figures.ttftMs).toBe(12.5);
+      } finally {
+        db.close();
+      }
+    });
+  }
+
+  it('runs again as a no-op on an up-to-date database', () => {
+    const file = freshFile();
+    openDatabase(file).close();
+    const db = openDatabase(file);
+    try {
+      expect(migrate(db)).toBe(SCHEMA_VERSION);
+    } finally {
+      db.close();
+    }
+  });
+});

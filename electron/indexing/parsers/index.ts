@@ -1,0 +1,125 @@
+// One entry point for every file: read it (bounded by size), pick the parser by extension (or by
+// content for unknown extensions), decode text formats, and turn every way a file can go wrong
+// into a result for that file alone: nothing here throws.
+import { constants as fsConstants } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { errorCode } from '../fs-errors.ts';
+import { parseDocx } from './docx.ts';
+import { declaredHtmlCharset, HTML_EXTENSIONS, parseHtml } from './html.ts';
+import { parseMarkdown } from './markdown.ts';
+import { parsePdf } from './pdf.ts';
+import { parsePlainText, PLAIN_TEXT_EXTENSIONS } from './plain-text.ts';
+import { parseSourceCode, SOURCE_CODE_EXTENSIONS, SOURCE_CODE_FILE_NAMES } from './source-code.ts';
+import { decodeTextBytes } from './text-decoding.ts';
+import { TimeLimitExceeded, withTimeLimit } from './time-limit.ts';
+import { failed, skipped, type FormatParser, type ParsedDocument, type ParseResult, type ParserName } from './types.ts';
+
+export type { DocumentSection, ParsedDocument, ParseResult, ParserName, TextKind } from './types.ts';
+
+export const DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024;
+export const DEFAULT_PARSE_TIMEOUT_MS = 30_000;
+
+export interface ParseOptions {
+  /** Files larger than this are skipped unread. Default 50 MiB. */
+  maxBytes?: number;
+  /** A parse running longer fails with "timed out after N s". Default 30 s. */
+  timeoutMs?: number;
+}
+
+const MARKDOWN_EXTENSIONS: ReadonlySet<string> = new Set(['md', 'markdown', 'mdown', 'mkd', 'mkdn', 'mdx']);
+
+/** Text formats: decoded to a string first (binary content is skipped there), then parsed. */
+const TEXT_PARSERS: Record<'markdown' | 'html' | 'code' | 'text', (text: string, fileName: string) => ParsedDocument> = {
+  markdown: parseMarkdown,
+  html: parseHtml,
+  code: parseSourceCode,
+  text: parsePlainText,
+};
+/** Container formats: parsed from bytes. */
+const BYTE_PARSERS: Record<'pdf' | 'docx', FormatParser> = { pdf: parsePdf, docx: parseDocx };
+
+/** Reads and parses one file. */
+export async function parseFile(filePath: string, options: ParseOptions = {}): Promise<ParseResult> {
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_FILE_BYTES;
+  let bytes: Uint8Array;
+  try {
+    const stats = await stat(filePath);
+    if (!stats.isFile()) return failed('unreadable: not a regular file');
+    if (stats.size > maxBytes) return skipped(tooLarge(stats.size, maxBytes));
+    // O_NONBLOCK: if the path was swapped for a FIFO since the stat, open must not wait for a writer.
+    const handle = await open(filePath, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
+    try {
+      const opened = await handle.stat();
+      if (!opened.isFile()) return failed('unreadable: not a regular file');
+      if (opened.size > maxBytes) return skipped(tooLarge(opened.size, maxBytes));
+      bytes = await handle.readFile();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    return failed(`unreadable (${errorCode(error)})`);
+  }
+  if (bytes.length > maxBytes) return skipped(tooLarge(bytes.length, maxBytes)); // grew while read
+  return parseBytes(bytes, path.basename(filePath), options);
+}
+
+/** Parses a file's bytes; `fileName` picks the format and is the fallback title. */
+export async function parseBytes(bytes: Uint8Array, fileName: string, options: ParseOptions = {}): Promise<ParseResult> {
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_FILE_BYTES;
+  if (bytes.length > maxBytes) return skipped(tooLarge(bytes.length, maxBytes));
+  if (bytes.length === 0) return skipped('empty');
+  const format = detectFormat(fileName, bytes);
+  let result: ParseResult;
+  try {
+    result = await withTimeLimit(options.timeoutMs ?? DEFAULT_PARSE_TIMEOUT_MS, (signal) =>
+      runParser(format, bytes, fileName, signal),
+    );
+  } catch (error) {
+    if (error instanceof TimeLimitExceeded) return failed(error.message);
+    return failed(`${format} parser error: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (result.ok && result.doc.sections.length === 0) return skipped('empty');
+  return result;
+}
+
+/** The parser for a file: by extension, else by content (PDF magic, HTML doctype), else plain text. */
+export function detectFormat(fileName: string, bytes: Uint8Array): ParserName {
+  const lower = fileName.toLowerCase();
+  const dot = lower.lastIndexOf('.');
+  const extension = dot > 0 ? lower.slice(dot + 1) : '';
+  if (extension === 'pdf' || startsWithAscii(bytes, '%PDF-')) return 'pdf';
+  if (extension === 'docx') return 'docx';
+  if (MARKDOWN_EXTENSIONS.has(extension)) return 'markdown';
+  if (HTML_EXTENSIONS.has(extension)) return 'html';
+  if (SOURCE_CODE_EXTENSIONS.has(extension) || SOURCE_CODE_FILE_NAMES.has(lower)) return 'code';
+  if (PLAIN_TEXT_EXTENSIONS.has(extension)) return 'text';
+  const head = Buffer.from(bytes.subarray(0, 512)).toString('latin1').trimStart().toLowerCase();
+  if (head.startsWith('<!doctype html') || head.startsWith('<html')) return 'html';
+  return 'text';
+}
+
+async function runParser(format: ParserName, bytes: Uint8Array, fileName: string, signal: AbortSignal): Promise<ParseResult> {
+  if (format === 'pdf' || format === 'docx') return BYTE_PARSERS[format]({ bytes, fileName, signal });
+  const decoded = decodeTextBytes(bytes, format === 'html' ? declaredHtmlCharset(bytes) : undefined);
+  if (decoded.kind === 'binary') return skipped('binary file');
+  const doc = TEXT_PARSERS[format](decoded.text, fileName);
+  doc.encoding = decoded.encoding;
+  return { ok: true, doc };
+}
+
+function startsWithAscii(bytes: Uint8Array, prefix: string): boolean {
+  if (bytes.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (bytes[i] !== prefix.charCodeAt(i)) return false;
+  return true;
+}
+
+function tooLarge(size: number, cap: number): string {
+  return `too large (${formatSize(size)} > ${formatSize(cap)} cap)`;
+}
+
+function formatSize(bytes: number): string {
+  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${bytes} bytes`;
+}

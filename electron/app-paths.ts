@@ -1,0 +1,27 @@
+// Where Quire keeps its data: the user's data directory for the platform, or QUIRE_HOME.
+import os from 'node:os';
+import path from 'node:path';
+
+export interface AppPathsEnv {
+  env?: NodeJS.ProcessEnv;
+  platform?: NodeJS.Platform;
+  homedir?: string;
+}
+
+/**
+ * QUIRE_HOME if set; else Linux (and other Unixes): $XDG_DATA_HOME/quire or ~/.local/share/quire;
+ * macOS: ~/Library/Application Support/Quire; Windows: %APPDATA%\Quire.
+ */
+export function quireHome({ env = process.env, platform = process.platform, homedir = os.homedir() }: AppPathsEnv = {}): string {
+  if (env.QUIRE_HOME) return path.resolve(env.QUIRE_HOME);
+  if (platform === 'darwin') return path.join(homedir, 'Library', 'Application Support', 'Quire');
+  if (platform === 'win32') return path.win32.join(env.APPDATA ?? path.win32.join(homedir, 'AppData', 'Roaming'), 'Quire');
+  const dataHome = env.XDG_DATA_HOME && path.isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : path.join(homedir, '.local', 'share');
+  return path.join(dataHome, 'quire');
+}
+
+/** The default database file: <home>/quire.db. */
+export function defaultDbPath(options: AppPathsEnv = {}): string {
+  const home = quireHome(options);
+  return (options.platform ?? process.platform) === 'win32' ? path.win32.join(home, 'quire.db') : path.join(home, 'quire.db');
+}

@@ -33,6 +33,8 @@ export interface DecodeResult {
   ttftMs: number;
   /** Generated tokens per second after the first. */
   tokensPerSecond: number;
+  /** The past, the final block and the generated tokens that were fed back (not the last sampled one). */
+  present: KvCache;
 }
 
 export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, request: DecodeRequest): Promise<DecodeResult> {
@@ -96,5 +98,6 @@ export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, requ
     firstLogits,
     ttftMs,
     tokensPerSecond: tokenIds.length > 1 && elapsed > 0 ? (tokenIds.length - 1) / elapsed : 0,
+    present: step.present,
   };
 }

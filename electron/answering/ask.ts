@@ -1,0 +1,261 @@
+// A question, start to finish: retrieve passages, load (or prefill) their blocks' KV, re-encode,
+// compute the final block only, stream the answer, map its [n] markers to passages.
+// Questions on one engine are queued (EngineQueue), never interleaved; an AbortSignal takes a
+// waiting question out of the queue at once and stops a running one at its next step.
+import { addMessage, type AnswerFigures as StoredFigures } from '../../db/chats.ts';
+import { decode, type StopReason } from '../../native-models/decode.ts';
+import { emptyKv, type KvCache } from '../../native-models/kv.ts';
+import { positionRange } from '../../native-models/prefill.ts';
+import { createSampler, topLogits, type SamplingOptions } from '../../native-models/sampling.ts';
+import { ChatSession, FOLLOW_UP_INTRO, turnSeparator } from './chat-context.ts';
+import { citationsFor, NO_PASSAGES_ANSWER, toStoredCitation, type AnswerCitation } from './citations.ts';
+import { passageBlocks, type AnswerContext } from './passage-kv.ts';
+import { finalBlockText, passageBlockText, SYSTEM_INSTRUCTION } from './prompt-blocks.ts';
+import { assemblePast, type QualityMode } from './quality-modes.ts';
+import { retrieve, type RetrievedPassage } from './retrieve.ts';
+
+export type AnswerMode = 'block' | 'full';
+
+export interface AskOptions {
+  /** Passages to retrieve (default 10). */
+  k?: number;
+  perDocument?: number;
+  folderId?: number;
+  /** Use these passages instead of retrieving (benchmarks, a UI's "ask about this passage"). */
+  passages?: readonly RetrievedPassage[];
+  /** block (default): stored passage KV + final block; full: one causal prefill of everything. */
+  mode?: AnswerMode;
+  /** How passage blocks are computed (default: the context's, see quality-modes.ts). */
+  quality?: QualityMode;
+  /** EPIC boundary recompute: first k tokens of each passage block at question time (default 0). */
+  boundaryTokens?: number;
+  /** A chat to continue: earlier turns stay in the context; messages are recorded if it has a chatId. */
+  chat?: ChatSession;
+  sampling?: SamplingOptions;
+  maxNewTokens?: number;
+  stopStrings?: readonly string[];
+  signal?: AbortSignal;
+  onText?: (piece: string) => void;
+}
+
+export interface AnswerFigures {
+  mode: AnswerMode;
+  quality: QualityMode;
+  boundaryTokens: number;
+  provider: string;
+  reusedBlocks: number;
+  computedBlocks: number;
+  /** Stored blocks that failed verification and were recomputed. */
+  corruptBlocks: number;
+  /** From the start of the question's turn on the engine to the first token (= load + compute + reencode + final). */
+  ttftMs: number;
+  /** KvStore read of the passage blocks. */
+  loadMs: number;
+  /** Prefill of missing blocks (0 when every block was stored). */
+  computeMs: number;
+  /** Rotating and laying out the blocks (and boundary recompute when asked). */
+  reencodeMs: number;
+  /** Final block (full mode: the whole prompt) to the first token. */
+  finalMs: number;
+  /** Waiting for the engine behind other questions. */
+  queuedMs: number;
+  totalMs: number;
+  promptTokens: number;
+  outputTokens: number;
+  tokensPerSecond: number;
+}
+
+export interface AskResult {
+  answer: string;
+  citations: AnswerCitation[];
+  /** The passages in the context, numbered [1]..[n] (in a chat: every passage so far). */
+  passages: RetrievedPassage[];
+  /** False when no passage was found and the fixed message was given without running the model. */
+  ranModel: boolean;
+  stopReason: StopReason | 'no-passages';
+  tokenIds: number[];
+  /** The 10 largest logits of the first generated position, as [id, value]. */
+  topLogits: [number, number][];
+  figures: AnswerFigures;
+}
+
+/** Answers `question` over the context's database; see AskOptions. */
+export async function ask(ctx: AnswerContext, question: string, options: AskOptions = {}): Promise<AskResult> {
+  const queuedAt = performance.now();
+  options.signal?.throwIfAborted();
+  const found = options.passages
+    ? [...options.passages]
+    : retrieve(ctx.db, question, { k: options.k, perDocument: options.perDocument, folderId: options.folderId });
+  const chat = options.chat;
+  const known = new Set(chat?.passages.map((p) => p.passageId));
+  const fresh = found.filter((p) => !known.has(p.passageId));
+  const all = [...(chat?.passages ?? []), ...fresh];
+  const mode = options.mode ?? 'block';
+  const quality = options.quality ?? ctx.defaultQuality;
+  const boundaryTokens = Math.max(0, Math.floor(options.boundaryTokens ?? 0));
+  if (all.length === 0) {
+    options.onText?.(NO_PASSAGES_ANSWER);
+    const result: AskResult = {
+      answer: NO_PASSAGES_ANSWER,
+      citations: [],
+      passages: [],
+      ranModel: false,
+      stopReason: 'no-passages',
+      tokenIds: [],
+      topLogits: [],
+      figures: emptyFigures(ctx, mode, quality, boundaryTokens, performance.now() - queuedAt),
+    };
+    record(ctx, chat, question, result);
+    return result;
+  }
+  const result = await ctx.queue.run(() => answerOnEngine(ctx, question, chat, fresh, all, { ...options, mode, quality, boundaryTokens }, queuedAt), {
+    signal: options.signal,
+  });
+  record(ctx, chat, question, result);
+  return result;
+}
+
+type Resolved = AskOptions & { mode: AnswerMode; quality: QualityMode; boundaryTokens: number };
+
+async function answerOnEngine(
+  ctx: AnswerContext,
+  question: string,
+  chat: ChatSession | undefined,
+  fresh: RetrievedPassage[],
+  all: RetrievedPassage[],
+  o: Resolved,
+  queuedAt: number,
+): Promise<AskResult> {
+  const { engine } = ctx;
+  const startedAt = performance.now();
+  const signal = o.signal;
+  const finalIds = engine.tokenizer.encode(finalBlockText(question, ctx.frame));
+  // the chat so far (through the next user header) or the instruction block
+  let base: KvCache = chat?.past ?? ctx.instructionKv;
+  const introIds = chat?.past && fresh.length > 0 ? engine.tokenizer.encode(FOLLOW_UP_INTRO) : [];
+  let past: KvCache;
+  let finalForward = finalIds;
+  let loadMs = 0;
+  let computeMs = 0;
+  let reencodeMs = 0;
+  let reused = 0;
+  let computed: number;
+  let corrupt = 0;
+  if (o.mode === 'full') {
+    // one causal pass over everything new: instruction (first turn), intro, passages, final block
+    const passageTokens = fresh.flatMap((p) => engine.tokenizer.encode(passageBlockText(p)));
+    const head = chat?.past ? [] : ctx.frame.instructionIds;
+    past = chat?.past ?? emptyKv(engine.runner.kvShape);
+    finalForward = [...head, ...introIds, ...passageTokens, ...finalIds];
+    computed = fresh.length;
+  } else {
+    const t0 = performance.now();
+    if (introIds.length > 0) {
+      base = (await engine.runner.forward(introIds, positionRange(base.tokens, introIds.length), base)).present;
+    }
+    const blocks = await passageBlocks(ctx, fresh, o.quality, signal);
+    ({ loadMs, computeMs, reused, computed, corrupt } = blocks);
+    signal?.throwIfAborted();
+    const t1 = performance.now();
+    past = await assemblePast(engine, base, blocks.blocks, o.boundaryTokens, signal);
+    reencodeMs = performance.now() - t1;
+    computeMs += t1 - t0 - blocks.loadMs - blocks.computeMs; // the follow-up intro, if any
+  }
+  const promptTokens = past.tokens + finalForward.length;
+  engine.checkLength(promptTokens);
+  const finalStart = performance.now();
+  const decoded = await decode(engine.runner, engine.tokenizer, {
+    past,
+    finalIds: finalForward,
+    sampler: createSampler(o.sampling),
+    maxNewTokens: Math.min(o.maxNewTokens ?? 256, engine.model.maxPositions - promptTokens),
+    stopTokenIds: engine.stopTokenIds,
+    stopStrings: o.stopStrings,
+    signal,
+    onText: o.onText,
+    startedAt: finalStart,
+  });
+  const ttftMs = finalStart - startedAt + decoded.ttftMs;
+  if (chat) {
+    // keep the turn: tokens generated but not fed back yet, then the template's close + next user header
+    const fed = decoded.present.tokens - promptTokens;
+    const tail = [...decoded.tokenIds.slice(Math.max(0, fed)), ...engine.tokenizer.encode(turnSeparator(engine.model, SYSTEM_INSTRUCTION))];
+    const step = await engine.runner.forward(tail, positionRange(decoded.present.tokens, tail.length), decoded.present);
+    chat.past = step.present;
+    chat.passages = all;
+    chat.turns++;
+  }
+  const answer = decoded.text.trim();
+  return {
+    answer,
+    citations: citationsFor(answer, all),
+    passages: all,
+    ranModel: true,
+    stopReason: decoded.stopReason,
+    tokenIds: decoded.tokenIds,
+    topLogits: topLogits(decoded.firstLogits, 10),
+    figures: {
+      mode: o.mode,
+      quality: o.quality,
+      boundaryTokens: o.boundaryTokens,
+      provider: engine.provider,
+      reusedBlocks: reused,
+      computedBlocks: computed,
+      corruptBlocks: corrupt,
+      ttftMs,
+      loadMs,
+      computeMs,
+      reencodeMs,
+      finalMs: decoded.ttftMs,
+      queuedMs: startedAt - queuedAt,
+      totalMs: performance.now() - queuedAt,
+      promptTokens,
+      outputTokens: decoded.tokenIds.length,
+      tokensPerSecond: decoded.tokensPerSecond,
+    },
+  };
+}
+
+function emptyFigures(ctx: AnswerContext, mode: AnswerMode, quality: QualityMode, boundaryTokens: number, totalMs: number): AnswerFigures {
+  return {
+    mode,
+    quality,
+    boundaryTokens,
+    provider: ctx.engine.provider,
+    reusedBlocks: 0,
+    computedBlocks: 0,
+    corruptBlocks: 0,
+    ttftMs: 0,
+    loadMs: 0,
+    computeMs: 0,
+    reencodeMs: 0,
+    finalMs: 0,
+    queuedMs: 0,
+    totalMs,
+    promptTokens: 0,
+    outputTokens: 0,
+    tokensPerSecond: 0,
+  };
+}
+
+function record(ctx: AnswerContext, chat: ChatSession | undefined, question: string, r: AskResult): void {
+  if (chat?.chatId === undefined) return;
+  const figures: StoredFigures = {
+    provider: r.figures.provider,
+    model: ctx.fingerprint.slice(0, 16),
+    blocksReused: r.figures.reusedBlocks,
+    blocksComputed: r.figures.computedBlocks,
+    ttftMs: r.figures.ttftMs,
+    totalMs: r.figures.totalMs,
+    outputTokens: r.figures.outputTokens,
+  };
+  ctx.db.transaction(() => {
+    addMessage(ctx.db, chat.chatId!, { role: 'user', content: question });
+    addMessage(ctx.db, chat.chatId!, {
+      role: 'assistant',
+      content: r.answer,
+      citations: r.citations.map((c) => toStoredCitation(c, r.passages)),
+      figures,
+    });
+  })();
+}

@@ -1,0 +1,62 @@
+// Follow-up questions: a chat keeps its earlier turns in the context. Its KV (instruction, passages,
+// each question's final block, each answer, and the template text that closes the answer and opens
+// the next user turn) stays in memory for the chat, so a follow-up computes only what is new:
+// an intro line, the passage blocks not already in the chat (loaded or prefilled as usual, re-encoded
+// after the chat's past, numbered on from the last), and its final block.
+import { Template } from '@huggingface/jinja';
+import type { KvCache } from '../../native-models/kv.ts';
+import type { ModelFolder } from '../../native-models/model-folder.ts';
+import type { RetrievedPassage } from './retrieve.ts';
+
+export const FOLLOW_UP_INTRO = 'Below are more reference documents that may help.\n\n';
+
+export class ChatSession {
+  /** Everything so far, through the next user turn's header; undefined before the first answer. */
+  past: KvCache | undefined;
+  /** Passages in the chat, numbered [1]..[n] in the order they joined. */
+  passages: RetrievedPassage[] = [];
+  turns = 0;
+
+  /** `chatId`: a chat in the database (chats.ts) to record the messages in, if any. */
+  constructor(readonly chatId?: number) {}
+
+  /** Frees the chat's KV (the transcript stays in the database). */
+  release(): void {
+    this.past = undefined;
+  }
+}
+
+const A = '\u2063QUIRE-A\u2063';
+const B = '\u2063QUIRE-B\u2063';
+
+function special(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const content = (value as { content?: unknown } | null)?.content;
+  return typeof content === 'string' ? content : '';
+}
+
+/**
+ * The template's text between an assistant message's content and the next user message's content
+ * (e.g. ChatML: "<|im_end|>\n<|im_start|>user\n"); "\n\n" without a template.
+ */
+export function turnSeparator(model: Pick<ModelFolder, 'chatTemplate' | 'tokenizerConfig'>, system: string): string {
+  if (!model.chatTemplate) return '\n\n';
+  const cfg = model.tokenizerConfig;
+  const rendered = new Template(model.chatTemplate).render({
+    messages: [
+      { role: 'system', content: system },
+      { role: 'user', content: 'q' },
+      { role: 'assistant', content: A },
+      { role: 'user', content: B },
+    ],
+    add_generation_prompt: true,
+    bos_token: special(cfg.bos_token),
+    eos_token: special(cfg.eos_token),
+    pad_token: special(cfg.pad_token),
+    unk_token: special(cfg.unk_token),
+  });
+  const a = rendered.indexOf(A);
+  const b = rendered.indexOf(B);
+  if (a < 0 || b < a) throw new Error('chat template does not render a follow-up turn');
+  return rendered.slice(a + A.length, b);
+}

@@ -1,0 +1,82 @@
+// One engine, one piece of work at a time: questions and background prefill are queued, never
+// interleaved on the session. Questions go before queued prefill work; a task whose AbortSignal
+// fires while it waits leaves the queue at once (its promise rejects with the signal's reason),
+// and a running task sees the same signal and stops at its next step.
+
+export type Priority = 'question' | 'background';
+
+interface Task {
+  run: () => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (reason: unknown) => void;
+  priority: Priority;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+export class EngineQueue {
+  private readonly waiting: Task[] = [];
+  private running = false;
+
+  /** Tasks waiting (not counting the one running). */
+  get pending(): number {
+    return this.waiting.length;
+  }
+
+  get busy(): boolean {
+    return this.running;
+  }
+
+  /** Whether a question is waiting: background work checks this between steps and yields. */
+  get questionWaiting(): boolean {
+    return this.waiting.some((t) => t.priority === 'question');
+  }
+
+  run<T>(fn: () => Promise<T>, options: { priority?: Priority; signal?: AbortSignal } = {}): Promise<T> {
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<T>((resolve, reject) => {
+      const task: Task = {
+        run: fn,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        priority: options.priority ?? 'question',
+        signal,
+      };
+      if (signal) {
+        task.onAbort = () => {
+          const at = this.waiting.indexOf(task);
+          if (at >= 0) {
+            this.waiting.splice(at, 1);
+            reject(signal.reason);
+          }
+        };
+        signal.addEventListener('abort', task.onAbort, { once: true });
+      }
+      // questions before background work, first come first served within a priority
+      const at = task.priority === 'question' ? this.waiting.findIndex((t) => t.priority === 'background') : -1;
+      if (at >= 0) this.waiting.splice(at, 0, task);
+      else this.waiting.push(task);
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.running) return;
+    const task = this.waiting.shift();
+    if (!task) return;
+    this.running = true;
+    void (async () => {
+      try {
+        task.signal?.throwIfAborted();
+        task.resolve(await task.run());
+      } catch (e) {
+        task.reject(e);
+      } finally {
+        if (task.onAbort) task.signal?.removeEventListener('abort', task.onAbort);
+        this.running = false;
+        this.pump();
+      }
+    })();
+  }
+}

@@ -1,0 +1,72 @@
+// `quire models list|download|use`: the curated models, downloading one (resumable, verified) into
+// the data directory, and choosing the model `quire ask` uses (a catalog id or a local folder).
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CATALOG, catalogModel, DEFAULT_MODEL_ID, modelDir, readSettings, resolveModelDir, writeSettings } from '../models/catalog.ts';
+import { downloadModel, HUB_URL } from '../models/download.ts';
+import { UsageError } from './args.ts';
+
+export async function modelsCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { 'hub-url': { type: 'string' }, json: { type: 'boolean' } },
+    strict: true,
+  });
+  const [action, target] = positionals;
+  const chosen = readSettings().model ?? DEFAULT_MODEL_ID;
+  if (action === 'list' || action === undefined) {
+    const rows = CATALOG.map((m) => ({
+      id: m.id,
+      repo: m.repo,
+      file: m.files.find((f) => (f.local ?? f.remote) === 'onnx/model.onnx')?.remote,
+      approxMB: Math.round(m.approxBytes / 1e6),
+      downloaded: fs.existsSync(path.join(modelDir(m.id), '.complete')),
+      inUse: m.id === chosen,
+      recommended: m.id === DEFAULT_MODEL_ID,
+      description: m.description,
+    }));
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ models: rows, inUse: chosen })}\n`);
+      return;
+    }
+    for (const r of rows) {
+      process.stdout.write(
+        `${r.inUse ? '*' : ' '} ${r.id.padEnd(30)} ~${String(r.approxMB).padStart(5)} MB  ${r.downloaded ? 'downloaded ' : '           '}${r.repo} (${r.file})${r.recommended ? '  [recommended]' : ''}\n`,
+      );
+    }
+    if (!catalogModel(chosen)) process.stdout.write(`* in use: local folder ${chosen}\n`);
+    return;
+  }
+  if (action === 'download') {
+    const model = catalogModel(target ?? DEFAULT_MODEL_ID);
+    if (!model) throw new UsageError(`unknown model "${target}" (see "quire models list")`);
+    const controller = new AbortController();
+    process.once('SIGINT', () => controller.abort());
+    let last = 0;
+    const dir = await downloadModel(model, modelDir(model.id), {
+      hubUrl: values['hub-url'] ?? process.env.HF_ENDPOINT ?? HUB_URL,
+      accessToken: process.env.HF_TOKEN,
+      signal: controller.signal,
+      onProgress: (p) => {
+        const now = Date.now();
+        if (now - last < 250 && p.bytes < p.total) return;
+        last = now;
+        process.stderr.write(`\r${(p.bytes / 1e6).toFixed(1)} / ${(p.total / 1e6).toFixed(1)} MB  ${p.file}        `);
+      },
+    });
+    process.stderr.write('\n');
+    process.stdout.write(`${dir}\n`);
+    return;
+  }
+  if (action === 'use') {
+    if (!target) throw new UsageError('quire models use ID|DIR');
+    const resolved = catalogModel(target) ? target : path.resolve(target);
+    resolveModelDir(resolved); // throws if not downloaded / not a folder
+    writeSettings({ ...readSettings(), model: resolved });
+    process.stdout.write(`using ${resolved}\n`);
+    return;
+  }
+  throw new UsageError(`unknown action "${action}"`);
+}

@@ -82,6 +82,15 @@ function eosIds(config: Json, generation?: Json): number[] {
   return [...new Set(list.filter((x): x is number => typeof x === 'number'))];
 }
 
+// Architectures whose positions are learned tables or ALiBi biases, not rotations of the keys: a
+// stored block's keys cannot be moved to another position, so block attention cannot work.
+const NO_ROPE_MODEL_TYPES = new Set(['gpt2', 'gpt_bigcode', 'opt', 'bloom', 'mpt', 'gpt_neo', 'bert', 'roberta', 'xglm', 'codegen']);
+
+/** RoPE layout by architecture: GPT-J style models rotate interleaved pairs, Hugging Face Llama-likes halves. */
+function ropeLayoutOf(config: Json): 'rotate-half' | 'interleaved' {
+  return config.model_type === 'gptj' || config.rope_interleaved === true ? 'interleaved' : 'rotate-half';
+}
+
 /** Reads and validates a model folder; errors name the file and the reason. */
 export function loadModelFolder(dir: string): ModelFolder {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new ModelLoadError(`model folder not found: ${dir}`);
@@ -91,9 +100,15 @@ export function loadModelFolder(dir: string): ModelFolder {
   const tokenizerConfig = readOptionalJson(path.join(dir, 'tokenizer_config.json'), 'tokenizer_config.json') ?? {};
   const generation = readOptionalJson(path.join(dir, 'generation_config.json'), 'generation_config.json');
   const onnxPath = findOnnx(dir, genaiConfig);
+  const modelType = String(config.model_type ?? '');
+  if (NO_ROPE_MODEL_TYPES.has(modelType) || config.position_embedding_type === 'absolute' || config.alibi === true) {
+    throw new ModelLoadError(
+      `unsupported model: ${modelType || 'this model'} has no rotary position embedding (RoPE), so stored KV cannot be re-encoded to new positions`,
+    );
+  }
   let rope: RopeParams;
   try {
-    rope = ropeParamsFromConfig(config);
+    rope = ropeParamsFromConfig(config, ropeLayoutOf(config));
   } catch (e) {
     if (e instanceof UnsupportedRopeError) throw new ModelLoadError(`unsupported model: ${e.message}`, { cause: e });
     throw e;

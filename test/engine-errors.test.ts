@@ -74,6 +74,21 @@ describe('bad models and prompts', () => {
     expect(() => loadModelFolder(dir)).toThrow(ModelLoadError);
   });
 
+  it.each([
+    [{ model_type: 'gpt2' }, /gpt2 has no rotary position embedding/],
+    [{ model_type: 'bloom' }, /bloom has no rotary/],
+    [{ alibi: true }, /no rotary position embedding/],
+  ])('a model without RoPE (%j) is refused', (change, message) => {
+    editConfig(dir, (c) => Object.assign(c, change));
+    expect(() => loadModelFolder(dir)).toThrow(message);
+  });
+
+  it('a GPT-J style config selects the interleaved RoPE layout', () => {
+    editConfig(dir, (c) => (c.rope_interleaved = true));
+    expect(loadModelFolder(dir).rope.layout).toBe('interleaved');
+    expect(loadModelFolder(FIXTURE).rope.layout).toBe('rotate-half');
+  });
+
   it('a prompt longer than max_position_embeddings', async () => {
     editConfig(dir, (c) => (c.max_position_embeddings = 16));
     const engine = await Engine.load(dir, { provider: 'cpu' });

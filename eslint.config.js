@@ -13,4 +13,8 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
   },
+  {
+    files: ['renderer/**', 'test/ui-*.tsx'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
 );

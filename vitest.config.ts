@@ -20,7 +20,7 @@ if (typeof (Map as { groupBy?: unknown }).groupBy !== 'function') {
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'test/**/*.test.tsx'],
     // ONNX sessions and SQLite files are real: give them room on a shared 2-core machine
     testTimeout: 120_000,
     hookTimeout: 120_000,

@@ -12,9 +12,29 @@ const commands: Record<string, Command> = {
     usage: 'quire generate --model DIR [--block TEXT]... --prompt TEXT [--raw] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--mode block|full] [--provider P] [--threads N] [--json]',
     load: async () => (await import('./generate.ts')).generateCommand,
   },
+  index: {
+    usage: 'quire index <folder>... [--db PATH] [--model DIR] [--no-kv] [--json] [--max-file-mb N]',
+    load: async () => (await import('./index.ts')).indexCommand,
+  },
+  search: {
+    usage: 'quire search <query> [--db PATH] [-k N] [--json]',
+    load: async () => (await import('./search.ts')).searchCommand,
+  },
+  ask: {
+    usage: 'quire ask <question> [--db PATH] [--model DIR|ID] [--mode block|full] [--quality shared-prefix|isolated] [--boundary K] [-k N] [--folder DIR] [--max-new-tokens N] [--provider P] [--json]',
+    load: async () => (await import('./ask.ts')).askCommand,
+  },
+  models: {
+    usage: 'quire models list|download [ID]|use ID|DIR [--hub-url URL] [--json]',
+    load: async () => (await import('./models.ts')).modelsCommand,
+  },
   'make-model': {
     usage: 'quire make-model --out DIR [--shape tiny|bench] [--seed S] [--kv float32|float16]',
     load: async () => (await import('./make-model.ts')).makeModelCommand,
+  },
+  serve: {
+    usage: 'quire serve [--port P] [--db PATH] [--model DIR] [--renderer DIR]',
+    load: async () => (await import('./serve.ts')).serveCommand,
   },
 };
 

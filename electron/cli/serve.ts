@@ -1,0 +1,39 @@
+// `quire serve`: the app's renderer in a browser, through the token-protected bridge on 127.0.0.1
+// (the same typed API the Electron preload exposes). Runs until interrupted.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { defaultDbPath, quireHome } from '../app-paths.ts';
+import { startEngine } from '../engine-host/client.ts';
+import { startBridge } from '../serve/bridge.ts';
+import { numberOption } from './args.ts';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export async function serveCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { port: { type: 'string' }, db: { type: 'string' }, model: { type: 'string' }, renderer: { type: 'string' } },
+    strict: true,
+  });
+  const port = numberOption(values.port, 'port', (n) => Number.isInteger(n) && n >= 0 && n < 65536) ?? 0;
+  const dbPath = path.resolve(values.db ?? defaultDbPath());
+  const dataDir = values.db ? path.dirname(dbPath) : quireHome();
+  const staticDir = path.resolve(values.renderer ?? path.join(repoRoot, 'dist', 'renderer'));
+  if (!fs.existsSync(path.join(staticDir, 'index.html'))) {
+    process.stderr.write(`quire serve: no built renderer in ${staticDir}; run "npm run build:renderer" first\n`);
+  }
+  fs.mkdirSync(dataDir, { recursive: true });
+  const engine = await startEngine({ dbPath, dataDir, modelDir: values.model, host: 'serve' });
+  const bridge = await startBridge({ engine, staticDir, port });
+  process.stdout.write(`Quire is serving on ${bridge.url}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  process.stderr.write('quire serve: stopping (finishing the current transaction)\n');
+  await bridge.close();
+  await engine.close();
+}

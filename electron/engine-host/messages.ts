@@ -1,0 +1,23 @@
+// Messages between a host (Electron main or the serve bridge) and the engine worker, typed by the
+// contract: requests carry a contract request name and its argument, events a contract event.
+import type { EventName, EventPayloads, RequestFailure, RequestName } from '../contract.ts';
+
+export interface EngineWorkerData {
+  dbPath: string;
+  dataDir: string;
+  modelDir?: string;
+  host: 'electron' | 'serve';
+  version?: string;
+}
+
+export type ToWorker =
+  | { type: 'request'; id: number; name: RequestName; args: unknown }
+  | { type: 'shutdown' };
+
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'start-failed'; message: string }
+  | { type: 'response'; id: number; ok: true; result: unknown }
+  | { type: 'response'; id: number; ok: false; error: RequestFailure }
+  | { [E in EventName]: { type: 'event'; name: E; payload: EventPayloads[E] } }[EventName]
+  | { type: 'closed' };

@@ -1,0 +1,86 @@
+// The Electron main process: one window, IPC wiring, dialogs; no heavy work. Indexing and answers
+// run in the engine worker (engine-host/), which owns the database. Bundled by
+// build/build-electron.mjs into dist/electron/ (main.mjs, preload.cjs, engine-worker.mjs).
+import { app, BrowserWindow, dialog, ipcMain, session, shell } from 'electron';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { quireHome, defaultDbPath } from './app-paths.ts';
+import { HOST_REQUESTS, IPC_EVENT_CHANNEL, IPC_REQUEST_CHANNEL, QuireRequestError, type RequestArgs, type RequestName } from './contract.ts';
+import { startEngine, type EngineClient } from './engine-host/client.ts';
+import { createIpcHandler } from './ipc-validation.ts';
+import { guardContents, guardSession, mainWindowOptions } from './window-options.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const rendererIndex = path.resolve(here, '..', 'renderer', 'index.html');
+const appUrl = pathToFileURL(rendererIndex).href;
+
+let engine: EngineClient | null = null;
+let win: BrowserWindow | null = null;
+
+if (!app.requestSingleInstanceLock()) {
+  app.quit();
+} else {
+  app.on('second-instance', () => {
+    if (win?.isMinimized()) win.restore();
+    win?.focus();
+  });
+  app.on('web-contents-created', (_event, contents) => guardContents(contents, appUrl));
+  void app.whenReady().then(start);
+}
+
+/** Opens a file only when it lies inside a folder the user added (never an arbitrary path). */
+async function openPath({ path: file, page }: RequestArgs<'host.openPath'>) {
+  const folders = await engine!.request('folders.list', {});
+  const resolved = path.resolve(file);
+  if (!folders.some((f) => resolved.startsWith(f.path + path.sep))) {
+    return { opened: false, reason: 'only files inside your library folders can be opened' };
+  }
+  if (page && resolved.toLowerCase().endsWith('.pdf')) {
+    await shell.openExternal(`${pathToFileURL(resolved).href}#page=${page}`);
+    return { opened: true };
+  }
+  const error = await shell.openPath(resolved);
+  return error ? { opened: false, reason: error } : { opened: true };
+}
+
+async function dispatch(name: RequestName, args: unknown): Promise<unknown> {
+  if (!engine) throw new QuireRequestError('unavailable', 'the engine is starting');
+  if (!HOST_REQUESTS.includes(name)) return engine.request(name, args);
+  if (name === 'host.pickFolder') {
+    const r = await dialog.showOpenDialog(win!, { properties: ['openDirectory'], title: 'Add a folder to your library' });
+    return { path: r.canceled ? null : (r.filePaths[0] ?? null) };
+  }
+  return openPath(args as RequestArgs<'host.openPath'>);
+}
+
+async function start(): Promise<void> {
+  guardSession(session.defaultSession);
+  const dataDir = quireHome();
+  engine = await startEngine({
+    dbPath: process.env.QUIRE_DB ?? defaultDbPath(),
+    dataDir,
+    modelDir: process.env.QUIRE_MODEL,
+    host: 'electron',
+    version: app.getVersion(),
+    workerUrl: new URL('./engine-worker.mjs', import.meta.url),
+  });
+  ipcMain.handle(IPC_REQUEST_CHANNEL, createIpcHandler({ appUrl, dispatch }));
+  engine.onEvent((name, payload) => win?.webContents.send(IPC_EVENT_CHANNEL, name, payload));
+
+  win = new BrowserWindow(mainWindowOptions(path.join(here, 'preload.cjs')));
+  win.once('ready-to-show', () => win?.show());
+  win.on('closed', () => {
+    win = null;
+  });
+  await win.loadFile(rendererIndex);
+}
+
+let quitting = false;
+app.on('before-quit', (event) => {
+  if (quitting || !engine) return;
+  // let the engine finish its current database transaction and close the file, then quit
+  event.preventDefault();
+  quitting = true;
+  void engine.close().finally(() => app.quit());
+});
+app.on('window-all-closed', () => app.quit());

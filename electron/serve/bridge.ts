@@ -1,0 +1,211 @@
+// The serve bridge: the renderer's typed API over HTTP, for a browser on the same machine.
+// Bound to 127.0.0.1 only; every API call needs the per-run token (Authorization: Bearer, or
+// ?token= for the event stream, which EventSource cannot give headers); requests whose Host or
+// Origin is not this server are refused (DNS rebinding, other sites); every body is validated with
+// the contract's schema before it reaches the engine.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import {
+  EVENT_NAMES,
+  isRequestName,
+  parseRequest,
+  QuireRequestError,
+  type EventName,
+  type EventPayloads,
+  type RequestName,
+  type RequestResults,
+} from '../contract.ts';
+import { RENDERER_CSP } from '../window-options.ts';
+
+export interface BridgeEngine {
+  request<N extends RequestName>(name: N, args: unknown): Promise<RequestResults[N]>;
+  onEvent(listener: <E extends EventName>(name: E, payload: EventPayloads[E]) => void): () => void;
+}
+
+export interface BridgeOptions {
+  engine: BridgeEngine;
+  /** The built renderer (index.html and assets). */
+  staticDir: string;
+  /** 0 (default): any free port. */
+  port?: number;
+  /** Default: 32 random bytes, hex. */
+  token?: string;
+}
+
+export interface Bridge {
+  port: number;
+  token: string;
+  /** Where a browser opens the app: the token travels in the fragment, never to the server's logs. */
+  url: string;
+  close(): Promise<void>;
+}
+
+const MAX_BODY_BYTES = 1024 * 1024;
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+};
+
+function sameToken(given: string | null | undefined, token: string): boolean {
+  if (!given) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+  res.end(json);
+}
+
+const failStatus: Record<QuireRequestError['code'], number> = {
+  'invalid-arguments': 400,
+  'unknown-request': 404,
+  unavailable: 503,
+  failed: 500,
+};
+
+async function readBody(req: http.IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new QuireRequestError('invalid-arguments', 'request body too large');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Answers the contract's host requests the way a browser host can. */
+function hostRequest(name: RequestName): unknown {
+  if (name === 'host.pickFolder') return { path: null };
+  if (name === 'host.openPath') return { opened: false, reason: 'serve mode cannot open files with the OS; open it from your file manager' };
+  return undefined;
+}
+
+export async function startBridge(options: BridgeOptions): Promise<Bridge> {
+  const token = options.token ?? randomBytes(32).toString('hex');
+  const staticRoot = path.resolve(options.staticDir);
+  const clients = new Set<http.ServerResponse>();
+  let port = 0;
+
+  const allowedHosts = () => new Set([`127.0.0.1:${port}`, `localhost:${port}`]);
+  const allowedOrigins = () => new Set([`http://127.0.0.1:${port}`, `http://localhost:${port}`]);
+
+  const unsubscribe = options.engine.onEvent((name, payload) => {
+    const frame = `event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`;
+    for (const c of clients) c.write(frame);
+  });
+
+  const serveStatic = (pathname: string, res: http.ServerResponse) => {
+    const rel = pathname === '/' ? 'index.html' : decodeURIComponent(pathname).replace(/^\/+/, '');
+    const file = path.resolve(staticRoot, rel);
+    if (file !== staticRoot && !file.startsWith(staticRoot + path.sep)) return send(res, 403, { error: 'forbidden' });
+    fs.readFile(file, (err, data) => {
+      if (err) {
+        if (!fs.existsSync(path.join(staticRoot, 'index.html'))) {
+          res.writeHead(503, { 'Content-Type': 'text/plain; charset=utf-8' });
+          return res.end('The renderer is not built: run "npm run build:renderer".\n');
+        }
+        return send(res, 404, { error: 'not found' });
+      }
+      res.writeHead(200, {
+        'Content-Type': MIME[path.extname(file)] ?? 'application/octet-stream',
+        'Content-Security-Policy': RENDERER_CSP,
+        'X-Content-Type-Options': 'nosniff',
+        'Referrer-Policy': 'no-referrer',
+        'X-Frame-Options': 'DENY',
+        'Cache-Control': 'no-store',
+      });
+      res.end(data);
+    });
+  };
+
+  const server = http.createServer((req, res) => {
+    void (async () => {
+      // DNS rebinding: the Host must be this server as the browser was told to reach it.
+      if (!allowedHosts().has(req.headers.host ?? '')) return send(res, 403, { error: 'forbidden host' });
+      // Other sites: a browser sends Origin on cross-origin requests (and on every POST).
+      const origin = req.headers.origin;
+      if (origin !== undefined && !allowedOrigins().has(origin)) return send(res, 403, { error: 'forbidden origin' });
+      if (req.headers['sec-fetch-site'] === 'cross-site') return send(res, 403, { error: 'forbidden origin' });
+
+      const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
+      if (!url.pathname.startsWith('/api/')) {
+        if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' });
+        return serveStatic(url.pathname, res);
+      }
+
+      if (url.pathname === '/api/events') {
+        if (req.method !== 'GET') return send(res, 405, { error: 'method not allowed' });
+        if (!sameToken(url.searchParams.get('token'), token)) return send(res, 401, { error: 'missing or wrong token' });
+        res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
+        res.write(`: quire events (${EVENT_NAMES.join(', ')})\n\n`);
+        clients.add(res);
+        const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+        req.on('close', () => {
+          clearInterval(ping);
+          clients.delete(res);
+        });
+        return;
+      }
+
+      const auth = req.headers.authorization;
+      const given = auth?.startsWith('Bearer ') ? auth.slice(7) : null;
+      if (!sameToken(given, token)) return send(res, 401, { error: 'missing or wrong token' });
+      if (req.method !== 'POST') return send(res, 405, { error: 'method not allowed' });
+      if (!(req.headers['content-type'] ?? '').startsWith('application/json')) {
+        return send(res, 415, { error: 'content-type must be application/json' });
+      }
+      const name = decodeURIComponent(url.pathname.slice('/api/'.length));
+      if (!isRequestName(name)) return send(res, 404, { ok: false, error: { code: 'unknown-request', message: `no request "${name}"` } });
+      try {
+        let body: unknown;
+        try {
+          const raw = await readBody(req);
+          body = raw.trim() === '' ? {} : JSON.parse(raw);
+        } catch (e) {
+          throw e instanceof QuireRequestError ? e : new QuireRequestError('invalid-arguments', 'the body is not JSON');
+        }
+        const args = parseRequest(name, body);
+        const hosted = hostRequest(name);
+        const result = hosted !== undefined ? hosted : await options.engine.request(name, args);
+        send(res, 200, { ok: true, result });
+      } catch (e) {
+        const err = e instanceof QuireRequestError ? e : new QuireRequestError('failed', (e as Error).message);
+        send(res, failStatus[err.code], { ok: false, error: { code: err.code, message: err.message } });
+      }
+    })().catch((e) => {
+      if (!res.headersSent) send(res, 500, { ok: false, error: { code: 'failed', message: (e as Error).message } });
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  port = (server.address() as { port: number }).port;
+
+  return {
+    port,
+    token,
+    url: `http://127.0.0.1:${port}/#token=${token}`,
+    async close() {
+      unsubscribe();
+      for (const c of clients) c.end();
+      clients.clear();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

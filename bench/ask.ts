@@ -8,13 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { openDatabase } from '../db/open.ts';
 import { Engine } from '../native-models/engine.ts';
-import { generateModel } from '../native-models/generate-model.ts';
-import { benchSpec, seededRandom } from '../native-models/tiny-model-spec.ts';
+import { seededRandom } from '../native-models/tiny-model-spec.ts';
 import { ask, type AnswerFigures, type AskOptions } from '../electron/answering/ask.ts';
 import { createAnswerContext } from '../electron/answering/passage-kv.ts';
 import { passageBlockText } from '../electron/answering/prompt-blocks.ts';
 import type { RetrievedPassage } from '../electron/answering/retrieve.ts';
 import { machineLine, median } from './stats.ts';
+import { benchModelDir } from './bench-model.ts';
 
 const K = 10;
 const BLOCK_TOKENS = 256;
@@ -22,12 +22,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const QUESTION = 'Which of these documents describes the harbour and what did the keeper write about the storm?';
 
 async function main(): Promise<void> {
-  const modelDir = process.env.BENCH_MODEL_DIR ?? path.join(os.tmpdir(), 'quire-bench-model');
-  const spec = benchSpec();
-  if (!fs.existsSync(path.join(modelDir, 'onnx', 'model.onnx'))) {
-    console.error(`generating the bench model in ${modelDir} ...`);
-    await generateModel(modelDir, spec);
-  }
+  const modelDir = await benchModelDir();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quire-bench-ask-'));
   const db = openDatabase(path.join(tmp, 'bench.db'));
   const engine = await Engine.load(modelDir, { provider: 'cpu' });

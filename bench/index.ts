@@ -21,9 +21,8 @@ import { openDatabase } from '../db/open.ts';
 import { createAnswerContext, passageIds, prefillPassages } from '../electron/answering/passage-kv.ts';
 import { estimateTokens, indexFolder, type IndexSummary } from '../electron/indexing/indexer.ts';
 import { Engine } from '../native-models/engine.ts';
-import { generateModel } from '../native-models/generate-model.ts';
-import { benchSpec } from '../native-models/tiny-model-spec.ts';
 import { machineLine } from './stats.ts';
+import { benchModelDir } from './bench-model.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -63,11 +62,7 @@ async function main(): Promise<void> {
     const againMs = performance.now() - t0;
 
     // (3) KV prefill on the bench model
-    const modelDir = process.env.BENCH_MODEL_DIR ?? path.join(os.tmpdir(), 'quire-bench-model');
-    if (!fs.existsSync(path.join(modelDir, 'onnx', 'model.onnx'))) {
-      console.error(`generating the bench model in ${modelDir} ...`);
-      await generateModel(modelDir, benchSpec());
-    }
+    const modelDir = await benchModelDir();
     const engine = await Engine.load(modelDir, { provider: 'cpu' });
     const ctx = await createAnswerContext(db, engine, { store: new KvStore(db) });
     const blocks = Number(args['kv-blocks']);

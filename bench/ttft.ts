@@ -3,15 +3,14 @@
 // at 1K/2K/4K tokens of 256-token blocks plus a ~50-token question; and block prefill throughput
 // against a bare onnxruntime session.run of the same tokens. Results: bench-output/ttft.json.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { AutoModelForCausalLM, env, Tensor } from '@huggingface/transformers';
 import { Engine } from '../native-models/engine.ts';
-import { generateModel } from '../native-models/generate-model.ts';
 import { emptyKv, type KvCache } from '../native-models/kv.ts';
 import { benchSpec, seededRandom } from '../native-models/tiny-model-spec.ts';
 import { machineLine, median, timeRuns } from './stats.ts';
+import { benchModelDir } from './bench-model.ts';
 
 const BLOCK_TOKENS = 256;
 const QUESTION_TOKENS = 50;
@@ -24,12 +23,8 @@ function randomIds(n: number, vocab: number, random: () => number): number[] {
 }
 
 async function main(): Promise<void> {
-  const modelDir = process.env.BENCH_MODEL_DIR ?? path.join(os.tmpdir(), 'quire-bench-model');
+  const modelDir = await benchModelDir();
   const spec = benchSpec();
-  if (!fs.existsSync(path.join(modelDir, 'onnx', 'model.onnx'))) {
-    console.error(`generating the bench model in ${modelDir} ...`);
-    await generateModel(modelDir, spec);
-  }
   const engine = await Engine.load(modelDir, { provider: 'cpu' });
   const random = seededRandom(7);
   const blocks = Array.from({ length: Math.max(...CONTEXTS) }, () => randomIds(BLOCK_TOKENS, spec.vocabSize, random));

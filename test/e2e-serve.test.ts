@@ -35,7 +35,7 @@ function ensureRenderer(): void {
 async function startServe(): Promise<void> {
   server = spawn(process.execPath, [path.join(root, 'bin', 'quire.js'), 'serve', '--port', '0', '--db', path.join(tmp, 'data', 'quire.db')], {
     cwd: root,
-    env: { ...process.env, QUIRE_HOME: path.join(tmp, 'data'), QUIRE_DATA_DIR: path.join(tmp, 'data') },
+    env: { ...process.env, QUIRE_HOME: path.join(tmp, 'data') },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   server.stderr!.on('data', (d) => (serverLog += String(d)));

@@ -5,25 +5,15 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, w
 import os from 'node:os';
 import path from 'node:path';
 import iconv from 'iconv-lite';
-import JSZip from 'jszip';
-import { PDFDocument, PDFName, PDFString, rgb, StandardFonts } from 'pdf-lib';
+import { PDFDocument, PDFName, PDFString, rgb } from 'pdf-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBytes, parseFile, type ParseResult } from '../electron/indexing/parsers/index.ts';
 import { cutPassages, type Passage } from '../electron/indexing/passages.ts';
 import { walkFolder, type WalkEntry } from '../electron/indexing/walk.ts';
+import { makeDocx, makePdf } from './fixtures/indexer-corpus.ts';
 
 const countWords = (text: string) => text.match(/\S+/g)?.length ?? 0;
 const MAX_BYTES = 64 * 1024; // a small cap so the oversized file stays small
-
-async function makePdf(pages: string[][]): Promise<Uint8Array> {
-  const pdf = await PDFDocument.create();
-  const font = await pdf.embedFont(StandardFonts.Helvetica);
-  for (const lines of pages) {
-    const page = pdf.addPage();
-    lines.forEach((line, i) => page.drawText(line, { x: 50, y: 750 - i * 16, size: 12, font }));
-  }
-  return pdf.save();
-}
 
 /**
  * Japanese text in a non-embedded CID font with a predefined CMap (UniJIS-UCS2-H), as Japanese
@@ -46,29 +36,6 @@ async function makeJapanesePdf(text: string): Promise<Uint8Array> {
   const utf16Hex = [...text].map((c) => c.charCodeAt(0).toString(16).padStart(4, '0')).join('');
   page.node.set(PDFName.of('Contents'), ctx.register(ctx.stream(`BT /F1 24 Tf 50 700 Td <${utf16Hex}> Tj ET`)));
   return pdf.save();
-}
-
-async function makeDocx(paragraphs: { text: string; style?: string }[]): Promise<Uint8Array> {
-  const zip = new JSZip();
-  zip.file(
-    '[Content_Types].xml',
-    '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">' +
-      '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>' +
-      '<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>',
-  );
-  zip.file(
-    '_rels/.rels',
-    '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">' +
-      '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>',
-  );
-  const body = paragraphs
-    .map(({ text, style }) => `<w:p>${style ? `<w:pPr><w:pStyle w:val="${style}"/></w:pPr>` : ''}<w:r><w:t xml:space="preserve">${text}</w:t></w:r></w:p>`)
-    .join('');
-  zip.file(
-    'word/document.xml',
-    `<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>${body}</w:body></w:document>`,
-  );
-  return zip.generateAsync({ type: 'uint8array' });
 }
 
 let root: string;

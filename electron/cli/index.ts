@@ -11,20 +11,9 @@ import type { CountTokens } from '../indexing/passages.ts';
 import { numberOption, UsageError } from './args.ts';
 import { formatBytes, formatDuration, ProgressRenderer } from './progress.ts';
 
-export interface IndexCommandSummary {
+/** The folders' summaries added up (see IndexSummary), with each folder's own figures. */
+export interface IndexCommandSummary extends Omit<IndexSummary, 'root'> {
   db: string;
-  files: number;
-  indexed: number;
-  unchanged: number;
-  skipped: FileProblem[];
-  failed: FileProblem[];
-  passages: number;
-  passagesWritten: number;
-  removed: number;
-  renamed: number;
-  kvBlocks: number;
-  bytes: number;
-  elapsedMs: number;
   folders: Omit<IndexSummary, 'skipped' | 'failed'>[];
 }
 

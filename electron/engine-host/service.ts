@@ -33,7 +33,15 @@ import { createAnswerContext, prefillPassages, type AnswerContext } from '../ans
 import { KvStore } from '../../db/kv-store.ts';
 import { ask } from '../answering/ask.ts';
 import { ChatSession } from '../answering/chat-context.ts';
-import { CATALOG, catalogModel, DEFAULT_MODEL_ID, modelDir as catalogModelDir, resolveModelDir } from '../models/catalog.ts';
+import {
+  CATALOG,
+  catalogModel,
+  DEFAULT_MODEL_ID,
+  modelDir as catalogModelDir,
+  readSettings as readModelChoice,
+  resolveModelDir,
+  writeSettings as writeModelChoice,
+} from '../models/catalog.ts';
 import { downloadModel } from '../models/download.ts';
 import { createChat, getChat } from '../../db/chats.ts';
 
@@ -526,20 +534,25 @@ export class EngineService {
     return path.join(this.options.dataDir, 'app-settings.json');
   }
 
+  // The chosen model lives in the CLI's settings (quire models use), so the app and the CLI agree on
+  // it; everything else the app shows in Settings lives in app-settings.json.
   private readSettings(): Settings {
+    let saved: Partial<Settings> = {};
     try {
-      const saved = JSON.parse(fs.readFileSync(this.settingsFile, 'utf8')) as unknown;
-      const parsed = settingsSchema.partial().safeParse(saved);
-      return { ...DEFAULT_SETTINGS, ...(parsed.success ? parsed.data : {}) };
+      const parsed = settingsSchema.partial().safeParse(JSON.parse(fs.readFileSync(this.settingsFile, 'utf8')));
+      if (parsed.success) saved = parsed.data;
     } catch {
-      return { ...DEFAULT_SETTINGS };
+      // no settings yet
     }
+    return { ...DEFAULT_SETTINGS, ...saved, modelDir: null };
   }
 
   private writeSettings(): void {
+    const { modelDir, ...rest } = this.settings;
     const tmp = `${this.settingsFile}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(this.settings, null, 2));
+    fs.writeFileSync(tmp, JSON.stringify(rest, null, 2));
     fs.renameSync(tmp, this.settingsFile);
+    if (modelDir && readModelChoice().model !== modelDir) writeModelChoice({ ...readModelChoice(), model: modelDir });
   }
 
   // ---- shutdown -------------------------------------------------------------------------------

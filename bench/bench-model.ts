@@ -1,0 +1,16 @@
+// The bench-shape model (Qwen2.5-0.5B's shape) shared by the benchmarks: generated once (~30 s,
+// 1.5 GB) under os.tmpdir()/quire-bench-model, or BENCH_MODEL_DIR, and reused.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { generateModel } from '../native-models/generate-model.ts';
+import { benchSpec } from '../native-models/tiny-model-spec.ts';
+
+export async function benchModelDir(): Promise<string> {
+  const dir = process.env.BENCH_MODEL_DIR ?? path.join(os.tmpdir(), 'quire-bench-model');
+  if (!fs.existsSync(path.join(dir, 'onnx', 'model.onnx'))) {
+    console.error(`generating the bench model in ${dir} ...`);
+    await generateModel(dir, benchSpec());
+  }
+  return dir;
+}

@@ -6,13 +6,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openDatabase } from '../../db/open.ts';
 import { defaultDbPath } from '../app-paths.ts';
-import { estimateTokens, indexFolder, type AfterDocument, type FileProblem, type IndexSummary } from '../indexing/indexer.ts';
+import { estimateTokens, indexFolder, type AfterDocument, type IndexSummary } from '../indexing/indexer.ts';
 import type { CountTokens } from '../indexing/passages.ts';
 import { numberOption, UsageError } from './args.ts';
 import { formatBytes, formatDuration, ProgressRenderer } from './progress.ts';
 
 /** The folders' summaries added up (see IndexSummary), with each folder's own figures. */
-export interface IndexCommandSummary extends Omit<IndexSummary, 'root'> {
+export interface IndexCommandSummary extends Omit<IndexSummary, 'root' | 'folderId'> {
   db: string;
   folders: Omit<IndexSummary, 'skipped' | 'failed'>[];
 }

@@ -18,6 +18,8 @@ export const settingsSchema = z.object({
   kvBudgetBytes: z.number().int().min(16 * 1024 ** 2).max(1024 ** 4),
   /** Target tokens per passage (applies on the next indexing). */
   passageTokens: z.number().int().min(32).max(2048),
+  /** Prefill passage KV in the background after indexing (newest documents first, within the KV budget). */
+  eagerPrefill: z.boolean(),
   /** Passages retrieved per question. */
   k: z.number().int().min(1).max(32),
   /** 'block': prefilled passage blocks reused (fast); 'full': one causal prefill (reference quality). */

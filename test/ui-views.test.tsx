@@ -183,7 +183,7 @@ describe('ChatView', () => {
 
 describe('SettingsView', () => {
   it('shows the settings with KV usage and saves changes', async () => {
-    const settings = { modelDir: null, provider: 'auto', kvBudgetBytes: 2 * 1024 ** 3, passageTokens: 256, k: 4, mode: 'block', quality: 'auto' } as const;
+    const settings = { modelDir: null, provider: 'auto', kvBudgetBytes: 2 * 1024 ** 3, passageTokens: 256, eagerPrefill: true, k: 10, mode: 'block', quality: 'auto' } as const;
     const { api, request } = fakeApi({
       'settings.get': () => settings,
       'settings.set': (patch: object) => ({ ...settings, ...patch }),

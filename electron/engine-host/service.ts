@@ -60,7 +60,8 @@ export const DEFAULT_SETTINGS: Settings = {
   provider: 'auto',
   kvBudgetBytes: DEFAULT_KV_BUDGET_BYTES,
   passageTokens: 256,
-  k: 4,
+  eagerPrefill: true,
+  k: 10,
   mode: 'block',
   quality: 'auto',
 };
@@ -405,13 +406,28 @@ export class EngineService {
     }
   }
 
-  /** Background KV prefill of the folder's passages (yields to questions); needs a loaded model. */
+  /**
+   * Background KV prefill of the folder's passages (yields to questions; needs a loaded model):
+   * most recently modified documents first, and only as many as fit the KV budget's free room, so
+   * eager work never evicts blocks that questions stored. Passages left out get KV at first use.
+   */
   private async prefillFolder(folder: Folder, run: FolderRun, signal: AbortSignal): Promise<void> {
-    const ctx = await this.answerContextReady();
-    const ids = this.db
-      .prepare('SELECT p.id FROM passages p JOIN documents d ON d.id = p.document_id WHERE d.folder_id = ? ORDER BY p.id')
-      .pluck()
-      .all(folder.id) as number[];
+    const ctx = this.settings.eagerPrefill ? await this.answerContextReady() : null;
+    const rows = this.db
+      .prepare(
+        `SELECT p.id, COALESCE(p.token_count, 0) AS tokens FROM passages p JOIN documents d ON d.id = p.document_id
+         WHERE d.folder_id = ? ORDER BY d.mtime_ms DESC, d.id, p.ordinal`,
+      )
+      .all(folder.id) as { id: number; tokens: number }[];
+    let ids = rows.map((r) => r.id);
+    if (ctx) {
+      const { layers, kvHeads, headDim } = ctx.engine.runner.kvShape;
+      // stored as float16 (db/kv-codec.ts): 2 bytes an element, keys and values; +8 tokens for the title line
+      const bytesPerToken = 2 * 2 * layers * kvHeads * headDim;
+      let room = this.settings.kvBudgetBytes - ctx.store.stats().bytes;
+      const fitting = rows.findIndex((r) => (room -= (r.tokens + 8) * bytesPerToken) < 0);
+      if (fitting >= 0) ids = ids.slice(0, fitting);
+    }
     run.prefill = { done: 0, total: ids.length };
     if (!ctx || ids.length === 0) return;
     run.state = 'prefilling';

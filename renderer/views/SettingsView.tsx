@@ -125,6 +125,10 @@ export function SettingsView({ api, model }: { api: RendererApi; model: ModelSta
           <input type="number" min={1} max={32} value={settings.k} onChange={(e) => set({ k: Number(e.target.value) })} />
         </label>
         <label>
+          <input type="checkbox" checked={settings.eagerPrefill} onChange={(e) => set({ eagerPrefill: e.target.checked })} />
+          Prefill passage KV in the background (newest documents first, within the budget)
+        </label>
+        <label>
           Attention mode
           <select value={settings.mode} onChange={(e) => set({ mode: e.target.value as Settings['mode'] })}>
             {ANSWER_MODES.map((m) => (

@@ -19,6 +19,24 @@ export async function timeRuns(runs: number, fn: () => Promise<unknown>): Promis
   return times;
 }
 
+/**
+ * Warms each function up once, then runs them in turn `runs` times, so that load from other
+ * processes on a shared machine falls on all of them alike; returns each one's milliseconds.
+ */
+export async function timeInterleaved<K extends string>(runs: number, fns: Record<K, () => Promise<unknown>>): Promise<Record<K, number[]>> {
+  const names = Object.keys(fns) as K[];
+  const times = Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<K, number[]>;
+  for (const n of names) await fns[n]();
+  for (let i = 0; i < runs; i++) {
+    for (const n of names) {
+      const t0 = performance.now();
+      await fns[n]();
+      times[n].push(performance.now() - t0);
+    }
+  }
+  return times;
+}
+
 export function machineLine(): string {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   return `${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;

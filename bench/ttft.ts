@@ -9,7 +9,7 @@ import { AutoModelForCausalLM, env, Tensor } from '@huggingface/transformers';
 import { Engine } from '../native-models/engine.ts';
 import { emptyKv, type KvCache } from '../native-models/kv.ts';
 import { benchSpec, seededRandom } from '../native-models/tiny-model-spec.ts';
-import { machineLine, median, timeRuns } from './stats.ts';
+import { machineLine, median, timeInterleaved } from './stats.ts';
 import { benchModelDir } from './bench-model.ts';
 
 const BLOCK_TOKENS = 256;
@@ -30,16 +30,21 @@ async function main(): Promise<void> {
   const blocks = Array.from({ length: Math.max(...CONTEXTS) }, () => randomIds(BLOCK_TOKENS, spec.vocabSize, random));
   const question = randomIds(QUESTION_TOKENS, spec.vocabSize, random);
 
-  // Block prefill throughput: the engine vs a bare session.run on the same 256 tokens.
+  // Block prefill throughput: the engine vs a bare session.run on the same 256-token blocks, in turn.
   const kvs: KvCache[] = [];
-  const prefillMs = await timeRuns(RUNS, async () => {
-    kvs.length = 0;
-    for (const ids of blocks.slice(0, 4)) kvs.push(await engine.prefill(ids));
+  const bare = bareForward(engine);
+  const prefill = await timeInterleaved(RUNS, {
+    engine: async () => {
+      kvs.length = 0;
+      for (const ids of blocks.slice(0, 4)) kvs.push(await engine.prefill(ids));
+    },
+    bare: async () => {
+      for (const ids of blocks.slice(0, 4)) await bare(ids);
+    },
   });
-  const bare = await bareForwardMs(engine, blocks.slice(0, 4));
   for (const ids of blocks.slice(4)) kvs.push(await engine.prefill(ids));
-  const prefillTokS = (4 * BLOCK_TOKENS) / (median(prefillMs) / 1000);
-  const bareTokS = (4 * BLOCK_TOKENS) / (median(bare) / 1000);
+  const prefillTokS = (4 * BLOCK_TOKENS) / (median(prefill.engine) / 1000);
+  const bareTokS = (4 * BLOCK_TOKENS) / (median(prefill.bare) / 1000);
 
   env.allowRemoteModels = false;
   env.localModelPath = path.dirname(modelDir);
@@ -52,11 +57,14 @@ async function main(): Promise<void> {
   const rows = [];
   for (const n of CONTEXTS) {
     const all = [...blocks.slice(0, n).flat(), ...question];
-    const block = await timeRuns(RUNS, () => engine.answer(kvs.slice(0, n), question, { maxNewTokens: 1 }));
-    const full = await timeRuns(RUNS, () => engine.answer([], all, { maxNewTokens: 1 }));
     const input = new Tensor('int64', BigInt64Array.from(all, BigInt), [1, all.length]);
     const mask = new Tensor('int64', new BigInt64Array(all.length).fill(1n), [1, all.length]);
-    const transformersJs = await timeRuns(RUNS, () => tjs.generate({ input_ids: input, attention_mask: mask, max_new_tokens: 1, do_sample: false }));
+    const t = await timeInterleaved(RUNS, {
+      block: () => engine.answer(kvs.slice(0, n), question, { maxNewTokens: 1 }),
+      full: () => engine.answer([], all, { maxNewTokens: 1 }),
+      transformersJs: () => tjs.generate({ input_ids: input, attention_mask: mask, max_new_tokens: 1, do_sample: false }),
+    });
+    const [block, full, transformersJs] = [t.block, t.full, t.transformersJs];
     const row = {
       promptTokens: all.length,
       fullMs: median(full),
@@ -85,12 +93,12 @@ async function main(): Promise<void> {
   console.log(table(result));
 }
 
-/** The same block prefills as session.run calls with hand-made feeds: the floor for our overhead. */
-async function bareForwardMs(engine: Engine, blocks: number[][]): Promise<number[]> {
+/** A block prefill as one session.run with hand-made feeds (tensors built inside, as the engine does): the floor for our overhead. */
+function bareForward(engine: Engine): (ids: number[]) => Promise<unknown> {
   const session = engine.runner.session;
   const shape = engine.runner.kvShape;
   const empty = emptyKv(shape);
-  const feedsFor = (ids: number[]) => {
+  return (ids) => {
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
       attention_mask: new ort.Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]),
@@ -100,12 +108,8 @@ async function bareForwardMs(engine: Engine, blocks: number[][]): Promise<number
       feeds[`past_key_values.${l}.key`] = new ort.Tensor(shape.dtype, empty.keys[l], [1, shape.kvHeads, 0, shape.headDim]);
       feeds[`past_key_values.${l}.value`] = new ort.Tensor(shape.dtype, empty.values[l], [1, shape.kvHeads, 0, shape.headDim]);
     }
-    return feeds;
+    return session.run(feeds);
   };
-  const prepared = blocks.map(feedsFor);
-  return timeRuns(RUNS, async () => {
-    for (const feeds of prepared) await session.run(feeds);
-  });
 }
 
 function table(r: {
@@ -116,7 +120,7 @@ function table(r: {
 }): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const lines = [
-    `${r.date.slice(0, 10)}, ${r.machine}, CPU provider, medians of ${RUNS} runs after a warm-up`,
+    `${r.date.slice(0, 10)}, ${r.machine}, CPU provider, medians of ${RUNS} interleaved runs after a warm-up`,
     '',
     '| prompt tokens | full TTFT (ms) | block TTFT (ms) | block/full | transformers.js TTFT (ms) | full/transformers.js |',
     '|---:|---:|---:|---:|---:|---:|',

@@ -50,19 +50,8 @@ export interface SearchHit {
   method: 'word' | 'substring' | 'scan';
 }
 
-interface HitRow {
-  passageId: number;
-  documentId: number;
-  path: string;
-  title: string | null;
-  passageTitle: string | null;
-  page: number | null;
-  ordinal: number;
-  text: string;
-  snippet: string;
-  highlighted: string;
-  rank: number;
-}
+/** A row as the queries return it: a hit before its rank becomes a score. */
+type HitRow = Omit<SearchHit, 'score' | 'method'> & { rank: number };
 
 interface Resolved {
   limit: number;

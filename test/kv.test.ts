@@ -16,18 +16,8 @@ import {
   float32ToFloat16,
   float32ToFloat16Array,
 } from '../native-models/float16.ts';
+import { seededRandom } from '../native-models/tiny-model-spec.ts';
 
-/** Deterministic uniform [0, 1) numbers (mulberry32), so failures reproduce. */
-function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomKv(dtype: KvDtype, tokens: number, seed: number): KvCache {
   const random = seededRandom(seed);

@@ -6,18 +6,8 @@ import { float16ToFloat32Array, float32ToFloat16Array } from '../native-models/f
 import { kvShapeOf, type KvCache, type KvData, type KvDtype } from '../native-models/kv.ts';
 import { rotateKeys, rotateKeysInPlace } from '../native-models/rope.ts';
 import { ropeParamsFromConfig, type RopeLayout, type RopeParams } from '../native-models/rope-config.ts';
+import { seededRandom } from '../native-models/tiny-model-spec.ts';
 
-/** Deterministic uniform [0, 1) numbers (mulberry32), so failures reproduce. */
-function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const LAYERS = 2;
 const KV_HEADS = 2;

@@ -18,7 +18,6 @@ import {
 } from '../native-models/float16.ts';
 import { seededRandom } from '../native-models/tiny-model-spec.ts';
 
-
 function randomKv(dtype: KvDtype, tokens: number, seed: number): KvCache {
   const random = seededRandom(seed);
   const shape: KvShape = { dtype, layers: 2, kvHeads: 3, headDim: 4 };

@@ -8,7 +8,6 @@ import { rotateKeys, rotateKeysInPlace } from '../native-models/rope.ts';
 import { ropeParamsFromConfig, type RopeLayout, type RopeParams } from '../native-models/rope-config.ts';
 import { seededRandom } from '../native-models/tiny-model-spec.ts';
 
-
 const LAYERS = 2;
 const KV_HEADS = 2;
 const TOKENS = 5;

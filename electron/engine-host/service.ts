@@ -29,6 +29,7 @@ import {
   type Settings,
 } from '../contract.ts';
 import { indexFolder, type FileProblem, type IndexProgress } from '../indexing/indexer.ts';
+import { FolderWatcher } from '../indexing/watch.ts';
 import { createAnswerContext, prefillPassages, type AnswerContext } from '../answering/passage-kv.ts';
 import { KvStore } from '../../db/kv-store.ts';
 import { ask } from '../answering/ask.ts';
@@ -93,6 +94,9 @@ export class EngineService {
   private readonly chatSessions = new Map<number, ChatSession>();
   private downloading: string | null = null;
   private closed = false;
+  /** Re-indexes a library folder when its files change; restarted when the folder list changes. */
+  private watcher: FolderWatcher | null = null;
+  private watching: Promise<void> = Promise.resolve();
 
   private constructor(private readonly options: EngineServiceOptions) {
     fs.mkdirSync(options.dataDir, { recursive: true });
@@ -111,6 +115,7 @@ export class EngineService {
 
   static async start(options: EngineServiceOptions): Promise<EngineService> {
     const service = new EngineService(options);
+    service.rewatch();
     service.loadModel();
     await service.modelLoading;
     return service;
@@ -149,6 +154,7 @@ export class EngineService {
       if (!stat.isDirectory()) throw new QuireRequestError('failed', `not a folder: ${root}`);
       const folder = addFolder(this.db, root);
       this.enqueue(folder.id);
+      this.rewatch();
       this.options.emit('folders.changed', {});
       return this.folderView(folder);
     },
@@ -160,6 +166,7 @@ export class EngineService {
       if (this.indexing) await this.indexing.catch(() => undefined);
       this.runs.delete(folderId);
       const removed = removeFolder(this.db, folderId);
+      this.rewatch();
       this.options.emit('folders.changed', {});
       return { removed };
     },
@@ -354,6 +361,25 @@ export class EngineService {
     const folder = getFolder(this.db, folderId);
     if (!folder) throw new QuireRequestError('failed', `no folder ${folderId}`);
     return folder;
+  }
+
+  /** Watches the library's folders (debounced); a change re-queues its folder unless it is paused. */
+  private rewatch(): void {
+    this.watching = this.watching.then(async () => {
+      await this.watcher?.close();
+      this.watcher = null;
+      const roots = listFolders(this.db).map((f) => f.path);
+      if (this.closed || roots.length === 0) return;
+      this.watcher = await FolderWatcher.start(roots, {
+        // the database may live inside a watched folder: its own writes are not changes to index
+        ignorePaths: [this.options.dbPath],
+        reindex: async (root) => {
+          const folder = listFolders(this.db).find((f) => path.resolve(f.path) === root);
+          if (folder && !this.closed && this.runs.get(folder.id)?.state !== 'paused') this.enqueue(folder.id);
+        },
+        onError: () => undefined, // an unwatchable folder is still indexed on demand
+      });
+    }).catch(() => undefined);
   }
 
   private enqueue(folderId: number): void {
@@ -577,6 +603,8 @@ export class EngineService {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.rewatch(); // closes the watcher (closed: no new one)
+    await this.watching;
     this.indexQueue = [];
     for (const run of this.runs.values()) run.abort?.abort();
     for (const c of this.answers.values()) c.abort();

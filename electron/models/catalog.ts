@@ -38,7 +38,7 @@ export const CATALOG: readonly CatalogModel[] = [
     id: 'qwen2.5-0.5b-instruct-q4f16',
     repo: 'onnx-community/Qwen2.5-0.5B-Instruct',
     revision: 'main',
-    description: 'Qwen2.5 0.5B Instruct, 4-bit weights / fp16 activations: small and fast on CPU (recommended)',
+    description: 'Qwen2.5 0.5B Instruct, 4-bit weights / fp16 activations: small and fast on CPU',
     approxBytes: 490e6,
     files: [...meta(), { remote: 'onnx/model_q4f16.onnx', local: 'onnx/model.onnx' }],
   },

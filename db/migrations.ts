@@ -2,6 +2,7 @@
 // PRAGMA user_version; opening it runs the rest, each in its own transaction. Never edit a
 // migration that has shipped: add a new one.
 import type Database from 'better-sqlite3';
+import { needsSubstringSearch } from './fts-query.ts';
 
 export interface Migration {
   /** The user_version the database has after this migration. */
@@ -167,6 +168,47 @@ export const MIGRATIONS: readonly Migration[] = [
         );
         CREATE INDEX message_citations_passage ON message_citations(passage_id);
       `),
+  },
+  {
+    version: 5,
+    name: 'trigram index only for passages that need substring search',
+    // Most of indexing's time went into trigram inserts for text that word search already serves.
+    // passages.substring_indexed says whether a passage is in passages_trigram (replacePassages
+    // sets it from needsSubstringSearch). The trigram table's content is a view of exactly those
+    // rows, so FTS5 (reads, 'delete', 'rebuild', 'integrity-check' against the content) sees
+    // index and content agree; with content = 'passages' a partial index would look corrupt.
+    up: (db) => {
+      db.exec(`
+        ALTER TABLE passages ADD COLUMN substring_indexed INTEGER NOT NULL DEFAULT 1;
+        DROP TRIGGER passages_trigram_insert;
+        DROP TRIGGER passages_trigram_delete;
+        DROP TRIGGER passages_trigram_update;
+        DROP TABLE passages_trigram;
+      `);
+      // Existing rows: classified once here, with the rule replacePassages uses.
+      db.function('quire_v5_needs_substring_search', { deterministic: true }, (text: unknown) =>
+        needsSubstringSearch(String(text)) ? 1 : 0,
+      );
+      db.exec(`UPDATE passages SET substring_indexed = quire_v5_needs_substring_search(text)`);
+      db.exec(`
+        CREATE VIEW passages_substring AS SELECT id, text FROM passages WHERE substring_indexed = 1;
+        CREATE VIRTUAL TABLE passages_trigram USING fts5(
+          text, content = 'passages_substring', content_rowid = 'id',
+          tokenize = 'trigram remove_diacritics 1'
+        );
+        INSERT INTO passages_trigram(passages_trigram) VALUES ('rebuild');
+        CREATE TRIGGER passages_trigram_insert AFTER INSERT ON passages WHEN new.substring_indexed BEGIN
+          INSERT INTO passages_trigram(rowid, text) VALUES (new.id, new.text);
+        END;
+        CREATE TRIGGER passages_trigram_delete AFTER DELETE ON passages WHEN old.substring_indexed BEGIN
+          INSERT INTO passages_trigram(passages_trigram, rowid, text) VALUES ('delete', old.id, old.text);
+        END;
+        CREATE TRIGGER passages_trigram_update AFTER UPDATE OF text, substring_indexed ON passages BEGIN
+          INSERT INTO passages_trigram(passages_trigram, rowid, text) SELECT 'delete', old.id, old.text WHERE old.substring_indexed;
+          INSERT INTO passages_trigram(rowid, text) SELECT new.id, new.text WHERE new.substring_indexed;
+        END;
+      `);
+    },
   },
 ];
 

@@ -1,6 +1,8 @@
 // Passages: the pieces of a document that are searched, cited and turned into KV blocks.
-// The full-text indexes follow this table through triggers (migrations.ts).
+// The full-text indexes follow this table through triggers (migrations.ts); the trigram index
+// holds only passages with substring_indexed = 1.
 import type { Db } from './open.ts';
+import { needsSubstringSearch } from './fts-query.ts';
 
 /** The indexer's passages (electron/indexing/passages.ts) fit this shape as they are. */
 export interface PassageInput {
@@ -58,14 +60,27 @@ const toPassage = (r: PassageRow): Passage => ({
 export function replacePassages(db: Db, documentId: number, passages: readonly PassageInput[]): number[] {
   const remove = db.prepare('DELETE FROM passages WHERE document_id = ?');
   const insert = db.prepare(
-    `INSERT INTO passages(document_id, ordinal, title, text, char_start, char_end, page, token_count)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO passages(document_id, ordinal, title, text, char_start, char_end, page, token_count, substring_indexed)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   return db.transaction(() => {
     remove.run(documentId);
     return passages.map(
       (p, i) =>
-        Number(insert.run(documentId, i, p.title ?? null, p.text, p.charStart, p.charEnd, p.page ?? null, p.tokenCount ?? null).lastInsertRowid),
+        Number(
+          insert.run(
+            documentId,
+            i,
+            p.title ?? null,
+            p.text,
+            p.charStart,
+            p.charEnd,
+            p.page ?? null,
+            p.tokenCount ?? null,
+            // Only text in scripts without spaces goes into the trigram index (migration v5).
+            needsSubstringSearch(p.text) ? 1 : 0,
+          ).lastInsertRowid,
+        ),
     );
   }).immediate();
 }

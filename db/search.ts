@@ -3,6 +3,7 @@
 // spaces (Chinese, Japanese, Thai...) goes to the trigram index, which finds any substring of 3+
 // characters. Shorter such terms cannot use trigrams, so they are found with LIKE over the
 // passages (a full scan: acceptable for a rare, short query; ranked by occurrence count).
+// The trigram index holds only passages that contain such text (passages.substring_indexed).
 import type { Db } from './open.ts';
 import {
   charLength,
@@ -62,7 +63,14 @@ interface Resolved {
 
 const SELECT_HIT = `p.id AS passageId, p.document_id AS documentId, d.path, d.title, p.title AS passageTitle, p.page, p.ordinal, p.text`;
 
-function ftsSearch(db: Db, table: 'passages_fts' | 'passages_trigram', expr: string, o: Resolved, snippetTokens: number): HitRow[] {
+function ftsSearch(
+  db: Db,
+  table: 'passages_fts' | 'passages_trigram',
+  expr: string,
+  o: Resolved,
+  snippetTokens: number,
+  onlyWithoutSubstringIndex = false,
+): HitRow[] {
   // table is one of two constants, never user text; the user's words travel as a bound parameter.
   return db
     .prepare(
@@ -70,6 +78,7 @@ function ftsSearch(db: Db, table: 'passages_fts' | 'passages_trigram', expr: str
          highlight(${table}, 0, @open, @close) AS highlighted, bm25(${table}) AS rank
        FROM ${table} JOIN passages p ON p.id = ${table}.rowid JOIN documents d ON d.id = p.document_id
        WHERE ${table} MATCH @expr AND (@folderId IS NULL OR d.folder_id = @folderId)
+         ${onlyWithoutSubstringIndex ? 'AND p.substring_indexed = 0' : ''}
        ORDER BY rank LIMIT @limit`,
     )
     .all({
@@ -156,21 +165,22 @@ export function searchPassages(db: Db, query: string, options: SearchOptions = {
   };
   const terms = parseSearchQuery(query);
   if (terms.length === 0 || o.limit <= 0) return [];
-  let rows: HitRow[];
-  let method: SearchHit['method'];
+  const scored = (rows: HitRow[], method: SearchHit['method']) => rows.map(({ rank, ...r }) => ({ ...r, score: -rank, method }));
   if (!needsSubstringSearch(query)) {
-    rows = ftsSearch(db, 'passages_fts', ftsMatchExpression(terms, o.match)!, o, 24);
-    method = 'word';
-  } else if (terms.every((t) => charLength(t.text) >= 3)) {
-    // Trigram matching is substring matching already, so a trailing * adds nothing.
-    const plain = terms.map((t) => ({ ...t, prefix: false }));
-    rows = ftsSearch(db, 'passages_trigram', ftsMatchExpression(plain, o.match)!, o, 48);
-    method = 'substring';
-  } else {
-    rows = scanSearch(db, terms, o);
-    method = 'scan';
+    return scored(ftsSearch(db, 'passages_fts', ftsMatchExpression(terms, o.match)!, o, 24), 'word');
   }
-  return rows.map(({ rank, ...r }) => ({ ...r, score: -rank, method }));
+  if (!terms.every((t) => charLength(t.text) >= 3)) return scored(scanSearch(db, terms, o), 'scan');
+  // Trigram matching is substring matching already, so a trailing * adds nothing.
+  const plain = terms.map((t) => ({ ...t, prefix: false }));
+  const hits = scored(ftsSearch(db, 'passages_trigram', ftsMatchExpression(plain, o.match)!, o, 48), 'substring');
+  // The trigram index holds only passages that need substring search (migration v5). With 'all',
+  // a hit contains a term in such a script, so it is one of them. With 'any', a term in a spaced
+  // script (e.g. "Tokyo" in "東京 Tokyo") may match the other passages: word search finds those.
+  const wordTerms = o.match === 'any' ? terms.filter((t) => !needsSubstringSearch(t.text)) : [];
+  if (wordTerms.length === 0) return hits;
+  const more = scored(ftsSearch(db, 'passages_fts', ftsMatchExpression(wordTerms, 'any')!, o, 24, true), 'word');
+  // bm25 from two indexes: comparable enough to interleave one result list.
+  return [...hits, ...more].sort((a, b) => b.score - a.score || a.passageId - b.passageId).slice(0, o.limit);
 }
 
 /** A snippet cut into plain and highlighted runs, for renderers that must not inject markup. */

@@ -68,10 +68,17 @@ function seed(db: Database.Database, version: number): void {
   if (version >= 1) {
     const folder = addFolder(db, '/old');
     const doc = upsertDocument(db, { folderId: folder.id, path: '/old/a.txt', size: 10, mtimeMs: 5, title: 'A', status: 'indexed' });
-    replacePassages(db, doc.id, [
+    const passages = [
       { text: 'Old gardens keep their roses.', charStart: 0, charEnd: 29 },
       { text: '古い庭園にはバラがあります。', charStart: 29, charEnd: 43 },
-    ]);
+    ];
+    if (version >= 5) {
+      replacePassages(db, doc.id, passages);
+    } else {
+      // replacePassages as it was before v5 (no substring_indexed column yet)
+      const insert = db.prepare('INSERT INTO passages(document_id, ordinal, text, char_start, char_end) VALUES (?, ?, ?, ?, ?)');
+      passages.forEach((p, i) => insert.run(doc.id, i, p.text, p.charStart, p.charEnd));
+    }
   }
   if (version >= 3) new KvStore(db).put(kvKey, randomKv(kvShape, 1));
   if (version >= 4) addMessage(db, createChat(db, 'old chat').id, { role: 'user', content: 'hello' });
@@ -97,6 +104,20 @@ describe('migrations', () => {
           expect(searchPassages(db, 'rose').map((h) => h.path)).toEqual(['/old/a.txt']);
           // Passages written before the trigram index existed were indexed by the migration.
           expect(searchPassages(db, '庭園には').map((h) => h.method)).toEqual(['substring']);
+          // Since v5 only passages that need substring search are in the trigram index.
+          const inTrigram = db.prepare('SELECT p.text FROM passages_trigram_docsize s JOIN passages p ON p.id = s.id').pluck().all();
+          expect(inTrigram).toEqual(['古い庭園にはバラがあります。']);
+          db.prepare(`INSERT INTO passages_fts(passages_fts, rank) VALUES ('integrity-check', 1)`).run();
+          db.prepare(`INSERT INTO passages_trigram(passages_trigram, rank) VALUES ('integrity-check', 1)`).run();
+          // and writing after the upgrade keeps them consistent
+          const doc = upsertDocument(db, { folderId: listFolders(db)[0].id, path: '/old/b.txt', size: 1, mtimeMs: 1, status: 'indexed' });
+          replacePassages(db, doc.id, [
+            { text: 'New roses bloom.', charStart: 0, charEnd: 16 },
+            { text: '新しい庭園です。', charStart: 16, charEnd: 24 },
+          ]);
+          expect(searchPassages(db, 'roses').map((h) => h.path).sort()).toEqual(['/old/a.txt', '/old/b.txt']);
+          expect(searchPassages(db, '庭園です').map((h) => h.path)).toEqual(['/old/b.txt']);
+          db.prepare(`INSERT INTO passages_trigram(passages_trigram, rank) VALUES ('integrity-check', 1)`).run();
         }
         const store = new KvStore(db);
         if (from >= 3) expect(store.get(kvKey).status).toBe('hit');

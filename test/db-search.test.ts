@@ -151,6 +151,75 @@ describe('searchPassages: Chinese and Japanese', () => {
   });
 });
 
+describe('the trigram index holds only passages that need substring search', () => {
+  const inTrigram = (db: TempDb['db']) =>
+    (db.prepare('SELECT p.text FROM passages_trigram_docsize s JOIN passages p ON p.id = s.id ORDER BY p.id').pluck().all() as string[]);
+  const integrityCheck = (db: TempDb['db']) => {
+    // rank 1: also compare each index with its content (the trigram table's is the view passages_substring).
+    db.prepare(`INSERT INTO passages_fts(passages_fts, rank) VALUES ('integrity-check', 1)`).run();
+    db.prepare(`INSERT INTO passages_trigram(passages_trigram, rank) VALUES ('integrity-check', 1)`).run();
+  };
+
+  it('leaves English passages out and puts CJK passages in', () => {
+    const cjk = Object.values(corpus).flat().filter((text) => /[東京北上长]/u.test(text));
+    expect(inTrigram(t.db).sort()).toEqual(cjk.sort());
+    const english = t.db.prepare(`SELECT COUNT(*) FROM passages_trigram WHERE passages_trigram MATCH '"tomatoes"'`).pluck().get();
+    expect(english).toBe(0);
+    expect(paths('tomatoes').length).toBeGreaterThan(0); // word search still finds them
+    integrityCheck(t.db);
+  });
+
+  it('a mixed query with match any still finds English passages by their words', () => {
+    const hits = searchPassages(t.db, '東京都 runner', { match: 'any' });
+    expect(hits.map((h) => `${h.path}#${h.ordinal}`).sort()).toEqual(['/docs/tokyo.md#0', '/notes/running.md#1']);
+    expect(hits.find((h) => h.path === '/notes/running.md')).toMatchObject({ method: 'word' });
+    expect(hits.find((h) => h.path === '/docs/tokyo.md')).toMatchObject({ method: 'substring' });
+    // with 'all', a hit must contain the CJK term, so only indexed passages can match
+    expect(paths('東京都 runner')).toEqual([]);
+    expect(searchPassages(t.db, '東京都 runner', { match: 'any', folderId: notesFolder }).map((h) => h.path)).toEqual(['/notes/running.md']);
+  });
+
+  it('stays consistent through inserts, deletes and replacements of mixed passages', () => {
+    const own = tempDb();
+    try {
+      const folder = addFolder(own.db, '/mixed').id;
+      const doc = (path: string) => upsertDocument(own.db, { folderId: folder, path, size: 1, mtimeMs: 1, status: 'indexed' }).id;
+      const a = doc('/mixed/a.md');
+      const b = doc('/mixed/b.md');
+      const put = (id: number, texts: string[]) =>
+        replacePassages(own.db, id, texts.map((text, i) => ({ text, charStart: i, charEnd: i + 1 })));
+      put(a, ['An English passage about rivers.', '日本語の文章です。川について。', 'Mixed: the river 長江 is long.']);
+      put(b, ['Another English passage.', '한국어 문장입니다.']);
+      expect(inTrigram(own.db)).toEqual(['日本語の文章です。川について。', 'Mixed: the river 長江 is long.', '한국어 문장입니다.']);
+      integrityCheck(own.db);
+      expect(searchPassages(own.db, '文章です').map((h) => h.path)).toEqual(['/mixed/a.md']);
+
+      // replace: CJK passages become English and the other way round
+      put(a, ['日本語に変わりました。', 'Now only English here.']);
+      integrityCheck(own.db);
+      expect(inTrigram(own.db)).toEqual(['한국어 문장입니다.', '日本語に変わりました。']);
+      expect(searchPassages(own.db, '文章です')).toEqual([]);
+      expect(searchPassages(own.db, '変わりました').map((h) => h.path)).toEqual(['/mixed/a.md']);
+      expect(searchPassages(own.db, 'english').map((h) => h.path).sort()).toEqual(['/mixed/a.md', '/mixed/b.md']);
+
+      // direct updates of the text or the flag keep index and view in step (the update trigger)
+      own.db.prepare(`UPDATE passages SET text = '東京タワーの話', substring_indexed = 1 WHERE text = 'Another English passage.'`).run();
+      own.db.prepare(`UPDATE passages SET substring_indexed = 0 WHERE text = '한국어 문장입니다.'`).run();
+      integrityCheck(own.db);
+      expect(inTrigram(own.db)).toEqual(['東京タワーの話', '日本語に変わりました。']);
+
+      // delete: a document's passages go, cascading from the document
+      own.db.prepare('DELETE FROM documents WHERE id = ?').run(b);
+      put(a, []);
+      integrityCheck(own.db);
+      expect(inTrigram(own.db)).toEqual([]);
+      expect(own.db.prepare('SELECT COUNT(*) FROM passages_trigram_docsize').pluck().get()).toBe(0);
+    } finally {
+      own.cleanup();
+    }
+  });
+});
+
 describe('searchPassages: hostile input', () => {
   const hostile = [
     '"', '""', '"""', "'", '(', ')', '((a)', 'a)', '*', '**', 'a**b', '*a', '-', '--', '-a', 'a -b', 'NOT', 'AND OR',

@@ -9,6 +9,8 @@ import { PROVIDER_CHOICES } from '../../native-models/session.ts';
 import { ask } from '../answering/ask.ts';
 import { createAnswerContext } from '../answering/passage-kv.ts';
 import { QUALITY_MODES } from '../answering/quality-modes.ts';
+import { NO_PASSAGES_ANSWER } from '../answering/citations.ts';
+import { retrieve } from '../answering/retrieve.ts';
 import { defaultDbPath } from '../app-paths.ts';
 import { resolveModelDir } from '../models/catalog.ts';
 import { choiceOption, numberOption, UsageError } from './args.ts';
@@ -36,18 +38,26 @@ export async function askCommand(argv: string[]): Promise<void> {
   const dbPath = values.db ?? defaultDbPath();
   if (!fs.existsSync(dbPath)) throw new Error(`no database at ${dbPath}: index a folder first (or pass --db PATH)`);
   const db = openDatabase(dbPath);
+  const json = values.json ?? false;
+  const k = numberOption(values.k, 'k', (n) => Number.isInteger(n) && n > 0);
+  const folder = values.folder
+    ? (db.prepare('SELECT id FROM folders WHERE path = ?').pluck().get(path.resolve(values.folder)) as number | undefined)
+    : undefined;
+  if (values.folder && folder === undefined) throw new UsageError(`--folder: ${values.folder} is not an indexed folder`);
+  // Nothing to answer from: say so without loading (and hashing) a model of a gigabyte or more.
+  if (retrieve(db, question, { k, folderId: folder }).length === 0) {
+    const none = { answer: NO_PASSAGES_ANSWER, citations: [], ttftMs: 0, reusedBlocks: 0, computedBlocks: 0, provider: null, mode: values.mode ?? 'block', ranModel: false };
+    process.stdout.write(json ? `${JSON.stringify(none)}\n` : `${NO_PASSAGES_ANSWER}\n`);
+    db.close();
+    return;
+  }
   const engine = await Engine.load(resolveModelDir(values.model), { provider: choiceOption(values.provider, 'provider', PROVIDER_CHOICES) });
   try {
     const ctx = await createAnswerContext(db, engine);
     const controller = new AbortController();
     process.once('SIGINT', () => controller.abort());
-    const json = values.json ?? false;
-    const folder = values.folder
-      ? (db.prepare('SELECT id FROM folders WHERE path = ?').pluck().get(path.resolve(values.folder)) as number | undefined)
-      : undefined;
-    if (values.folder && folder === undefined) throw new UsageError(`--folder: ${values.folder} is not an indexed folder`);
     const r = await ask(ctx, question, {
-      k: numberOption(values.k, 'k', (n) => Number.isInteger(n) && n > 0),
+      k,
       folderId: folder,
       mode: choiceOption(values.mode, 'mode', ['block', 'full'] as const),
       quality: choiceOption(values.quality, 'quality', QUALITY_MODES),

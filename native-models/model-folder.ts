@@ -146,7 +146,12 @@ const fingerprints = new Map<string, string>();
  */
 export async function modelFingerprint(model: ModelFolder): Promise<string> {
   const files = [path.join(model.dir, 'config.json'), model.onnxPath, ...model.externalDataPaths];
-  const key = files.map((f) => `${f}:${fs.statSync(f).size}:${fs.statSync(f).mtimeMs}`).join('|');
+  const key = files
+    .map((f) => {
+      const st = fs.statSync(f);
+      return `${f}:${st.size}:${st.mtimeMs}`;
+    })
+    .join('|');
   const known = fingerprints.get(key);
   if (known) return known;
   const hash = crypto.createHash('sha256');

@@ -20,15 +20,10 @@ import { citationsFor, citedNumbers, NO_PASSAGES_ANSWER } from '../electron/answ
 import { createAnswerContext, PrefillQueue, prefillPassages, type AnswerContext } from '../electron/answering/passage-kv.ts';
 import { finalBlockText, passageBlockText } from '../electron/answering/prompt-blocks.ts';
 import { questionToQuery, retrieve } from '../electron/answering/retrieve.ts';
-import { makeModelDir, removeDir } from './helpers/models.ts';
+import { ANSWER_DOCS, makeModelDir, removeDir } from './helpers/models.ts';
 
 const DOCS: Record<string, string[]> = {
-  'sea.md': [
-    'The lighthouse keeper wrote every evening about storms, ships and the colour of the sea.',
-    'Fishing boats returned before the storm; the harbour lights burned all night.',
-  ],
-  'plants.md': ['Photosynthesis turns light, water and carbon dioxide into sugar and oxygen inside the leaf.'],
-  'moon.md': ['In 1969 the first people walked on the Moon; millions watched the grainy pictures at home.'],
+  ...ANSWER_DOCS,
   'search.md': Array.from({ length: 6 }, (_, i) => `Binary search part ${i}: halving the sorted interval each step finds a key in twenty probes.`),
 };
 

@@ -29,18 +29,11 @@ import { ChatSession, FOLLOW_UP_INTRO, turnSeparator } from '../electron/answeri
 import { createAnswerContext, type AnswerContext } from '../electron/answering/passage-kv.ts';
 import { finalBlockText, passageBlockText, SYSTEM_INSTRUCTION } from '../electron/answering/prompt-blocks.ts';
 import { retrieve } from '../electron/answering/retrieve.ts';
-import { makeModelDir, maxAbsDiff, removeDir } from './helpers/models.ts';
+import { ANSWER_DOCS, makeModelDir, maxAbsDiff, removeDir } from './helpers/models.ts';
 
 const TOL = 1e-4;
 
-const DOCS: Record<string, string[]> = {
-  'sea.md': [
-    'The lighthouse keeper wrote every evening about storms, ships and the colour of the sea.',
-    'Fishing boats returned before the storm; the harbour lights burned all night.',
-  ],
-  'plants.md': ['Photosynthesis turns light, water and carbon dioxide into sugar and oxygen inside the leaf.'],
-  'moon.md': ['In 1969 the first people walked on the Moon; millions watched the grainy pictures at home.'],
-};
+const DOCS = ANSWER_DOCS;
 
 /** Segments laid end to end; a `global` segment's tokens attend to every earlier token, others to their own segment only (causally). */
 function segmentMask(segments: { length: number; global: boolean }[]): { attends: AttendsFn; total: number } {

@@ -29,3 +29,13 @@ export const SAMPLE_TEXTS = [
   'In 1969 the first people walked on the Moon; millions watched the grainy pictures at home.',
   'A binary search halves the interval each step, so a million sorted keys need twenty probes.',
 ];
+
+/** A small library for answering tests: file name -> its passages. */
+export const ANSWER_DOCS: Record<string, string[]> = {
+  'sea.md': [
+    'The lighthouse keeper wrote every evening about storms, ships and the colour of the sea.',
+    'Fishing boats returned before the storm; the harbour lights burned all night.',
+  ],
+  'plants.md': ['Photosynthesis turns light, water and carbon dioxide into sugar and oxygen inside the leaf.'],
+  'moon.md': ['In 1969 the first people walked on the Moon; millions watched the grainy pictures at home.'],
+};

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openDatabase } from '../db/open.ts';
 import { Engine } from '../native-models/engine.ts';
-import { seededRandom } from '../native-models/tiny-model-spec.ts';
+import { seededRandom } from '../native-models/seeded-random.ts';
 import { ask, type AnswerFigures, type AskOptions } from '../electron/answering/ask.ts';
 import { createAnswerContext } from '../electron/answering/passage-kv.ts';
 import { passageBlockText } from '../electron/answering/prompt-blocks.ts';

@@ -3,8 +3,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { generateModel } from '../native-models/generate-model.ts';
-import { benchSpec } from '../native-models/tiny-model-spec.ts';
+import { generateModel } from '../test/tools/generate-model.ts';
+import { benchSpec } from '../test/tools/tiny-model-spec.ts';
 
 export async function benchModelDir(): Promise<string> {
   const dir = process.env.BENCH_MODEL_DIR ?? path.join(os.tmpdir(), 'quire-bench-model');

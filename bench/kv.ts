@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { assembleBlocks } from '../native-models/block-context.ts';
 import { kvShapeOf, type KvCache } from '../native-models/kv.ts';
 import { ropeParamsFromConfig } from '../native-models/rope-config.ts';
-import { benchSpec, specToHfConfig } from '../native-models/tiny-model-spec.ts';
+import { benchSpec, specToHfConfig } from '../test/tools/tiny-model-spec.ts';
 import { checksumOf } from '../db/checksum.ts';
 import { decodeKv, encodeKv, type KvCodec } from '../db/kv-codec.ts';
 import { tokenHash } from '../db/hash.ts';

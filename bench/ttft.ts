@@ -8,7 +8,8 @@ import ort from 'onnxruntime-node';
 import { AutoModelForCausalLM, env, Tensor } from '@huggingface/transformers';
 import { Engine } from '../native-models/engine.ts';
 import { emptyKv, type KvCache } from '../native-models/kv.ts';
-import { benchSpec, seededRandom } from '../native-models/tiny-model-spec.ts';
+import { seededRandom } from '../native-models/seeded-random.ts';
+import { benchSpec } from '../test/tools/tiny-model-spec.ts';
 import { machineLine, median, timeInterleaved } from './stats.ts';
 import { benchModelDir } from './bench-model.ts';
 

@@ -1,5 +1,5 @@
 // Choosing the next token from logits: greedy, or seeded temperature / top-k / top-p sampling.
-import { seededRandom } from './tiny-model-spec.ts';
+import { seededRandom } from './seeded-random.ts';
 
 export interface SamplingOptions {
   /** 0 (the default) picks the most likely token. */

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinySpec } from '../native-models/tiny-model-spec.ts';
+import { tinySpec } from './tools/tiny-model-spec.ts';
 import { makeModelDir, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
 
 const run = promisify(execFile);

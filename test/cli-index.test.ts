@@ -11,7 +11,7 @@ import type { IndexCommandSummary } from '../electron/cli/index.ts';
 import { ProgressRenderer } from '../electron/cli/progress.ts';
 import type { SearchCommandHit } from '../electron/cli/search.ts';
 import type { IndexProgress } from '../electron/indexing/indexer.ts';
-import { tinySpec } from '../native-models/tiny-model-spec.ts';
+import { tinySpec } from './tools/tiny-model-spec.ts';
 import { GOOD_FILES, makeCorpus, rel, type Corpus } from './fixtures/indexer-corpus.ts';
 import { makeModelDir, removeDir } from './helpers/models.ts';
 

@@ -10,8 +10,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateModel } from '../native-models/generate-model.ts';
-import { tinySpec } from '../native-models/tiny-model-spec.ts';
+import { generateModel } from './tools/generate-model.ts';
+import { tinySpec } from './tools/tiny-model-spec.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CHROMIUM = process.env.QUIRE_CHROMIUM ?? '/usr/bin/chromium';

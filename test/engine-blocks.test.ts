@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assembleBlocks } from '../native-models/block-context.ts';
 import { Engine } from '../native-models/engine.ts';
 import { positionRange } from '../native-models/prefill.ts';
-import { blockMask, causalMask, loadReferenceModel, referenceForward } from '../native-models/reference.ts';
-import { tinySpec, type TinyModelSpec } from '../native-models/tiny-model-spec.ts';
+import { blockMask, causalMask, loadReferenceModel, referenceForward } from './tools/reference.ts';
+import { tinySpec, type TinyModelSpec } from './tools/tiny-model-spec.ts';
 import { makeModelDir, maxAbsDiff, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
 
 // float32 kernels (and their summation orders) against float64: logits of order 1-10 accumulate

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AutoModelForCausalLM, AutoTokenizer, env, Tensor } from '@huggingface/transformers';
 import { Engine } from '../native-models/engine.ts';
-import { tinySpec } from '../native-models/tiny-model-spec.ts';
+import { tinySpec } from './tools/tiny-model-spec.ts';
 import { makeModelDir, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
 
 describe('full mode matches transformers.js greedy generation', () => {

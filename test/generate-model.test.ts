@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import ort from 'onnxruntime-node';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { AutoTokenizer, env } from '@huggingface/transformers';
-import { generateModel } from '../native-models/generate-model.ts';
-import { causalMask, referenceForward } from '../native-models/reference.ts';
-import { buildWeights, specToHfConfig, tinySpec, type TinyModelSpec } from '../native-models/tiny-model-spec.ts';
+import { generateModel } from './tools/generate-model.ts';
+import { causalMask, referenceForward } from './tools/reference.ts';
+import { buildWeights, specToHfConfig, tinySpec, type TinyModelSpec } from './tools/tiny-model-spec.ts';
 
 /**
  * Qwen2 style: attention biases, GQA (4 query heads per KV head), half of each head rotating, llama3

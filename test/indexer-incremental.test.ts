@@ -15,7 +15,7 @@ import { estimateTokens, indexFolder, type AfterDocument, type IndexSummary } fr
 import { blockText } from '../electron/indexing/passages.ts';
 import { Engine } from '../native-models/engine.ts';
 import { modelFingerprint } from '../native-models/model-folder.ts';
-import { tinySpec } from '../native-models/tiny-model-spec.ts';
+import { tinySpec } from './tools/tiny-model-spec.ts';
 import { tempDb, type TempDb } from './fixtures/db-temp.ts';
 import { makeModelDir, removeDir } from './helpers/models.ts';
 

@@ -16,7 +16,7 @@ import {
   float32ToFloat16,
   float32ToFloat16Array,
 } from '../native-models/float16.ts';
-import { seededRandom } from '../native-models/tiny-model-spec.ts';
+import { seededRandom } from '../native-models/seeded-random.ts';
 
 function randomKv(dtype: KvDtype, tokens: number, seed: number): KvCache {
   const random = seededRandom(seed);

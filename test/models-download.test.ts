@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CATALOG, DEFAULT_MODEL_ID, resolveModelDir } from '../electron/models/catalog.ts';
 import { downloadModel, IntegrityError, listHubFiles } from '../electron/models/download.ts';
 import { Engine } from '../native-models/engine.ts';
-import { tinySpec } from '../native-models/tiny-model-spec.ts';
+import { tinySpec } from './tools/tiny-model-spec.ts';
 import { makeModelDir, removeDir } from './helpers/models.ts';
 
 const REPO = 'test-org/tiny-model';

@@ -9,9 +9,9 @@ import {
   referenceForward,
   sharedPrefixMask,
   type AttendsFn,
-} from '../native-models/reference.ts';
+} from './tools/reference.ts';
 import { ropeParamsFromConfig, type RopeParams, type RopeScaling } from '../native-models/rope-config.ts';
-import { buildWeights, specToHfConfig, tinySpec, type TinyModelSpec, type TinyWeights } from '../native-models/tiny-model-spec.ts';
+import { buildWeights, specToHfConfig, tinySpec, type TinyModelSpec, type TinyWeights } from './tools/tiny-model-spec.ts';
 
 // Tolerances. Everything is float64 with activations of order 1-50, so two computations of the same
 // quantity along different roundings (a key rotated twice instead of once, scores from keys at

@@ -6,7 +6,7 @@ import { float16ToFloat32Array, float32ToFloat16Array } from '../native-models/f
 import { kvShapeOf, type KvCache, type KvData, type KvDtype } from '../native-models/kv.ts';
 import { rotateKeys, rotateKeysInPlace } from '../native-models/rope.ts';
 import { ropeParamsFromConfig, type RopeLayout, type RopeParams } from '../native-models/rope-config.ts';
-import { seededRandom } from '../native-models/tiny-model-spec.ts';
+import { seededRandom } from '../native-models/seeded-random.ts';
 
 const LAYERS = 2;
 const KV_HEADS = 2;

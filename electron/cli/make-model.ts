@@ -1,7 +1,7 @@
 // `quire make-model`: write a seeded random decoder folder (tests, benchmarks, trying the app offline).
 import { parseArgs } from 'node:util';
-import { generateModel } from '../../native-models/generate-model.ts';
-import { benchSpec, tinySpec } from '../../native-models/tiny-model-spec.ts';
+import { generateModel } from '../../test/tools/generate-model.ts';
+import { benchSpec, tinySpec } from '../../test/tools/tiny-model-spec.ts';
 import { choiceOption, numberOption, UsageError } from './args.ts';
 
 

@@ -2,8 +2,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { generateModel } from '../../native-models/generate-model.ts';
-import type { TinyModelSpec } from '../../native-models/tiny-model-spec.ts';
+import { generateModel } from '../tools/generate-model.ts';
+import type { TinyModelSpec } from '../tools/tiny-model-spec.ts';
 
 export async function makeModelDir(spec: TinyModelSpec, prefix = 'quire-model-'): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));

@@ -4,7 +4,7 @@
 // Written for readability; matrices are [in, out] row-major as in TinyWeights.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ropeParamsFromConfig, type RopeParams } from './rope-config.ts';
+import { ropeParamsFromConfig, type RopeParams } from '../../native-models/rope-config.ts';
 import { buildWeights, specToHfConfig, type TinyModelSpec, type TinyWeights } from './tiny-model-spec.ts';
 
 /** Whether the token at index `query` may attend to the token at index `key` (indices into the token list). */

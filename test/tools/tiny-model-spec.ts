@@ -2,8 +2,9 @@
 // weights, derived deterministically from the seed. The ONNX writer (generate-model.ts) and the
 // reference forward (reference.ts) both start from these weights, so they can be checked against
 // each other without reading ONNX files back.
-import type { KvDtype } from './kv.ts';
-import type { RopeScaling } from './rope-config.ts';
+import type { KvDtype } from '../../native-models/kv.ts';
+import { seededRandom } from '../../native-models/seeded-random.ts';
+import type { RopeScaling } from '../../native-models/rope-config.ts';
 
 export interface TinyModelSpec {
   /** llama: no attention biases; qwen2: q/k/v projections carry biases. */
@@ -92,18 +93,6 @@ export function benchSpec(overrides: Partial<TinyModelSpec> = {}): TinyModelSpec
     addBos: false,
     ...overrides,
   });
-}
-
-/** mulberry32: small, fast, and the same sequence on every platform. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function normals(rand: () => number, n: number, std: number, mean = 0): Float32Array {

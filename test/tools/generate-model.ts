@@ -13,7 +13,7 @@ import {
   type TensorProto,
   type ValueInfoProto,
 } from './onnx-proto.ts';
-import { ropeParamsFromConfig } from './rope-config.ts';
+import { ropeParamsFromConfig } from '../../native-models/rope-config.ts';
 import {
   buildWeights,
   specToHfConfig,

@@ -4,7 +4,7 @@
 // CommonJS file with everything but `electron` inlined (a sandboxed preload cannot require packages).
 import { build } from 'esbuild';
 
-const common = { bundle: true, platform: 'node', target: 'node20', sourcemap: true, logLevel: 'info' };
+const common = { bundle: true, platform: 'node', target: 'node22', sourcemap: true, logLevel: 'info' };
 
 await build({
   ...common,

@@ -9,23 +9,19 @@ import zlib from 'node:zlib';
 
 export type ChecksumAlgorithm = 'crc32' | 'sha256';
 
-// zlib.crc32 arrived in Node 20.15 / 22.2; on older runtimes SHA-256 takes over.
-const crc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
-
-export const DEFAULT_CHECKSUM: ChecksumAlgorithm = crc32 ? 'crc32' : 'sha256';
+export const DEFAULT_CHECKSUM: ChecksumAlgorithm = 'crc32';
 
 export function checksumOf(data: Uint8Array, algorithm: ChecksumAlgorithm = DEFAULT_CHECKSUM): string {
   if (algorithm === 'crc32') {
-    if (!crc32) throw new Error('checksumOf: crc32 needs Node >= 20.15');
-    return `crc32:${crc32(data).toString(16).padStart(8, '0')}`;
+    return `crc32:${zlib.crc32(data).toString(16).padStart(8, '0')}`;
   }
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
-/** Whether `data` matches `expected`; an unknown or unavailable algorithm counts as a mismatch. */
+/** Whether `data` matches `expected`; an unknown algorithm counts as a mismatch. */
 export function verifyChecksum(data: Uint8Array, expected: string): boolean {
   const algorithm = expected.slice(0, expected.indexOf(':'));
-  if (algorithm === 'crc32' && crc32) return checksumOf(data, 'crc32') === expected;
+  if (algorithm === 'crc32') return checksumOf(data, 'crc32') === expected;
   if (algorithm === 'sha256') return checksumOf(data, 'sha256') === expected;
   return false;
 }

@@ -11,6 +11,12 @@ import { numberOption } from './args.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/** The engine worker bundled next to this file by build/build-cli.mjs; undefined when run from source (tsx). */
+function bundledWorker(): URL | undefined {
+  const url = new URL('./engine-worker.mjs', import.meta.url);
+  return fs.existsSync(fileURLToPath(url)) ? url : undefined;
+}
+
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -25,7 +31,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     process.stderr.write(`quire serve: no built renderer in ${staticDir}; run "npm run build:renderer" first\n`);
   }
   fs.mkdirSync(dataDir, { recursive: true });
-  const engine = await startEngine({ dbPath, dataDir, modelDir: values.model, host: 'serve' });
+  const engine = await startEngine({ dbPath, dataDir, modelDir: values.model, host: 'serve', workerUrl: bundledWorker() });
   const bridge = await startBridge({ engine, staticDir, port });
   process.stdout.write(`Quire is serving on ${bridge.url}\n`);
   await new Promise<void>((resolve) => {

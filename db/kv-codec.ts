@@ -4,30 +4,34 @@
 // Layout, little-endian:
 //   0  "QKVB"           magic
 //   4  u16 version       1
-//   6  u8  codec         0 float16, 1 int8-channel, 2 int8-token
+//   6  u8  codec         0 float16, 3 int8, 4 int4 (1 and 2 were the first int8 codecs: retired)
 //   7  u8  source dtype  0 float32, 1 float16 (what decodeKv gives back by default)
 //   8  u32 layers, 12 u32 kvHeads, 16 u32 headDim, 20 u32 tokens
-//   24 u32 payload bytes, 28 u32 reserved (0)
+//   24 u32 payload bytes, 28 u32 key group tokens (int8/int4; 0 for float16)
 //   32 payload
 // float16 payload: K0 V0 K1 V1 ... as raw half bits, each [kvHeads, tokens, headDim].
-// int8 payload: every tensor's float32 scales (same order), then every tensor's int8 values; scales
-// first so that they stay 4-byte aligned whatever the element count.
+// int8/int4 payload: see kv-grouped.ts.
 //
 // Error statement:
 // - float16 codec, float16 cache: bit-exact (the half bits are copied).
 // - float16 codec, float32 cache: round to nearest even, |error| <= |x| * 2^-11 for |x| >= 2^-14
 //   (normal halves) and <= 2^-25 below that; a finite value that would overflow (|x| >= 65520)
 //   is refused with a RangeError rather than stored as infinity.
-// - int8 codecs: symmetric, scale = max|x| of the group / 127, |error| <= scale / 2 per element
-//   (plus float32 rounding of q * scale, <= |x| * 2^-24, and the half rounding above when the
-//   cache is float16). Groups: int8-channel = one scale per (head, dim) over all tokens (suits keys,
-//   whose outliers sit in fixed channels); int8-token = one scale per (head, token) over head dim.
+// - int8/int4: |error| <= step / 2 of the element's group (plus float32 and, for a float16 cache,
+//   half rounding), step = the group's range / 255 or / 15; bounds in kv-grouped.ts.
+//
+// Blobs of the retired int8-channel/int8-token codecs (an option, never the default, before the
+// grouped codecs) fail readKvHeader with a KvCodecError, so the store treats them as corrupt: the
+// block is recomputed and stored again with the current codec.
 import os from 'node:os';
 import type { KvCache, KvData, KvDtype } from '../native-models/kv.ts';
 import { float16ToFloat32Array, float32ToFloat16Array } from '../native-models/float16.ts';
+import { decodeGrouped, encodeGrouped, groupedPayloadBytes, KEY_GROUP_TOKENS } from './kv-grouped.ts';
 
-export type KvCodec = 'float16' | 'int8-channel' | 'int8-token';
-export const KV_CODECS: readonly KvCodec[] = ['float16', 'int8-channel', 'int8-token'];
+export type KvCodec = 'float16' | 'int8' | 'int4';
+export const KV_CODECS: readonly KvCodec[] = ['float16', 'int8', 'int4'];
+const CODEC_IDS: Record<KvCodec, number> = { float16: 0, int8: 3, int4: 4 };
+const RETIRED_CODECS: Record<number, string> = { 1: 'int8-channel', 2: 'int8-token' };
 
 export const KV_HEADER_BYTES = 32;
 const MAGIC = 0x4256_4b51; // "QKVB" read as a little-endian u32
@@ -53,22 +57,21 @@ export interface KvBlobHeader {
   headDim: number;
   tokens: number;
   payloadBytes: number;
+  /** int8/int4: the longest run of tokens sharing a key group; 0 for float16. */
+  keyGroupTokens: number;
 }
 
 type Dims = Pick<KvCache, 'layers' | 'kvHeads' | 'headDim' | 'tokens'>;
 
-function scalesPerTensor(codec: KvCodec, d: Dims): number {
-  if (codec === 'int8-channel') return d.kvHeads * d.headDim;
-  if (codec === 'int8-token') return d.kvHeads * d.tokens;
-  return 0;
+/** Payload bytes of a cache of these dimensions under a codec (header not included). */
+export function kvPayloadBytes(codec: KvCodec, d: Dims, keyGroupTokens = KEY_GROUP_TOKENS): number {
+  if (codec === 'float16') return 2 * d.layers * d.kvHeads * d.tokens * d.headDim * 2;
+  return groupedPayloadBytes(codec, d, keyGroupTokens);
 }
 
-/** Payload bytes of a cache of these dimensions under a codec (header not included). */
-export function kvPayloadBytes(codec: KvCodec, d: Dims): number {
-  const elements = d.kvHeads * d.tokens * d.headDim;
-  const tensors = 2 * d.layers;
-  if (codec === 'float16') return tensors * elements * 2;
-  return tensors * (scalesPerTensor(codec, d) * 4 + elements);
+/** Stored bytes of a cache of these dimensions (header included): what the KV budget counts. */
+export function kvBlobBytes(codec: KvCodec, d: Dims): number {
+  return KV_HEADER_BYTES + kvPayloadBytes(codec, d);
 }
 
 function checkCache(kv: KvCache): void {
@@ -84,105 +87,47 @@ function checkCache(kv: KvCache): void {
   }
 }
 
-function tensorsOf(kv: KvCache): KvData[] {
-  const out: KvData[] = [];
-  for (let l = 0; l < kv.layers; l++) out.push(kv.keys[l], kv.values[l]);
-  return out;
-}
-
 function asHalves(t: KvData): Uint16Array {
   if (t instanceof Uint16Array) return t;
   const h = float32ToFloat16Array(t);
   for (let i = 0; i < h.length; i++) {
     if ((h[i] & 0x7fff) === 0x7c00 && Number.isFinite(t[i])) {
-      throw new RangeError(`encodeKv: ${t[i]} overflows float16; store this cache with an int8 codec or not at all`);
+      throw new RangeError(`encodeKv: ${t[i]} overflows float16; this cache cannot be stored`);
     }
   }
   return h;
-}
-
-function asFloats(t: KvData): Float32Array {
-  return t instanceof Float32Array ? t : float16ToFloat32Array(t);
-}
-
-/** Symmetric int8 of one [heads, tokens, dim] tensor; writes scales and values in place. */
-function quantize(x: Float32Array, d: Dims, perChannel: boolean, scales: Float32Array, q: Int8Array): void {
-  const { kvHeads: H, tokens: T, headDim: D } = d;
-  scales.fill(0);
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i];
-    if (!Number.isFinite(v)) throw new RangeError(`encodeKv: non-finite value ${v} cannot be stored as int8`);
-  }
-  const group = (h: number, t: number, k: number) => (perChannel ? h * D + k : h * T + t);
-  for (let h = 0; h < H; h++) {
-    for (let t = 0; t < T; t++) {
-      const row = (h * T + t) * D;
-      for (let k = 0; k < D; k++) {
-        const g = group(h, t, k);
-        const a = Math.abs(x[row + k]);
-        if (a > scales[g]) scales[g] = a;
-      }
-    }
-  }
-  for (let g = 0; g < scales.length; g++) scales[g] = scales[g] / 127; // rounded to float32 on store
-  for (let h = 0; h < H; h++) {
-    for (let t = 0; t < T; t++) {
-      const row = (h * T + t) * D;
-      for (let k = 0; k < D; k++) {
-        const s = scales[group(h, t, k)];
-        const v = s === 0 ? 0 : Math.round(x[row + k] / s);
-        q[row + k] = v > 127 ? 127 : v < -127 ? -127 : v;
-      }
-    }
-  }
-}
-
-function dequantize(q: Int8Array, d: Dims, perChannel: boolean, scales: Float32Array): Float32Array {
-  const { kvHeads: H, tokens: T, headDim: D } = d;
-  const out = new Float32Array(q.length);
-  for (let h = 0; h < H; h++) {
-    for (let t = 0; t < T; t++) {
-      const row = (h * T + t) * D;
-      for (let k = 0; k < D; k++) out[row + k] = q[row + k] * scales[perChannel ? h * D + k : h * T + t];
-    }
-  }
-  return out;
 }
 
 /** The cache as a self-describing blob (header + payload). */
 export function encodeKv(kv: KvCache, codec: KvCodec = 'float16'): Buffer {
   checkCache(kv);
   if (!KV_CODECS.includes(codec)) throw new KvCodecError(`encodeKv: unknown codec ${String(codec)}`);
+  const keyGroupTokens = codec === 'float16' ? 0 : KEY_GROUP_TOKENS;
   const payloadBytes = kvPayloadBytes(codec, kv);
+  // Buffer.alloc never comes from the shared pool: offset 0, so typed views of the payload align.
   const blob = Buffer.alloc(KV_HEADER_BYTES + payloadBytes);
   blob.writeUInt32LE(MAGIC, 0);
   blob.writeUInt16LE(VERSION, 4);
-  blob.writeUInt8(KV_CODECS.indexOf(codec), 6);
+  blob.writeUInt8(CODEC_IDS[codec], 6);
   blob.writeUInt8(DTYPES.indexOf(kv.dtype), 7);
   blob.writeUInt32LE(kv.layers, 8);
   blob.writeUInt32LE(kv.kvHeads, 12);
   blob.writeUInt32LE(kv.headDim, 16);
   blob.writeUInt32LE(kv.tokens, 20);
   blob.writeUInt32LE(payloadBytes, 24);
-  const tensors = tensorsOf(kv);
-  if (codec === 'float16') {
-    let at = KV_HEADER_BYTES;
-    for (const t of tensors) {
+  blob.writeUInt32LE(keyGroupTokens, 28);
+  if (codec !== 'float16') {
+    encodeGrouped(codec, kv, blob.subarray(KV_HEADER_BYTES), keyGroupTokens);
+    return blob;
+  }
+  let at = KV_HEADER_BYTES;
+  for (let l = 0; l < kv.layers; l++) {
+    for (const t of [kv.keys[l], kv.values[l]]) {
       const h = asHalves(t);
       blob.set(new Uint8Array(h.buffer, h.byteOffset, h.byteLength), at);
       at += h.byteLength;
     }
-    return blob;
   }
-  const perChannel = codec === 'int8-channel';
-  const ns = scalesPerTensor(codec, kv);
-  const n = kv.kvHeads * kv.tokens * kv.headDim;
-  // Buffer.alloc of this size is not pooled, so its offset is 0 and the float32 view is aligned.
-  const scales = new Float32Array(blob.buffer, blob.byteOffset + KV_HEADER_BYTES, ns * tensors.length);
-  const values = new Int8Array(blob.buffer, scales.byteOffset + scales.byteLength, n * tensors.length);
-  tensors.forEach((t, i) => {
-    quantize(asFloats(t), kv, perChannel, scales.subarray(i * ns, (i + 1) * ns), values.subarray(i * n, (i + 1) * n));
-  });
   return blob;
 }
 
@@ -193,9 +138,11 @@ export function readKvHeader(blob: Uint8Array): KvBlobHeader {
   if (view.getUint32(0, true) !== MAGIC) throw new KvCodecError('KV blob: bad magic');
   const version = view.getUint16(4, true);
   if (version !== VERSION) throw new KvCodecError(`KV blob: format version ${version} is not supported`);
-  const codec = KV_CODECS[view.getUint8(6)];
+  const id = view.getUint8(6);
+  if (RETIRED_CODECS[id]) throw new KvCodecError(`KV blob: codec ${RETIRED_CODECS[id]} is no longer read (recompute the block)`);
+  const codec = KV_CODECS.find((c) => CODEC_IDS[c] === id);
   const dtype = DTYPES[view.getUint8(7)];
-  if (!codec || !dtype) throw new KvCodecError(`KV blob: unknown codec ${view.getUint8(6)} or dtype ${view.getUint8(7)}`);
+  if (!codec || !dtype) throw new KvCodecError(`KV blob: unknown codec ${id} or dtype ${view.getUint8(7)}`);
   const header: KvBlobHeader = {
     codec,
     dtype,
@@ -204,8 +151,12 @@ export function readKvHeader(blob: Uint8Array): KvBlobHeader {
     headDim: view.getUint32(16, true),
     tokens: view.getUint32(20, true),
     payloadBytes: view.getUint32(24, true),
+    keyGroupTokens: view.getUint32(28, true),
   };
-  const expected = kvPayloadBytes(codec, header);
+  if ((codec === 'float16') !== (header.keyGroupTokens === 0)) {
+    throw new KvCodecError(`KV blob: key group of ${header.keyGroupTokens} tokens for codec ${codec}`);
+  }
+  const expected = kvPayloadBytes(codec, header, header.keyGroupTokens);
   if (header.payloadBytes !== expected || blob.byteLength !== KV_HEADER_BYTES + expected) {
     throw new KvCodecError(
       `KV blob: ${blob.byteLength} bytes, header says ${header.payloadBytes}, shape needs ${KV_HEADER_BYTES + expected}`,
@@ -221,34 +172,20 @@ export function readKvHeader(blob: Uint8Array): KvBlobHeader {
 export function decodeKv(blob: Uint8Array, options: { dtype?: KvDtype } = {}): KvCache {
   const h = readKvHeader(blob);
   const dtype = options.dtype ?? h.dtype;
+  const dims = { layers: h.layers, kvHeads: h.kvHeads, headDim: h.headDim, tokens: h.tokens };
+  if (h.codec !== 'float16') return decodeGrouped(h.codec, blob.subarray(KV_HEADER_BYTES), dims, h.keyGroupTokens, dtype);
   const n = h.kvHeads * h.tokens * h.headDim;
-  const count = 2 * h.layers;
+  let payload = blob.subarray(KV_HEADER_BYTES);
+  if (payload.byteOffset % 2 !== 0) payload = new Uint8Array(payload); // a copy: aligned
+  const halves = new Uint16Array(payload.buffer, payload.byteOffset, 2 * h.layers * n);
   const tensors: KvData[] = [];
-  if (h.codec === 'float16') {
-    let payload = blob.subarray(KV_HEADER_BYTES);
-    if (payload.byteOffset % 2 !== 0) payload = new Uint8Array(payload); // a copy: aligned
-    const halves = new Uint16Array(payload.buffer, payload.byteOffset, count * n);
-    for (let i = 0; i < count; i++) {
-      const t = halves.subarray(i * n, (i + 1) * n);
-      tensors.push(dtype === 'float16' ? t : float16ToFloat32Array(t));
-    }
-  } else {
-    const ns = scalesPerTensor(h.codec, h);
-    let payload = blob.subarray(KV_HEADER_BYTES);
-    if (payload.byteOffset % 4 !== 0) payload = new Uint8Array(payload);
-    const scales = new Float32Array(payload.buffer, payload.byteOffset, ns * count);
-    const values = new Int8Array(payload.buffer, payload.byteOffset + scales.byteLength, n * count);
-    for (let i = 0; i < count; i++) {
-      const x = dequantize(values.subarray(i * n, (i + 1) * n), h, h.codec === 'int8-channel', scales.subarray(i * ns, (i + 1) * ns));
-      tensors.push(dtype === 'float32' ? x : float32ToFloat16Array(x));
-    }
+  for (let i = 0; i < 2 * h.layers; i++) {
+    const t = halves.subarray(i * n, (i + 1) * n);
+    tensors.push(dtype === 'float16' ? t : float16ToFloat32Array(t));
   }
   return {
     dtype,
-    layers: h.layers,
-    kvHeads: h.kvHeads,
-    headDim: h.headDim,
-    tokens: h.tokens,
+    ...dims,
     keys: tensors.filter((_, i) => i % 2 === 0),
     values: tensors.filter((_, i) => i % 2 === 1),
   };

@@ -1,12 +1,15 @@
 // Stored KV blocks: get/put by (model fingerprint, token hash, variant), every read verified by
-// checksum, a byte budget kept by least-recently-used eviction, and hit/miss counts.
+// checksum, a byte budget that stored blocks never exceed, eviction of the blocks least likely to
+// be asked again (kv-eviction.ts), and hit/miss counts. The blocks live in the attached KV file
+// (schema `kv`, kv-file.ts).
 //
 // A corrupt entry is never returned: it is deleted and reported, and the caller recomputes.
-// Each put is one transaction (meta row + blob row), so another connection sees the whole entry
-// or nothing, and a crash mid-put leaves nothing behind.
+// Each put is one transaction (meta row + blob row + evictions), so another connection sees the
+// whole entry or nothing, never the store over its budget, and a crash mid-put leaves nothing behind.
 import type { KvCache } from '../native-models/kv.ts';
 import { checksumOf, verifyChecksum } from './checksum.ts';
 import { decodeKv, encodeKv, KvCodecError, type KvCodec } from './kv-codec.ts';
+import { PREFETCH_USE, priorityAfterUse } from './kv-eviction.ts';
 import type { Db } from './open.ts';
 
 /** 2 GiB: about 680 blocks of 256 tokens of a Qwen2.5-0.5B-sized model in float16 (170K tokens). */
@@ -38,6 +41,8 @@ export interface KvEntry {
   createdAt: number;
   lastUsedAt: number;
   hits: number;
+  /** Eviction order, lowest first (kv-eviction.ts). */
+  priority: number;
 }
 
 export type KvGetResult =
@@ -48,7 +53,14 @@ export type KvGetResult =
 
 export type KvPutResult =
   | { stored: true; entry: KvEntry; evicted: number }
+  /** Nothing changed: too large for the budget, not representable, or a prefetch that would displace likelier blocks. */
   | { stored: false; reason: string; evicted: 0 };
+
+export interface KvPutOptions {
+  codec?: KvCodec;
+  /** Stored ahead of any question (background prefill): counts as half a use (kv-eviction.ts). */
+  prefetch?: boolean;
+}
 
 export interface KvStoreStats {
   entries: number;
@@ -66,6 +78,7 @@ export interface KvStoreStats {
 
 export interface KvStoreOptions {
   budgetBytes?: number;
+  /** How new blocks are stored (default float16); blocks stored with another codec still read. */
   codec?: KvCodec;
   /** Clock (ms), for tests. */
   now?: () => number;
@@ -87,6 +100,7 @@ interface EntryRow {
   created_at: number;
   last_used_at: number;
   hits: number;
+  priority: number;
 }
 
 const toEntry = (r: EntryRow): KvEntry => ({
@@ -105,10 +119,13 @@ const toEntry = (r: EntryRow): KvEntry => ({
   createdAt: r.created_at,
   lastUsedAt: r.last_used_at,
   hits: r.hits,
+  priority: r.priority,
 });
 
 const KEY = 'model_fingerprint = ? AND token_hash = ? AND variant = ?';
 const keyArgs = (k: KvKey) => [k.modelFingerprint, k.tokenHash, k.variant ?? ''] as const;
+/** Eviction order: lowest priority first; among equals, the older use, then the older row. */
+const EVICTION_ORDER = 'priority, last_used_at, id';
 
 export class KvStore {
   private budget: number;
@@ -124,12 +141,12 @@ export class KvStore {
     this.budget = checkBudget(options.budgetBytes ?? DEFAULT_KV_BUDGET_BYTES);
     this.codec = options.codec ?? 'float16';
     this.now = options.now ?? Date.now;
-    this.lastStamp = (db.prepare('SELECT MAX(last_used_at) FROM kv_blocks').pluck().get() as number | null) ?? 0;
+    this.lastStamp = (db.prepare('SELECT MAX(last_used_at) FROM kv.kv_blocks').pluck().get() as number | null) ?? 0;
   }
 
   /**
-   * A use time for LRU order, strictly increasing within this store: two uses in the same
-   * millisecond must still be ordered, or eviction would pick between them arbitrarily.
+   * A use time, strictly increasing within this store: two uses in the same millisecond must
+   * still be ordered, or eviction would pick between them arbitrarily.
    */
   private stamp(): number {
     this.lastStamp = Math.max(this.now(), this.lastStamp + 1);
@@ -140,25 +157,29 @@ export class KvStore {
     return this.budget;
   }
 
+  get defaultCodec(): KvCodec {
+    return this.codec;
+  }
+
   /** The entry's metadata, without reading, verifying or touching it. */
   info(key: KvKey): KvEntry | undefined {
-    const r = this.db.prepare(`SELECT * FROM kv_blocks WHERE ${KEY}`).get(...keyArgs(key)) as EntryRow | undefined;
+    const r = this.db.prepare(`SELECT * FROM kv.kv_blocks WHERE ${KEY}`).get(...keyArgs(key)) as EntryRow | undefined;
     return r && toEntry(r);
   }
 
-  /** The cache stored under `key`, verified; a hit marks it used. */
+  /** The cache stored under `key`, verified; a hit counts as a use. */
   get(key: KvKey): KvGetResult {
     return this.getMany([key])[0];
   }
 
   /**
-   * The caches stored under `keys`, each verified, in order. Marking the hits used and dropping
+   * The caches stored under `keys`, each verified, in order. Counting the hits as uses and dropping
    * corrupt entries happens in one write transaction for all of them: one commit per question,
    * not one per block (16 separate commits cost more than reading the 48 MiB).
    */
   getMany(keys: readonly KvKey[]): KvGetResult[] {
     const select = this.db.prepare(
-      `SELECT b.*, x.data FROM kv_blocks b LEFT JOIN kv_blobs x ON x.block_id = b.id WHERE ${KEY}`,
+      `SELECT b.*, x.data FROM kv.kv_blocks b LEFT JOIN kv.kv_blobs x ON x.block_id = b.id WHERE ${KEY}`,
     );
     const results = keys.map((key): KvGetResult => {
       const row = select.get(...keyArgs(key)) as (EntryRow & { data: Buffer | null }) | undefined;
@@ -176,14 +197,17 @@ export class KvStore {
     }
     // Readers cannot write (the writer drops corrupt entries on its own reads); misses write nothing.
     if (this.db.readonly || results.every((r) => r.status === 'miss')) return results;
-    const touch = this.db.prepare('UPDATE kv_blocks SET last_used_at = ?, hits = hits + 1 WHERE id = ?');
+    const touch = this.db.prepare('UPDATE kv.kv_blocks SET last_used_at = ?, hits = hits + 1, priority = ? WHERE id = ?');
     this.db.transaction(() => {
       for (const r of results) {
         if (r.status === 'corrupt') this.drop(r.entry.id);
         if (r.status !== 'hit') continue;
+        // The same block twice in one question: its row already counts the first use.
+        const current = this.db.prepare('SELECT priority FROM kv.kv_blocks WHERE id = ?').pluck().get(r.entry.id) as number;
         r.entry.lastUsedAt = this.stamp();
+        r.entry.priority = priorityAfterUse(current, 1, r.entry.lastUsedAt);
         r.entry.hits++;
-        touch.run(r.entry.lastUsedAt, r.entry.id);
+        touch.run(r.entry.lastUsedAt, r.entry.priority, r.entry.id);
       }
     }).immediate();
     return results;
@@ -207,20 +231,24 @@ export class KvStore {
 
   private drop(id: number): void {
     this.db.transaction(() => {
-      this.db.prepare('DELETE FROM kv_blobs WHERE block_id = ?').run(id);
-      this.db.prepare('DELETE FROM kv_blocks WHERE id = ?').run(id);
+      this.db.prepare('DELETE FROM kv.kv_blobs WHERE block_id = ?').run(id);
+      this.db.prepare('DELETE FROM kv.kv_blocks WHERE id = ?').run(id);
     }).immediate();
   }
 
   /**
-   * Stores a cache under `key` (replacing what was there unless it is the same bytes), then
-   * evicts least-recently-used entries until the budget holds. Refuses, without throwing, a
-   * cache larger than the whole budget or one the codec cannot represent (float16 overflow).
+   * Stores a cache under `key` (replacing what was there unless it is the same bytes) and counts
+   * it as a use, evicting the blocks least likely to be asked again until the budget holds.
+   * Refuses, without throwing and without changing anything, a cache larger than the whole budget,
+   * one the codec cannot represent (float16 overflow), and a prefetched one that would displace
+   * blocks more likely to be asked than itself.
    */
-  put(key: KvKey, kv: KvCache, options: { codec?: KvCodec } = {}): KvPutResult {
+  put(key: KvKey, kv: KvCache, options: KvPutOptions = {}): KvPutResult {
+    const codec = options.codec ?? this.codec;
+    const use = options.prefetch ? PREFETCH_USE : 1;
     let blob: Buffer;
     try {
-      blob = encodeKv(kv, options.codec ?? this.codec);
+      blob = encodeKv(kv, codec);
     } catch (err) {
       if (err instanceof RangeError) return { stored: false, reason: err.message, evicted: 0 };
       throw err;
@@ -229,53 +257,95 @@ export class KvStore {
       return { stored: false, reason: `${blob.byteLength} bytes exceed the budget of ${this.budget}`, evicted: 0 };
     }
     const checksum = checksumOf(blob);
-    const codec = options.codec ?? this.codec;
     return this.db.transaction((): KvPutResult => {
       const at = this.stamp();
-      const old = this.db.prepare(`SELECT id, checksum FROM kv_blocks WHERE ${KEY}`).get(...keyArgs(key)) as
-        | { id: number; checksum: string }
+      const old = this.db.prepare(`SELECT id, checksum, priority, hits FROM kv.kv_blocks WHERE ${KEY}`).get(...keyArgs(key)) as
+        | { id: number; checksum: string; priority: number; hits: number }
         | undefined;
+      // A block stored again (by another connection meanwhile, or with another codec) keeps its history.
+      const priority = priorityAfterUse(old?.priority, use, at);
       if (old && old.checksum === checksum) {
-        this.db.prepare('UPDATE kv_blocks SET last_used_at = ? WHERE id = ?').run(at, old.id);
+        this.db.prepare('UPDATE kv.kv_blocks SET last_used_at = ?, priority = ? WHERE id = ?').run(at, priority, old.id);
         return { stored: true, entry: this.info(key)!, evicted: 0 };
       }
+      // A question's block always goes in (it was just asked: the likeliest to be asked again, and
+      // refusing it would keep a new topic out until old scores decayed). A prefetched one only
+      // displaces blocks that rank below it.
+      const adding = blob.byteLength - (old ? this.bytesOf(old.id) : 0);
+      const victims = this.victims(adding, old?.id, options.prefetch ? { priority, at } : undefined);
+      if (!victims) {
+        return { stored: false, reason: 'the budget is full of blocks more likely to be asked again', evicted: 0 };
+      }
       if (old) this.drop(old.id);
+      for (const id of victims) this.drop(id);
+      this.counts.evictions += victims.length;
       const row = this.db
         .prepare(
-          `INSERT INTO kv_blocks(model_fingerprint, token_hash, variant, codec, dtype, layers, kv_heads, head_dim,
-             tokens, bytes, checksum, created_at, last_used_at, hits)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) RETURNING *`,
+          `INSERT INTO kv.kv_blocks(model_fingerprint, token_hash, variant, codec, dtype, layers, kv_heads, head_dim,
+             tokens, bytes, checksum, created_at, last_used_at, hits, priority)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
         )
-        .get(...keyArgs(key), codec, kv.dtype, kv.layers, kv.kvHeads, kv.headDim, kv.tokens, blob.byteLength, checksum, at, at) as EntryRow;
-      this.db.prepare('INSERT INTO kv_blobs(block_id, data) VALUES (?, ?)').run(row.id, blob);
-      return { stored: true, entry: toEntry(row), evicted: this.evictToBudget() };
+        .get(
+          ...keyArgs(key),
+          codec,
+          kv.dtype,
+          kv.layers,
+          kv.kvHeads,
+          kv.headDim,
+          kv.tokens,
+          blob.byteLength,
+          checksum,
+          at,
+          at,
+          old?.hits ?? 0,
+          priority,
+        ) as EntryRow;
+      this.db.prepare('INSERT INTO kv.kv_blobs(block_id, data) VALUES (?, ?)').run(row.id, blob);
+      return { stored: true, entry: toEntry(row), evicted: victims.length };
     }).immediate();
   }
 
-  /** Deletes least-recently-used entries until the stored bytes fit the budget; returns how many. */
-  private evictToBudget(): number {
-    const total = (this.db.prepare('SELECT COALESCE(SUM(bytes), 0) FROM kv_blocks').pluck().get() as number) ?? 0;
-    const excess = total - this.budget;
-    if (excess <= 0) return 0;
-    // The shortest run of oldest entries whose bytes cover the excess.
-    const victims = this.db
-      .prepare(
-        `SELECT id FROM (
-           SELECT id, bytes, SUM(bytes) OVER (ORDER BY last_used_at, id) AS running FROM kv_blocks
-         ) WHERE running - bytes < ?`,
-      )
-      .pluck()
-      .all(excess) as number[];
-    for (const id of victims) this.drop(id);
-    this.counts.evictions += victims.length;
-    return victims.length;
+  private bytesOf(id: number): number {
+    return this.db.prepare('SELECT bytes FROM kv.kv_blocks WHERE id = ?').pluck().get(id) as number;
   }
 
-  /** Changes the budget, evicting at once if it shrank and giving freed pages back to the disk. */
+  private storedBytes(): number {
+    return this.db.prepare('SELECT COALESCE(SUM(bytes), 0) FROM kv.kv_blocks').pluck().get() as number;
+  }
+
+  /**
+   * The shortest run of blocks, in eviction order and other than `replacing`, whose removal makes
+   * room for `adding` more bytes within the budget. With `before`, only blocks that come before a
+   * new block of that priority and use time: undefined if those are not enough.
+   */
+  private victims(adding: number, replacing = 0, before?: { priority: number; at: number }): number[] | undefined {
+    const excess = this.storedBytes() + adding - this.budget;
+    if (excess <= 0) return [];
+    const rows = this.db
+      .prepare(
+        `SELECT id, running FROM (
+           SELECT id, bytes, SUM(bytes) OVER (ORDER BY ${EVICTION_ORDER}) AS running FROM kv.kv_blocks
+           WHERE id != @replacing ${before ? 'AND (priority, last_used_at) < (@priority, @at)' : ''}
+         ) WHERE running - bytes < @excess`,
+      )
+      .all({ excess, replacing, ...before }) as { id: number; running: number }[];
+    if (rows.length === 0 || rows[rows.length - 1].running < excess) return undefined;
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * Changes the budget and, if it shrank, evicts at once (blocks least likely to be asked again
+   * first) and gives the freed pages back to the disk. Returns how many blocks went.
+   */
   setBudget(bytes: number): number {
     this.budget = checkBudget(bytes);
-    const evicted = this.db.transaction(() => this.evictToBudget()).immediate();
-    if (evicted > 0) this.db.pragma('incremental_vacuum');
+    const evicted = this.db.transaction(() => {
+      const victims = this.victims(0)!; // all blocks together always cover the excess
+      for (const id of victims) this.drop(id);
+      return victims.length;
+    }).immediate();
+    this.counts.evictions += evicted;
+    if (evicted > 0) this.db.pragma('kv.incremental_vacuum');
     return evicted;
   }
 
@@ -288,14 +358,14 @@ export class KvStore {
   /** Deletes every entry of a model (e.g. one the user removed); returns how many. */
   deleteModel(modelFingerprint: string): number {
     return this.db.transaction(() => {
-      const ids = this.db.prepare('SELECT id FROM kv_blocks WHERE model_fingerprint = ?').pluck().all(modelFingerprint) as number[];
+      const ids = this.db.prepare('SELECT id FROM kv.kv_blocks WHERE model_fingerprint = ?').pluck().all(modelFingerprint) as number[];
       for (const id of ids) this.drop(id);
       return ids.length;
     }).immediate();
   }
 
   stats(): KvStoreStats {
-    const { entries, bytes } = this.db.prepare('SELECT COUNT(*) AS entries, COALESCE(SUM(bytes), 0) AS bytes FROM kv_blocks').get() as {
+    const { entries, bytes } = this.db.prepare('SELECT COUNT(*) AS entries, COALESCE(SUM(bytes), 0) AS bytes FROM kv.kv_blocks').get() as {
       entries: number;
       bytes: number;
     };

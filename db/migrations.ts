@@ -3,11 +3,19 @@
 // migration that has shipped: add a new one.
 import type Database from 'better-sqlite3';
 import { needsSubstringSearch } from './fts-query.ts';
+import { priorityAfterUse } from './kv-eviction.ts';
+import { KV_SCHEMA } from './kv-file.ts';
 
 export interface Migration {
   /** The user_version the database has after this migration. */
   version: number;
   name: string;
+  /**
+   * Work committed in a transaction of its own before `up` (e.g. filling the attached KV file, so
+   * that a transaction never needs two files to commit together). It must be safe to run again:
+   * a kill between it and `up` runs both again at the next open.
+   */
+  before?: (db: Database.Database) => void;
   up: (db: Database.Database) => void;
 }
 
@@ -210,6 +218,31 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 6,
+    name: 'KV blocks move to their own attached file (kv-file.ts)',
+    // Copied first (the KV file commits), then dropped here (the library commits): a kill between
+    // the two leaves the blocks in both files and the next open copies again (INSERT OR IGNORE)
+    // and drops. Each row gets the eviction priority of `hits` uses at its last use.
+    before: (db) => {
+      db.function('quire_v6_priority', { deterministic: true }, (hits: unknown, lastUsedAt: unknown) =>
+        priorityAfterUse(undefined, Math.max(1, Number(hits)), Number(lastUsedAt)),
+      );
+      db.exec(`
+        INSERT OR IGNORE INTO ${KV_SCHEMA}.kv_blocks(id, model_fingerprint, token_hash, variant, codec, dtype, layers, kv_heads,
+            head_dim, tokens, bytes, checksum, created_at, last_used_at, hits, priority)
+          SELECT id, model_fingerprint, token_hash, variant, codec, dtype, layers, kv_heads, head_dim, tokens, bytes, checksum,
+            created_at, last_used_at, hits, quire_v6_priority(hits, last_used_at)
+          FROM main.kv_blocks;
+        INSERT OR IGNORE INTO ${KV_SCHEMA}.kv_blobs(block_id, data)
+          SELECT block_id, data FROM main.kv_blobs WHERE block_id IN (SELECT id FROM ${KV_SCHEMA}.kv_blocks);
+      `);
+    },
+    up: (db) => {
+      db.exec('DROP TABLE main.kv_blobs; DROP TABLE main.kv_blocks;');
+      db.pragma('main.incremental_vacuum'); // the freed pages back to the disk (files made with auto_vacuum)
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
@@ -217,18 +250,25 @@ export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
 /**
  * Runs the migrations after the database's user_version, up to `target` (tests stop early to
  * build old databases). Each migration and its version bump commit together or not at all.
+ * From version 6 on, the KV file must be attached (openDatabase does it). `onCommitted` hears of
+ * each commit ('6 before', '6'), for progress and for the kill tests.
  */
-export function migrate(db: Database.Database, target: number = SCHEMA_VERSION): number {
+export function migrate(db: Database.Database, target: number = SCHEMA_VERSION, onCommitted?: (step: string) => void): number {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > SCHEMA_VERSION) {
     throw new Error(`database schema version ${current} is newer than this Quire (${SCHEMA_VERSION}); update Quire`);
   }
   for (const m of MIGRATIONS) {
     if (m.version <= current || m.version > target) continue;
+    if (m.before) {
+      db.transaction(() => m.before!(db)).immediate();
+      onCommitted?.(`${m.version} before`);
+    }
     db.transaction(() => {
       m.up(db);
       db.pragma(`user_version = ${m.version}`);
     }).immediate();
+    onCommitted?.(String(m.version));
   }
   return db.pragma('user_version', { simple: true }) as number;
 }

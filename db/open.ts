@@ -1,5 +1,6 @@
 // Opening Quire's database file: the pragmas every connection needs, then the migrations.
 import Database from 'better-sqlite3';
+import { attachKvFile } from './kv-file.ts';
 import { migrate, SCHEMA_VERSION } from './migrations.ts';
 
 export type Db = Database.Database;
@@ -9,10 +10,13 @@ export interface OpenOptions {
   readonly?: boolean;
   /** Milliseconds to wait for the writer's lock before SQLITE_BUSY (default 5000). */
   busyTimeoutMs?: number;
+  /** Hears of each migration commit (see migrate). */
+  onMigrationCommitted?: (step: string) => void;
 }
 
 /**
- * Opens (creating if needed) the database at `file` and brings its schema up to date.
+ * Opens (creating if needed) the database at `file` with its KV file attached as schema `kv`
+ * (kv-file.ts), and brings both schemas up to date.
  * Quire has one writer (the engine process); other connections may read at any time and, in WAL
  * mode, see only committed transactions.
  */
@@ -28,12 +32,14 @@ export function openDatabase(file: string, options: OpenOptions = {}): Db {
       // In WAL mode NORMAL never corrupts the file: a crash of the process loses nothing that
       // committed, and a power cut may lose only the last commits (KV entries get recomputed).
       db.pragma('synchronous = NORMAL');
-      migrate(db);
+      attachKvFile(db, file, { readonly: false });
+      migrate(db, SCHEMA_VERSION, options.onMigrationCommitted);
     } else {
       const version = db.pragma('user_version', { simple: true }) as number;
       if (version !== SCHEMA_VERSION) {
         throw new Error(`database schema is version ${version}, this Quire reads ${SCHEMA_VERSION}; open it for writing once to migrate`);
       }
+      attachKvFile(db, file, { readonly: true });
     }
     return db;
   } catch (e) {

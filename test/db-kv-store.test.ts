@@ -5,7 +5,7 @@ import { KvStore, type KvKey } from '../db/kv-store.ts';
 import { encodeKv, KV_HEADER_BYTES } from '../db/kv-codec.ts';
 import { tokenHash } from '../db/hash.ts';
 import { openDatabase } from '../db/open.ts';
-import { randomKv } from './fixtures/db-random-kv.ts';
+import { randomKv, rng } from './fixtures/db-random-kv.ts';
 import { tempDb, type TempDb } from './fixtures/db-temp.ts';
 
 const shape = { dtype: 'float16' as const, layers: 2, kvHeads: 2, headDim: 8, tokens: 16 };
@@ -132,45 +132,130 @@ describe('KvStore corruption', () => {
 });
 
 describe('KvStore budget, eviction and stats', () => {
-  it('evicts least recently used entries to stay within the budget', () => {
+  const MINUTE = 60_000;
+
+  it('evicts the blocks least likely to be asked again: fewest decayed uses, then the oldest use', () => {
     let clock = 1000;
     const store = new KvStore(t.db, { budgetBytes: 3 * BLOB, now: () => clock });
     for (let i = 1; i <= 3; i++) {
-      clock += 10;
+      clock += MINUTE;
       expect(store.put(key(i), randomKv(shape, i))).toMatchObject({ stored: true, evicted: 0 });
     }
-    clock += 10;
-    expect(store.get(key(1)).status).toBe('hit'); // 1 is now the most recent; 2 is the oldest
-    clock += 10;
+    clock += MINUTE;
+    expect(store.get(key(1)).status).toBe('hit'); // 1: two uses; 2 and 3: one each, 2 the older
+    clock += MINUTE;
     expect(store.put(key(4), randomKv(shape, 4))).toMatchObject({ stored: true, evicted: 1 });
     expect(store.info(key(2))).toBeUndefined();
     expect([1, 3, 4].map((i) => store.info(key(i)) !== undefined)).toEqual([true, true, true]);
     expect(store.stats().bytes).toBeLessThanOrEqual(3 * BLOB);
 
-    // A smaller budget evicts at once, oldest first (3, then 1), and keeps 4.
+    // A smaller budget evicts at once, lowest first (3, then 4: one use each), and keeps 1.
     expect(store.setBudget(1.5 * BLOB)).toBe(2);
-    expect(store.stats()).toMatchObject({ entries: 1, bytes: BLOB, evictions: 3 });
-    expect(store.info(key(4))).toBeDefined();
+    expect(store.stats()).toMatchObject({ entries: 1, bytes: BLOB, evictions: 3, budgetBytes: 1.5 * BLOB });
+    expect(store.info(key(1))).toBeDefined();
+  });
+
+  it('keeps a block that questions keep using through a burst of one-off blocks, which LRU would drop', () => {
+    let clock = 0;
+    const store = new KvStore(t.db, { budgetBytes: 4 * BLOB, now: () => clock });
+    const popular = key(100);
+    store.put(popular, randomKv(shape, 100));
+    for (let q = 0; q < 4; q++) {
+      clock += 10 * MINUTE;
+      expect(store.get(popular).status).toBe('hit'); // a question per 10 minutes uses it
+    }
+    // Then an hour of one-off blocks (a long answer, a folder's prefill): 30 of them, 2 minutes apart.
+    const oneOffs = Array.from({ length: 30 }, (_, i) => key(i));
+    for (const k of oneOffs) {
+      clock += 2 * MINUTE;
+      expect(store.put(k, randomKv(shape, 1))).toMatchObject({ stored: true });
+      expect(store.stats().bytes).toBeLessThanOrEqual(4 * BLOB);
+    }
+    // Its last use is older than every one-off's, yet it stays; the newest one-offs fill the rest.
+    expect(store.info(popular)).toMatchObject({ hits: 4 });
+    expect(oneOffs.map((k) => store.info(k) !== undefined)).toEqual(oneOffs.map((_, i) => i >= 27));
+
+    // Its uses fade (5 with the put; half-life a day): a day and a half later they still outrank
+    // fresh one-offs (5 x 2^-1.5 = 1.8), a day after that they rank below them (5 x 2^-2.5 = 0.9).
+    clock += 36 * 60 * MINUTE;
+    store.put(key(200), randomKv(shape, 2));
+    store.put(key(201), randomKv(shape, 3));
+    expect(store.info(popular)).toBeDefined();
+    clock += 24 * 60 * MINUTE;
+    for (const i of [202, 203, 204]) store.put(key(i), randomKv(shape, i)); // out: 29, then 200 and 201 (0.5 each now)
+    expect(store.info(popular)).toBeDefined();
+    store.put(key(205), randomKv(shape, 5));
+    expect(store.info(popular)).toBeUndefined();
+  });
+
+  it('lets a prefetch displace only blocks that rank below it, and counts it as half a use', () => {
+    let clock = 0;
+    const store = new KvStore(t.db, { budgetBytes: 2 * BLOB, now: () => clock });
+    store.put(key(1), randomKv(shape, 1)); // questions' blocks
+    store.put(key(2), randomKv(shape, 2));
+    clock += MINUTE;
+    const refused = store.put(key(3), randomKv(shape, 3), { prefetch: true });
+    expect(refused).toMatchObject({ stored: false, reason: expect.stringMatching(/more likely to be asked/), evicted: 0 });
+    expect(store.stats()).toMatchObject({ entries: 2, evictions: 0 });
+    // A day later the questions' blocks have faded to 0.5, what a fresh prefetch counts: the older use goes.
+    clock += 24 * 60 * MINUTE + MINUTE;
+    expect(store.put(key(3), randomKv(shape, 3), { prefetch: true })).toMatchObject({ stored: true, evicted: 1 });
+    expect(store.info(key(1))).toBeUndefined();
+    // A question's block always goes in; the lowest makes room: 2 (0.5, a day old), then the prefetch (0.5 now).
+    expect(store.put(key(4), randomKv(shape, 4))).toMatchObject({ stored: true, evicted: 1 });
+    expect(store.info(key(2))).toBeUndefined();
+    expect(store.put(key(5), randomKv(shape, 5))).toMatchObject({ stored: true, evicted: 1 });
+    expect([3, 4, 5].map((i) => store.info(key(i)) !== undefined)).toEqual([false, true, true]);
   });
 
   it('orders uses within the same millisecond (a frozen clock) by when they happened', () => {
     const store = new KvStore(t.db, { budgetBytes: 2 * BLOB, now: () => 5 });
     store.put(key(1), randomKv(shape, 1));
     store.put(key(2), randomKv(shape, 2));
-    store.get(key(1));
     store.put(key(3), randomKv(shape, 3));
-    expect(store.info(key(2))).toBeUndefined();
-    expect(store.info(key(1))).toBeDefined();
+    expect(store.info(key(1))).toBeUndefined();
+    expect(store.info(key(2))).toBeDefined();
   });
 
-  it('never exceeds the budget over many puts and gets', () => {
-    const store = new KvStore(t.db, { budgetBytes: 5 * BLOB + 100 });
-    for (let i = 0; i < 40; i++) {
-      store.put(key(i % 13), randomKv(shape, i % 13));
-      if (i % 3 === 0) store.get(key((i * 7) % 13));
-      expect(store.stats().bytes).toBeLessThanOrEqual(5 * BLOB + 100);
+  it('a smaller budget evicts at once and gives the pages back to the disk; a larger one evicts nothing', () => {
+    const store = new KvStore(t.db, { budgetBytes: 40 * BLOB });
+    for (let i = 0; i < 40; i++) store.put(key(i), randomKv(shape, i));
+    const pages = () => t.db.pragma('kv.page_count', { simple: true }) as number;
+    const before = pages();
+    expect(store.setBudget(100 * BLOB)).toBe(0);
+    expect(store.setBudget(10 * BLOB + 5)).toBe(30);
+    // Another connection sees the store within the new budget as soon as setBudget returns.
+    const reader = openDatabase(t.file, { readonly: true });
+    try {
+      expect(reader.prepare('SELECT COUNT(*) AS n, SUM(bytes) AS bytes FROM kv.kv_blocks').get()).toEqual({ n: 10, bytes: 10 * BLOB });
+    } finally {
+      reader.close();
     }
-    expect(store.stats().entries).toBe(5);
+    expect(pages()).toBeLessThan(before / 2);
+    expect(t.db.pragma('kv.freelist_count', { simple: true })).toBe(0);
+    expect(store.setBudget(0)).toBe(10);
+    expect(store.stats()).toMatchObject({ entries: 0, bytes: 0 });
+    expect(store.put(key(1), randomKv(shape, 1))).toMatchObject({ stored: false, reason: expect.stringMatching(/exceed the budget/) });
+  });
+
+  it('never exceeds the budget over a stream of gets and puts of blocks of several sizes and codecs', () => {
+    const budget = 6 * BLOB + 100;
+    const store = new KvStore(t.db, { budgetBytes: budget });
+    const next = rng(42);
+    const sizes = [4, 16, 40].map((tokens) => ({ ...shape, dtype: 'float32' as const, tokens }));
+    for (let i = 0; i < 150; i++) {
+      const k = key(Math.floor(next() * 25));
+      if (next() < 0.4) {
+        store.get(k);
+      } else {
+        const codec = (['float16', 'int8', 'int4'] as const)[Math.floor(next() * 3)];
+        store.put(k, randomKv(sizes[Math.floor(next() * 3)], i), { codec, prefetch: next() < 0.3 });
+      }
+      const bytes = t.db.prepare('SELECT COALESCE(SUM(bytes), 0) FROM kv.kv_blocks').pluck().get() as number;
+      expect(bytes).toBeLessThanOrEqual(budget);
+      expect(store.stats().bytes).toBe(bytes);
+    }
+    expect(store.stats().bytes).toBeGreaterThan(budget / 2); // the budget is in use, not left empty
   });
 
   it('counts hits and misses', () => {

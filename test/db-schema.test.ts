@@ -7,8 +7,12 @@ import { addFolder, listFolders } from '../db/folders.ts';
 import { upsertDocument } from '../db/documents.ts';
 import { replacePassages } from '../db/passages.ts';
 import { searchPassages } from '../db/search.ts';
+import fs from 'node:fs';
 import { KvStore } from '../db/kv-store.ts';
 import { tokenHash } from '../db/hash.ts';
+import { checksumOf } from '../db/checksum.ts';
+import { encodeKv, KV_HEADER_BYTES } from '../db/kv-codec.ts';
+import { kvFileFor, KV_SCHEMA_VERSION } from '../db/kv-file.ts';
 import { addMessage, createChat, listMessages } from '../db/chats.ts';
 import { randomKv } from './fixtures/db-random-kv.ts';
 import { tempDir } from './fixtures/db-temp.ts';
@@ -23,6 +27,32 @@ function freshFile(): string {
 
 const kvShape = { dtype: 'float16' as const, layers: 2, kvHeads: 1, headDim: 4, tokens: 3 };
 const kvKey = { modelFingerprint: 'm', tokenHash: tokenHash([1, 2, 3]) };
+const oldInt8Key = { modelFingerprint: 'm', tokenHash: tokenHash([4, 5, 6]) };
+
+/** A blob of the retired int8-channel codec (id 1): float32 scales per (head, channel), then int8 values. */
+function int8ChannelBlob(): Buffer {
+  const tensors = 2 * kvShape.layers;
+  const blob = Buffer.alloc(KV_HEADER_BYTES + tensors * (kvShape.kvHeads * kvShape.headDim * 4 + kvShape.kvHeads * kvShape.tokens * kvShape.headDim));
+  encodeKv(randomKv(kvShape, 2)).copy(blob, 0, 0, KV_HEADER_BYTES);
+  blob[6] = 1;
+  blob.writeUInt32LE(blob.byteLength - KV_HEADER_BYTES, 24);
+  return blob;
+}
+
+/** KV rows as Quire wrote them before v6 (tables in the library file, no priority column). */
+function seedOldKv(db: Database.Database): void {
+  const insert = db.prepare(
+    `INSERT INTO kv_blocks(model_fingerprint, token_hash, variant, codec, dtype, layers, kv_heads, head_dim, tokens, bytes, checksum,
+       created_at, last_used_at, hits) VALUES (?, ?, '', ?, 'float16', 2, 1, 4, 3, ?, ?, 10, 20, ?) RETURNING id`,
+  );
+  for (const [key, codec, blob, hits] of [
+    [kvKey, 'float16', encodeKv(randomKv(kvShape, 1)), 3],
+    [oldInt8Key, 'int8-channel', int8ChannelBlob(), 0],
+  ] as const) {
+    const id = insert.pluck().get(key.modelFingerprint, key.tokenHash, codec, blob.byteLength, checksumOf(blob), hits);
+    db.prepare('INSERT INTO kv_blobs(block_id, data) VALUES (?, ?)').run(id, blob);
+  }
+}
 
 describe('openDatabase', () => {
   it('creates a WAL database with foreign keys on at the latest schema version', () => {
@@ -80,9 +110,67 @@ function seed(db: Database.Database, version: number): void {
       passages.forEach((p, i) => insert.run(doc.id, i, p.text, p.charStart, p.charEnd));
     }
   }
-  if (version >= 3) new KvStore(db).put(kvKey, randomKv(kvShape, 1));
+  if (version >= 3) seedOldKv(db);
   if (version >= 4) addMessage(db, createChat(db, 'old chat').id, { role: 'user', content: 'hello' });
 }
+
+describe('the KV file', () => {
+  it('lives next to the library as <name>-kv.db, WAL, incremental vacuum, and holds every KV byte', () => {
+    const file = freshFile();
+    expect(kvFileFor(file)).toBe(file.replace(/quire\.db$/, 'quire-kv.db'));
+    expect(kvFileFor('/x/library')).toBe('/x/library-kv.db');
+    const db = openDatabase(file);
+    try {
+      expect(db.pragma('kv.journal_mode', { simple: true })).toBe('wal');
+      expect(db.pragma('kv.auto_vacuum', { simple: true })).toBe(2);
+      const store = new KvStore(db);
+      for (let i = 0; i < 20; i++) store.put({ modelFingerprint: 'm', tokenHash: tokenHash([i]) }, randomKv({ ...kvShape, tokens: 256, headDim: 64 }, i));
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    } finally {
+      db.close();
+    }
+    // 20 blocks of 64 KiB: the library file keeps its own few pages, the KV file has them.
+    expect(fs.statSync(file).size).toBeLessThan(200 * 1024);
+    expect(fs.statSync(kvFileFor(file)).size).toBeGreaterThan(20 * 64 * 1024);
+  });
+
+  it('is recreated empty when deleted (it is a cache), and read-only connections open without it', () => {
+    const file = freshFile();
+    const db = openDatabase(file);
+    new KvStore(db).put(kvKey, randomKv(kvShape, 1));
+    db.close();
+    for (const suffix of ['', '-wal', '-shm']) fs.rmSync(kvFileFor(file) + suffix, { force: true });
+    const ro = openDatabase(file, { readonly: true });
+    try {
+      expect(listFolders(ro)).toEqual([]); // the library reads; there is no KV to read
+      expect(ro.prepare(`SELECT COUNT(*) FROM pragma_database_list WHERE name = 'kv'`).pluck().get()).toBe(0);
+    } finally {
+      ro.close();
+    }
+    const again = openDatabase(file);
+    try {
+      expect(new KvStore(again).get(kvKey).status).toBe('miss');
+    } finally {
+      again.close();
+    }
+    const ro2 = openDatabase(file, { readonly: true });
+    try {
+      expect(ro2.prepare('SELECT COUNT(*) FROM kv.kv_blocks').pluck().get()).toBe(0);
+      expect(() => ro2.prepare('DELETE FROM kv.kv_blocks').run()).toThrow(/readonly/);
+    } finally {
+      ro2.close();
+    }
+  });
+
+  it('refuses a KV file written by a newer Quire', () => {
+    const file = freshFile();
+    openDatabase(file).close();
+    const raw = new Database(kvFileFor(file));
+    raw.pragma(`user_version = ${KV_SCHEMA_VERSION + 1}`);
+    raw.close();
+    expect(() => openDatabase(file)).toThrow(/newer than this Quire/);
+  });
+});
 
 describe('migrations', () => {
   for (let from = 0; from < SCHEMA_VERSION; from++) {
@@ -119,9 +207,23 @@ describe('migrations', () => {
           expect(searchPassages(db, '庭園です').map((h) => h.path)).toEqual(['/old/b.txt']);
           db.prepare(`INSERT INTO passages_trigram(passages_trigram, rank) VALUES ('integrity-check', 1)`).run();
         }
+        // KV blocks live in the attached KV file now; the library file has none.
+        const mainTables = db.prepare(`SELECT name FROM main.sqlite_schema WHERE name LIKE 'kv_%'`).pluck().all();
+        expect(mainTables).toEqual([]);
+        expect(db.pragma('kv.user_version', { simple: true })).toBe(KV_SCHEMA_VERSION);
+        expect(db.pragma('kv.integrity_check', { simple: true })).toBe('ok');
         const store = new KvStore(db);
-        if (from >= 3) expect(store.get(kvKey).status).toBe('hit');
-        else expect(store.put(kvKey, randomKv(kvShape, 1)).stored).toBe(true);
+        if (from >= 3) {
+          // A float16 block of the old format reads as it was, with its history; a block of a
+          // retired codec is detected, dropped and left to recompute.
+          const got = store.get(kvKey);
+          expect(got.status === 'hit' && Array.from(got.kv.keys[1])).toEqual(Array.from(randomKv(kvShape, 1).keys[1]));
+          expect(got.status === 'hit' && got.entry).toMatchObject({ hits: 4, createdAt: 10 });
+          expect(store.get(oldInt8Key)).toMatchObject({ status: 'corrupt', reason: expect.stringMatching(/int8-channel is no longer read/) });
+          expect(store.get(oldInt8Key).status).toBe('miss');
+        } else {
+          expect(store.put(kvKey, randomKv(kvShape, 1)).stored).toBe(true);
+        }
         const chat = createChat(db, 'new');
         addMessage(db, chat.id, { role: 'assistant', content: 'hi', figures: { ttftMs: 12.5 } });
         expect(listMessages(db, chat.id)[0].figures.ttftMs).toBe(12.5);

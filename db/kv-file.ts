@@ -1,0 +1,106 @@
+// The KV blocks' own SQLite file, ATTACHed to every connection as schema `kv`: `quire-kv.db` next
+// to `quire.db` (`<name>-kv.db` next to `<name>.db` in general).
+//
+// Why a file of its own: the library (folders, documents, passages, chats) is small and precious,
+// the KV is large (up to the budget, 2 GiB by default) and can always be recomputed. Apart, the
+// library file stays a few MB, quick to copy for a backup, to VACUUM and to integrity-check; the KV
+// file can be deleted to clear the cache (it is recreated empty at the next start) or left out of
+// backups. It is still SQLite with the same guarantees: WAL, each KvStore write one transaction
+// (BEGIN IMMEDIATE takes both files' write locks; a commit that wrote only KV rows touches only
+// this file). No transaction needs both files to commit together: KV rows reference nothing in the
+// library (they are content-addressed by model fingerprint and token hash).
+import fs from 'node:fs';
+import type Database from 'better-sqlite3';
+
+export const KV_SCHEMA = 'kv';
+
+interface KvMigration {
+  version: number;
+  name: string;
+  up: (db: Database.Database) => void;
+}
+
+/** The KV file's schema, by PRAGMA kv.user_version, like the library's (never edit one that shipped). */
+export const KV_MIGRATIONS: readonly KvMigration[] = [
+  {
+    version: 1,
+    name: 'KV blocks and blobs, with an eviction priority',
+    // Metadata and bytes in separate tables: touching a block on use rewrites a small row, not a
+    // 3 MiB one, and stats/eviction scans never read blob pages. `priority` orders eviction
+    // (kv-store.ts: log2 of the decayed use score plus the last use in half-lives).
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE kv.kv_blocks (
+          id INTEGER PRIMARY KEY,
+          model_fingerprint TEXT NOT NULL,
+          token_hash TEXT NOT NULL,
+          -- '' for a block computed alone; otherwise names what it was computed after (e.g. the
+          -- hash of a shared instruction prefix). NOT NULL because UNIQUE treats NULLs as distinct.
+          variant TEXT NOT NULL DEFAULT '',
+          codec TEXT NOT NULL,
+          dtype TEXT NOT NULL,
+          layers INTEGER NOT NULL,
+          kv_heads INTEGER NOT NULL,
+          head_dim INTEGER NOT NULL,
+          tokens INTEGER NOT NULL,
+          bytes INTEGER NOT NULL,
+          checksum TEXT NOT NULL,
+          created_at INTEGER NOT NULL,
+          last_used_at INTEGER NOT NULL,
+          hits INTEGER NOT NULL DEFAULT 0,
+          priority REAL NOT NULL,
+          UNIQUE (model_fingerprint, token_hash, variant)
+        );
+        CREATE INDEX kv.kv_blocks_eviction ON kv_blocks(priority, last_used_at, id);
+        CREATE TABLE kv.kv_blobs (
+          block_id INTEGER PRIMARY KEY REFERENCES kv_blocks(id) ON DELETE CASCADE,
+          data BLOB NOT NULL
+        );
+      `),
+  },
+];
+
+export const KV_SCHEMA_VERSION = KV_MIGRATIONS[KV_MIGRATIONS.length - 1].version;
+
+/** Where the KV file of a library file lives. */
+export function kvFileFor(libraryFile: string): string {
+  if (libraryFile === ':memory:' || libraryFile === '') return libraryFile;
+  return libraryFile.endsWith('.db') ? `${libraryFile.slice(0, -3)}-kv.db` : `${libraryFile}-kv.db`;
+}
+
+/**
+ * ATTACHes the KV file of `libraryFile` as schema `kv` and brings its schema up to date (writers).
+ * A read-only connection attaches it read-only, and only if it exists (search needs no KV).
+ * Returns whether it was attached.
+ */
+export function attachKvFile(db: Database.Database, libraryFile: string, options: { readonly: boolean }): boolean {
+  const file = kvFileFor(libraryFile);
+  if (options.readonly && file !== libraryFile && !fs.existsSync(file)) return false;
+  db.prepare(`ATTACH DATABASE ? AS ${KV_SCHEMA}`).run(file);
+  if (options.readonly) {
+    const version = db.pragma(`${KV_SCHEMA}.user_version`, { simple: true }) as number;
+    if (version !== KV_SCHEMA_VERSION) {
+      db.exec(`DETACH DATABASE ${KV_SCHEMA}`);
+      throw new Error(`KV file schema is version ${version}, this Quire reads ${KV_SCHEMA_VERSION}; open it for writing once to migrate`);
+    }
+    return true;
+  }
+  // auto_vacuum only takes effect before the first table: it lets a lowered budget give pages back.
+  db.pragma(`${KV_SCHEMA}.auto_vacuum = INCREMENTAL`);
+  db.pragma(`${KV_SCHEMA}.journal_mode = WAL`);
+  // As for the library: in WAL mode NORMAL never corrupts the file; a power cut may lose the last
+  // commits, and lost KV entries are recomputed.
+  db.pragma(`${KV_SCHEMA}.synchronous = NORMAL`);
+  const current = db.pragma(`${KV_SCHEMA}.user_version`, { simple: true }) as number;
+  if (current > KV_SCHEMA_VERSION) {
+    throw new Error(`KV file ${file} has schema version ${current}, newer than this Quire (${KV_SCHEMA_VERSION}); update Quire`);
+  }
+  for (const m of KV_MIGRATIONS) {
+    if (m.version <= current) continue;
+    db.transaction(() => {
+      m.up(db);
+      db.pragma(`${KV_SCHEMA}.user_version = ${m.version}`);
+    }).immediate();
+  }
+  return true;
+}

@@ -159,7 +159,13 @@ try {
     });
   };
   for (const codec of KV_CODECS) load(codec, 0); // warm-up
-  for (let r = 0; r < RUNS; r++) for (const codec of KV_CODECS) loads[codec].push(load(codec, r));
+  // The order rotates run by run, so that no codec always follows another's allocations (and GC).
+  for (let r = 0; r < RUNS; r++) {
+    for (let j = 0; j < KV_CODECS.length; j++) {
+      const codec = KV_CODECS[(r + j) % KV_CODECS.length];
+      loads[codec].push(load(codec, r));
+    }
+  }
   const ratioToF16 = (codec: KvCodec) => median(loads[codec].map((ms, r) => ms / loads.float16[r]));
 
   // float16 (the default): throughput of single gets, and re-encoding a question's blocks.

@@ -108,35 +108,44 @@ function groupParams(min: number, max: number, levels: number): { min16: number;
   return { min16, step16 };
 }
 
-/** Codes of one row of `headDim` values, packed into `out` at `at`. */
-function packRow(
-  bits: CodeBits,
-  x: Float32Array,
-  from: number,
-  headDim: number,
-  mins: Float64Array,
-  steps: Float64Array,
-  perChannel: boolean,
-  q: Uint8Array,
-  out: Uint8Array,
-  at: number,
-): void {
-  const levels = (1 << bits) - 1;
+/**
+ * Codes of one row: element c gets the level nearest to x, (x - mins[c]) * inverses[c] rounded
+ * (x >= min, so + 0.5 and truncation round), written into `q` (rowPadded long, zero padding).
+ */
+function quantizeRow(x: Float32Array, from: number, headDim: number, mins: Float64Array, inverses: Float64Array, levels: number, q: Uint8Array): void {
   for (let c = 0; c < headDim; c++) {
-    const g = perChannel ? c : 0;
-    const s = steps[g];
-    const v = s === 0 ? 0 : Math.round((x[from + c] - mins[g]) / s);
-    q[c] = v < 0 ? 0 : v > levels ? levels : v;
+    const v = ((x[from + c] - mins[c]) * inverses[c] + 0.5) | 0;
+    q[c] = v > levels ? levels : v;
   }
-  const padded = q.length;
-  q.fill(0, headDim);
+}
+
+/** quantizeRow with one min and step for the whole row (values). */
+function quantizeRowAlike(x: Float32Array, from: number, headDim: number, min: number, inverse: number, levels: number, q: Uint8Array): void {
+  for (let c = 0; c < headDim; c++) {
+    const v = ((x[from + c] - min) * inverse + 0.5) | 0;
+    q[c] = v > levels ? levels : v;
+  }
+}
+
+/** `q` (one padded row of codes) into `out` at `at`: a byte each (int8) or 8 per 4 bytes (int4). */
+function packRow(bits: CodeBits, q: Uint8Array, out: Uint8Array, at: number): void {
   if (bits === 8) {
     out.set(q, at);
     return;
   }
-  for (let k = 0; k < padded; k += CHUNK) {
-    for (let j = 0; j < 4; j++) out[at + k / 2 + j] = q[k + j] | (q[k + j + 4] << 4);
+  for (let k = 0, o = at; k < q.length; k += CHUNK, o += 4) {
+    out[o] = q[k] | (q[k + 4] << 4);
+    out[o + 1] = q[k + 1] | (q[k + 5] << 4);
+    out[o + 2] = q[k + 2] | (q[k + 6] << 4);
+    out[o + 3] = q[k + 3] | (q[k + 7] << 4);
   }
+}
+
+/** Checks that every value of x[from, from + count) is a number (NaN would escape min and max). */
+function checkNumbers(x: Float32Array, from: number, count: number): void {
+  let sum = 0;
+  for (let i = from; i < from + count; i++) sum += x[i];
+  if (Number.isNaN(sum)) throw new RangeError('encodeKv: NaN cannot be stored by the grouped codecs');
 }
 
 function encodeTensor(bits: CodeBits, x: Float32Array, d: GroupedDims, isKey: boolean, keyGroupTokens: number, part: Uint8Array): void {
@@ -147,56 +156,52 @@ function encodeTensor(bits: CodeBits, x: Float32Array, d: GroupedDims, isKey: bo
   const codes = part.subarray(params * 4);
   const rb = rowBytes(bits, D);
   const q = new Uint8Array(paddedDim(D));
+  const mins = new Float64Array(D);
+  const inverses = new Float64Array(D);
+  checkNumbers(x, 0, x.length);
+  const setParams = (i: number, lo: number, hi: number, c: number) => {
+    const { min16, step16 } = groupParams(lo, hi, levels);
+    halves[i] = min16;
+    halves[params + i] = step16;
+    mins[c] = float16ToFloat32(min16);
+    inverses[c] = step16 === 0 ? 0 : 1 / float16ToFloat32(step16);
+  };
   if (isKey) {
     const n = keyGroups(T, keyGroupTokens);
     const lo = new Float64Array(D);
     const hi = new Float64Array(D);
-    const mins = new Float64Array(D);
-    const steps = new Float64Array(D);
     for (let h = 0; h < H; h++) {
       for (let g = 0; g < n; g++) {
         const t0 = groupStart(g, n, T);
         const t1 = groupStart(g + 1, n, T);
         lo.fill(Infinity);
         hi.fill(-Infinity);
-        for (let t = t0; t < t1; t++) {
-          const row = (h * T + t) * D;
+        for (let row = (h * T + t0) * D; row < (h * T + t1) * D; row += D) {
           for (let c = 0; c < D; c++) {
             const v = x[row + c];
             if (v < lo[c]) lo[c] = v;
             if (v > hi[c]) hi[c] = v;
-            if (v !== v) lo[c] = NaN; // refused by groupParams
           }
         }
-        const base = (h * n + g) * D;
-        for (let c = 0; c < D; c++) {
-          const { min16, step16 } = groupParams(lo[c], hi[c], levels);
-          halves[base + c] = min16;
-          halves[params + base + c] = step16;
-          mins[c] = float16ToFloat32(min16);
-          steps[c] = float16ToFloat32(step16);
+        for (let c = 0; c < D; c++) setParams((h * n + g) * D + c, lo[c], hi[c], c);
+        for (let t = t0; t < t1; t++) {
+          quantizeRow(x, (h * T + t) * D, D, mins, inverses, levels, q);
+          packRow(bits, q, codes, (h * T + t) * rb);
         }
-        for (let t = t0; t < t1; t++) packRow(bits, x, (h * T + t) * D, D, mins, steps, true, q, codes, (h * T + t) * rb);
       }
     }
   } else {
-    const mins = new Float64Array(1);
-    const steps = new Float64Array(1);
     for (let r = 0; r < H * T; r++) {
       let lo = Infinity;
       let hi = -Infinity;
-      for (let c = 0; c < D; c++) {
-        const v = x[r * D + c];
+      for (let i = r * D; i < (r + 1) * D; i++) {
+        const v = x[i];
         if (v < lo) lo = v;
         if (v > hi) hi = v;
-        if (v !== v) lo = NaN;
       }
-      const { min16, step16 } = groupParams(lo, hi, levels);
-      halves[r] = min16;
-      halves[params + r] = step16;
-      mins[0] = float16ToFloat32(min16);
-      steps[0] = float16ToFloat32(step16);
-      packRow(bits, x, r * D, D, mins, steps, false, q, codes, r * rb);
+      setParams(r, lo, hi, 0);
+      quantizeRowAlike(x, r * D, D, mins[0], inverses[0], levels, q);
+      packRow(bits, q, codes, r * rb);
     }
   }
 }

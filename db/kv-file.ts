@@ -85,7 +85,10 @@ export function attachKvFile(db: Database.Database, libraryFile: string, options
     }
     return true;
   }
-  // auto_vacuum only takes effect before the first table: it lets a lowered budget give pages back.
+  // Both take effect only on a new file, before the first table. 64 KiB pages: a 3 MiB blob is 48
+  // overflow pages instead of 768, which made loading 16 blocks ~20% faster (bench/kv.ts); the
+  // library keeps SQLite's 4 KiB. auto_vacuum lets a lowered budget give pages back.
+  db.pragma(`${KV_SCHEMA}.page_size = 65536`);
   db.pragma(`${KV_SCHEMA}.auto_vacuum = INCREMENTAL`);
   db.pragma(`${KV_SCHEMA}.journal_mode = WAL`);
   // As for the library: in WAL mode NORMAL never corrupts the file; a power cut may lose the last

@@ -218,16 +218,18 @@ describe('KvStore budget, eviction and stats', () => {
   });
 
   it('a smaller budget evicts at once and gives the pages back to the disk; a larger one evicts nothing', () => {
-    const store = new KvStore(t.db, { budgetBytes: 40 * BLOB });
-    for (let i = 0; i < 40; i++) store.put(key(i), randomKv(shape, i));
+    const big = { ...shape, tokens: 128, headDim: 64 }; // 128 KiB blocks: two 64 KiB pages each
+    const BIG = encodeKv(randomKv(big, 0)).byteLength;
+    const store = new KvStore(t.db, { budgetBytes: 40 * BIG });
+    for (let i = 0; i < 40; i++) store.put(key(i), randomKv(big, i));
     const pages = () => t.db.pragma('kv.page_count', { simple: true }) as number;
     const before = pages();
-    expect(store.setBudget(100 * BLOB)).toBe(0);
-    expect(store.setBudget(10 * BLOB + 5)).toBe(30);
+    expect(store.setBudget(100 * BIG)).toBe(0);
+    expect(store.setBudget(10 * BIG + 5)).toBe(30);
     // Another connection sees the store within the new budget as soon as setBudget returns.
     const reader = openDatabase(t.file, { readonly: true });
     try {
-      expect(reader.prepare('SELECT COUNT(*) AS n, SUM(bytes) AS bytes FROM kv.kv_blocks').get()).toEqual({ n: 10, bytes: 10 * BLOB });
+      expect(reader.prepare('SELECT COUNT(*) AS n, SUM(bytes) AS bytes FROM kv.kv_blocks').get()).toEqual({ n: 10, bytes: 10 * BIG });
     } finally {
       reader.close();
     }

@@ -115,7 +115,7 @@ function seed(db: Database.Database, version: number): void {
 }
 
 describe('the KV file', () => {
-  it('lives next to the library as <name>-kv.db, WAL, incremental vacuum, and holds every KV byte', () => {
+  it('lives next to the library as <name>-kv.db, WAL, 64 KiB pages, incremental vacuum, and holds every KV byte', () => {
     const file = freshFile();
     expect(kvFileFor(file)).toBe(file.replace(/quire\.db$/, 'quire-kv.db'));
     expect(kvFileFor('/x/library')).toBe('/x/library-kv.db');
@@ -123,6 +123,8 @@ describe('the KV file', () => {
     try {
       expect(db.pragma('kv.journal_mode', { simple: true })).toBe('wal');
       expect(db.pragma('kv.auto_vacuum', { simple: true })).toBe(2);
+      expect(db.pragma('kv.page_size', { simple: true })).toBe(65536);
+      expect(db.pragma('main.page_size', { simple: true })).toBe(4096);
       const store = new KvStore(db);
       for (let i = 0; i < 20; i++) store.put({ modelFingerprint: 'm', tokenHash: tokenHash([i]) }, randomKv({ ...kvShape, tokens: 256, headDim: 64 }, i));
       db.pragma('wal_checkpoint(TRUNCATE)');

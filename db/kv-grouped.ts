@@ -18,13 +18,13 @@
 // (decoded values are 0 or normal halves) and step16 <= ((max - min) / (2^bits - 1) + 2^-13) *
 // (1 + 2^-10): the step is the range's, plus at most two grid units from rounding min and step.
 //
-// Payload, per tensor in the order K0 V0 K1 V1 ...: mins (float16 x groups), steps (float16 x
-// groups), codes (rows in [head, token] order, each padded to a multiple of 8 elements: int8 one
+// Payload, per tensor in the order K0 V0 K1 V1 ...: mins (float16 x groups; keys: rows of headDim
+// padded to a multiple of 8 with zeros, per (head, group)), steps (likewise), codes (rows in [head, token] order, each padded to a multiple of 8 elements: int8 one
 // byte an element; int4 4 bytes per 8 elements, byte j = element j | element j + 4 << 4). Every
 // part is a multiple of 4 bytes, so all stay 4-byte aligned after the 32-byte header.
 import type { KvCache, KvData, KvDtype } from '../native-models/kv.ts';
 import { float16ToFloat32, float16ToFloat32Array, float32ToFloat16 } from '../native-models/float16.ts';
-import { CHUNK, dequantizeRows, simdMemory, type CodeBits } from './kv-simd.ts';
+import { CHUNK, dequantizeRows, halvesToFloats, simdMemory, type CodeBits } from './kv-simd.ts';
 
 export type GroupedCodec = 'int8' | 'int4';
 
@@ -61,7 +61,7 @@ interface TensorLayout {
 }
 
 function layout(codec: GroupedCodec, d: GroupedDims, keyGroupTokens: number): TensorLayout {
-  const keyParams = d.kvHeads * keyGroups(d.tokens, keyGroupTokens) * d.headDim;
+  const keyParams = d.kvHeads * keyGroups(d.tokens, keyGroupTokens) * paddedDim(d.headDim);
   const valueParams = d.kvHeads * d.tokens;
   const codes = d.kvHeads * d.tokens * rowBytes(codeBits(codec), d.headDim);
   return { keyParams, valueParams, codes, keyBytes: keyParams * 4 + codes, valueBytes: valueParams * 4 + codes };
@@ -151,8 +151,9 @@ function checkNumbers(x: Float32Array, from: number, count: number): void {
 function encodeTensor(bits: CodeBits, x: Float32Array, d: GroupedDims, isKey: boolean, keyGroupTokens: number, part: Uint8Array): void {
   const { kvHeads: H, tokens: T, headDim: D } = d;
   const levels = (1 << bits) - 1;
-  const params = isKey ? H * keyGroups(T, keyGroupTokens) * D : H * T;
-  const halves = new Uint16Array(part.buffer, part.byteOffset, 2 * params); // mins, then steps
+  const Dp = paddedDim(D);
+  const params = isKey ? H * keyGroups(T, keyGroupTokens) * Dp : H * T;
+  const halves = new Uint16Array(part.buffer, part.byteOffset, 2 * params); // mins, then steps (padding: 0)
   const codes = part.subarray(params * 4);
   const rb = rowBytes(bits, D);
   const q = new Uint8Array(paddedDim(D));
@@ -183,7 +184,7 @@ function encodeTensor(bits: CodeBits, x: Float32Array, d: GroupedDims, isKey: bo
             if (v > hi[c]) hi[c] = v;
           }
         }
-        for (let c = 0; c < D; c++) setParams((h * n + g) * D + c, lo[c], hi[c], c);
+        for (let c = 0; c < D; c++) setParams((h * n + g) * Dp + c, lo[c], hi[c], c);
         for (let t = t0; t < t1; t++) {
           quantizeRow(x, (h * T + t) * D, D, mins, inverses, levels, q);
           packRow(bits, q, codes, (h * T + t) * rb);
@@ -236,33 +237,21 @@ export function decodeGrouped(codec: GroupedCodec, payload: Uint8Array, d: Group
   const tensorCount = 2 * d.layers;
   const decodedTensor = H * T * Dp * outBytes;
 
-  // Linear memory: [payload][float32 mins][float32 steps][every decoded tensor, rows padded to Dp]
-  const paramSlots = Math.max(H * n * Dp, H * T);
-  const minsAt = align16(payload.byteLength);
-  const stepsAt = minsAt + paramSlots * 4;
-  const outAt = align16(stepsAt + paramSlots * 4);
+  // Linear memory: [payload][float32 mins and steps of one tensor][every decoded tensor, rows padded to Dp]
+  const paramsAt = align16(payload.byteLength);
+  const outAt = align16(paramsAt + 2 * Math.max(t.keyParams, t.valueParams) * 4 + 32);
   const memory = simdMemory(outAt + tensorCount * decodedTensor);
   new Uint8Array(memory).set(payload, 0);
-  const halves = new Uint16Array(memory);
-  const mins = new Float32Array(memory, minsAt, paramSlots);
-  const steps = new Float32Array(memory, stepsAt, paramSlots);
 
   let at = 0;
   for (let i = 0; i < tensorCount; i++) {
     const isKey = i % 2 === 0;
     const params = isKey ? t.keyParams : t.valueParams;
     const codesAt = at + params * 4;
-    const minHalves = at / 2;
-    const stepHalves = minHalves + params;
+    const stepsAt = paramsAt + params * 4;
     const out = outAt + i * decodedTensor;
+    halvesToFloats(at, paramsAt, 2 * params); // mins then steps, as stored
     if (isKey) {
-      // One row of Dp float32s per (head, group), zero in the padding.
-      for (let hg = 0; hg < H * n; hg++) {
-        for (let c = 0; c < Dp; c++) {
-          mins[hg * Dp + c] = c < D ? float16ToFloat32(halves[minHalves + hg * D + c]) : 0;
-          steps[hg * Dp + c] = c < D ? float16ToFloat32(halves[stepHalves + hg * D + c]) : 0;
-        }
-      }
       for (let h = 0; h < H; h++) {
         for (let g = 0; g < n; g++) {
           const t0 = groupStart(g, n, T);
@@ -270,18 +259,14 @@ export function decodeGrouped(codec: GroupedCodec, payload: Uint8Array, d: Group
           const where = {
             codes: codesAt + row * rowBytes(bits, D),
             out: out + row * Dp * outBytes,
-            mins: minsAt + (h * n + g) * Dp * 4,
+            mins: paramsAt + (h * n + g) * Dp * 4,
             steps: stepsAt + (h * n + g) * Dp * 4,
           };
           dequantizeRows(bits, 'channel', dtype, where, groupStart(g + 1, n, T) - t0, Dp / CHUNK);
         }
       }
     } else {
-      for (let r = 0; r < H * T; r++) {
-        mins[r] = float16ToFloat32(halves[minHalves + r]);
-        steps[r] = float16ToFloat32(halves[stepHalves + r]);
-      }
-      dequantizeRows(bits, 'row', dtype, { codes: codesAt, out, mins: minsAt, steps: stepsAt }, H * T, Dp / CHUNK);
+      dequantizeRows(bits, 'row', dtype, { codes: codesAt, out, mins: paramsAt, steps: stepsAt }, H * T, Dp / CHUNK);
     }
     at += isKey ? t.keyBytes : t.valueBytes;
   }

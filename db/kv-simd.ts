@@ -112,11 +112,35 @@ function kernel(bits: CodeBits, params: ParamLayout, output: OutputType): WasmFu
 
 const kernelName = (bits: CodeBits, params: ParamLayout, output: OutputType) => `q${bits}_${params}_${output}`;
 
+/**
+ * float16 -> float32 for the groups' min and step, 8 a step: exact for 0 and normal halves, which
+ * is all the encoder writes (its grid); anything else becomes some finite value, never a trap.
+ */
+function halvesToFloatsKernel(): WasmFunction {
+  const SRC = 0, DST = 1, COUNT = 2, H = 3;
+  const float = (h: Code) => {
+    const magnitude = op('v128.and', h, i32x4(0x7fff));
+    const rebiased = op('i32x4.add', op('i32x4.shl', magnitude, i32Const(13)), i32x4(0x38000000)); // exponent 15 -> 127
+    const nonZero = op('i32x4.ne', magnitude, i32x4(0));
+    return op('v128.or', op('v128.and', rebiased, nonZero), op('i32x4.shl', op('v128.and', h, i32x4(0x8000)), i32Const(16)));
+  };
+  const step: Code = [
+    ...set(H, mem('v128.load', 0, get(SRC))),
+    ...mem('v128.store', 0, get(DST), float(op('i32x4.extend_low_i16x8_u', get(H)))),
+    ...mem('v128.store', 16, get(DST), float(op('i32x4.extend_high_i16x8_u', get(H)))),
+    ...set(SRC, op('i32.add', get(SRC), i32Const(16))),
+    ...set(DST, op('i32.add', get(DST), i32Const(32))),
+    ...set(COUNT, op('i32.sub', get(COUNT), i32Const(1))),
+  ];
+  return { name: 'halves_to_floats', params: [I32, I32, I32], locals: [V128], body: doWhile(step, op('i32.ne', get(COUNT), i32Const(0))) };
+}
+
 type KernelFn = (codes: number, out: number, rows: number, chunks: number, mins: number, steps: number) => void;
 
 interface Instance {
   memory: WebAssembly.Memory;
   kernels: Record<string, KernelFn>;
+  halvesToFloats: (src: number, dst: number, steps: number) => void;
 }
 
 let instance: Instance | undefined;
@@ -125,9 +149,14 @@ function load(): Instance {
   const functions: WasmFunction[] = [];
   for (const bits of [4, 8] as const)
     for (const params of ['channel', 'row'] as const) for (const output of ['float16', 'float32'] as const) functions.push(kernel(bits, params, output));
+  functions.push(halvesToFloatsKernel());
   const module = new WebAssembly.Module(wasmModule(1, functions) as Uint8Array<ArrayBuffer>);
   const exports = new WebAssembly.Instance(module).exports as Record<string, unknown>;
-  return { memory: exports.memory as WebAssembly.Memory, kernels: exports as Record<string, KernelFn> };
+  return {
+    memory: exports.memory as WebAssembly.Memory,
+    kernels: exports as Record<string, KernelFn>,
+    halvesToFloats: exports.halves_to_floats as Instance['halvesToFloats'],
+  };
 }
 
 /**
@@ -157,4 +186,14 @@ export function dequantizeRows(
   if (rows <= 0 || chunks <= 0) return;
   instance ??= load();
   instance.kernels[kernelName(bits, params, output)](at.codes, at.out, rows, chunks, at.mins, at.steps);
+}
+
+/**
+ * `count` float16 at byte offset `src` -> float32 at `dst` (offsets in simdMemory()), for 0 and
+ * normal halves; writes up to 7 floats past the end (a step is 8), which the caller leaves room for.
+ */
+export function halvesToFloats(src: number, dst: number, count: number): void {
+  if (count <= 0) return;
+  instance ??= load();
+  instance.halvesToFloats(src, dst, Math.ceil(count / CHUNK));
 }

@@ -123,6 +123,30 @@ describe('KvStore corruption', () => {
     expect(store.stats().entries).toBe(0);
   });
 
+  it.each(['int8', 'int4'] as const)('%s: detects a flipped bit in the codes or the group parameters, never decodes it', (codec) => {
+    const store = new KvStore(t.db, { codec });
+    const kv = randomKv({ ...shape, dtype: 'float32' }, 12);
+    store.put(key(1), kv);
+    store.put(key(2), kv);
+    const bytes = store.info(key(1))!.bytes;
+    flip(bytes - 3); // a code of the last value tensor
+    t.db.prepare('UPDATE kv_blobs SET data = ? WHERE block_id = (SELECT MAX(block_id) FROM kv_blobs)').run(
+      (() => {
+        const b = Buffer.from(t.db.prepare('SELECT data FROM kv_blobs WHERE block_id = (SELECT MAX(block_id) FROM kv_blobs)').pluck().get() as Buffer);
+        b[KV_HEADER_BYTES + 1] ^= 0x04; // the first key group's min
+        return b;
+      })(),
+    );
+    expect(store.getMany([key(1), key(2)])).toMatchObject([
+      { status: 'corrupt', reason: expect.stringMatching(/checksum mismatch/) },
+      { status: 'corrupt', reason: expect.stringMatching(/checksum mismatch/) },
+    ]);
+    expect(store.stats()).toMatchObject({ entries: 0, corrupt: 2 });
+    // Recomputed and stored again, it reads back within the codec's bounds.
+    expect(store.put(key(1), kv)).toMatchObject({ stored: true, entry: { codec } });
+    expect(store.get(key(1)).status).toBe('hit');
+  });
+
   it('detects a checksum that was altered in the row', () => {
     const store = new KvStore(t.db);
     store.put(key(1), randomKv(shape, 10));

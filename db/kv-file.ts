@@ -71,9 +71,25 @@ export function kvFileFor(libraryFile: string): string {
 /**
  * ATTACHes the KV file of `libraryFile` as schema `kv` and brings its schema up to date (writers).
  * A read-only connection attaches it read-only, and only if it exists (search needs no KV).
+ * A writer that finds it damaged (not SQLite, or corrupt) moves it aside as
+ * `<file>.broken-<time>` and starts an empty one: it is a cache, and the library must still open.
  * Returns whether it was attached.
  */
 export function attachKvFile(db: Database.Database, libraryFile: string, options: { readonly: boolean }): boolean {
+  try {
+    return attach(db, libraryFile, options);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (options.readonly || (code !== 'SQLITE_NOTADB' && code !== 'SQLITE_CORRUPT')) throw err;
+    const file = kvFileFor(libraryFile);
+    if (db.prepare(`SELECT 1 FROM pragma_database_list WHERE name = ?`).get(KV_SCHEMA)) db.exec(`DETACH DATABASE ${KV_SCHEMA}`);
+    const aside = `${file}.broken-${Date.now()}`;
+    for (const suffix of ['', '-wal', '-shm']) if (fs.existsSync(file + suffix)) fs.renameSync(file + suffix, aside + suffix);
+    return attach(db, libraryFile, options);
+  }
+}
+
+function attach(db: Database.Database, libraryFile: string, options: { readonly: boolean }): boolean {
   const file = kvFileFor(libraryFile);
   if (options.readonly && file !== libraryFile && !fs.existsSync(file)) return false;
   db.prepare(`ATTACH DATABASE ? AS ${KV_SCHEMA}`).run(file);

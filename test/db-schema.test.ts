@@ -164,6 +164,27 @@ describe('the KV file', () => {
     }
   });
 
+  it('moves a damaged KV file aside and starts an empty one: the library still opens, nothing is deleted', () => {
+    const file = freshFile();
+    const db = openDatabase(file);
+    addFolder(db, '/kept');
+    new KvStore(db).put(kvKey, randomKv(kvShape, 1));
+    db.close();
+    fs.writeFileSync(kvFileFor(file), Buffer.alloc(8192, 0x5a)); // not SQLite any more
+    const again = openDatabase(file);
+    try {
+      expect(listFolders(again).map((f) => f.path)).toEqual(['/kept']);
+      const store = new KvStore(again);
+      expect(store.get(kvKey).status).toBe('miss');
+      expect(store.put(kvKey, randomKv(kvShape, 1)).stored).toBe(true);
+    } finally {
+      again.close();
+    }
+    const aside = fs.readdirSync(path.dirname(file)).filter((f) => f.startsWith('quire-kv.db.broken-') && !/-(wal|shm)$/.test(f));
+    expect(aside).toHaveLength(1);
+    expect(fs.readFileSync(path.join(path.dirname(file), aside[0]))).toEqual(Buffer.alloc(8192, 0x5a));
+  });
+
   it('refuses a KV file written by a newer Quire', () => {
     const file = freshFile();
     openDatabase(file).close();

@@ -6,6 +6,9 @@ import { needsSubstringSearch } from './fts-query.ts';
 import { priorityAfterUse } from './kv-eviction.ts';
 import { KV_SCHEMA } from './kv-file.ts';
 
+/** The migration that moves the KV blocks into their own file (kv-file.ts); tests build libraries from before it. */
+export const KV_FILE_MIGRATION = 6;
+
 export interface Migration {
   /** The user_version the database has after this migration. */
   version: number;
@@ -219,20 +222,20 @@ export const MIGRATIONS: readonly Migration[] = [
     },
   },
   {
-    version: 6,
+    version: KV_FILE_MIGRATION,
     name: 'KV blocks move to their own attached file (kv-file.ts)',
     // Copied first (the KV file commits), then dropped here (the library commits): a kill between
     // the two leaves the blocks in both files and the next open copies again (INSERT OR IGNORE)
     // and drops. Each row gets the eviction priority of `hits` uses at its last use.
     before: (db) => {
-      db.function('quire_v6_priority', { deterministic: true }, (hits: unknown, lastUsedAt: unknown) =>
+      db.function('quire_kv_move_priority', { deterministic: true }, (hits: unknown, lastUsedAt: unknown) =>
         priorityAfterUse(undefined, Math.max(1, Number(hits)), Number(lastUsedAt)),
       );
       db.exec(`
         INSERT OR IGNORE INTO ${KV_SCHEMA}.kv_blocks(id, model_fingerprint, token_hash, variant, codec, dtype, layers, kv_heads,
             head_dim, tokens, bytes, checksum, created_at, last_used_at, hits, priority)
           SELECT id, model_fingerprint, token_hash, variant, codec, dtype, layers, kv_heads, head_dim, tokens, bytes, checksum,
-            created_at, last_used_at, hits, quire_v6_priority(hits, last_used_at)
+            created_at, last_used_at, hits, quire_kv_move_priority(hits, last_used_at)
           FROM main.kv_blocks;
         INSERT OR IGNORE INTO ${KV_SCHEMA}.kv_blobs(block_id, data)
           SELECT block_id, data FROM main.kv_blobs WHERE block_id IN (SELECT id FROM ${KV_SCHEMA}.kv_blocks);
@@ -251,7 +254,8 @@ export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
  * Runs the migrations after the database's user_version, up to `target` (tests stop early to
  * build old databases). Each migration and its version bump commit together or not at all.
  * From version 6 on, the KV file must be attached (openDatabase does it). `onCommitted` hears of
- * each commit ('6 before', '6'), for progress and for the kill tests.
+ * each commit ('<version> before' for a migration's `before`, then '<version>'), for progress and
+ * for the kill tests.
  */
 export function migrate(db: Database.Database, target: number = SCHEMA_VERSION, onCommitted?: (step: string) => void): number {
   const current = db.pragma('user_version', { simple: true }) as number;

@@ -11,7 +11,7 @@ import { tokenHash } from '../db/hash.ts';
 import { checksumOf } from '../db/checksum.ts';
 import { encodeKv } from '../db/kv-codec.ts';
 import { kvFileFor } from '../db/kv-file.ts';
-import { migrate } from '../db/migrations.ts';
+import { KV_FILE_MIGRATION, migrate } from '../db/migrations.ts';
 import { openDatabase } from '../db/open.ts';
 import { randomKv } from './fixtures/db-random-kv.ts';
 import { tempDir } from './fixtures/db-temp.ts';
@@ -95,18 +95,18 @@ describe('kill -9 during KV writes', () => {
   });
 });
 
-// Migration 6 moves the KV blocks into their own file: copied there in one commit, dropped from the
+// KV_FILE_MIGRATION moves the KV blocks into their own file: copied there in one commit, dropped from the
 // library in the next. Killed anywhere, the next open must finish it with every block readable.
-describe('kill -9 during the move of KV blocks to their own file (migration 6)', () => {
+describe('kill -9 during the move of KV blocks to their own file (KV_FILE_MIGRATION)', () => {
   const BLOCKS = 48;
   const shape = { dtype: 'float16' as const, layers: 4, kvHeads: 2, headDim: 32, tokens: 64 }; // 64 KiB each
   const key = (i: number) => ({ modelFingerprint: 'm', tokenHash: tokenHash([i]) });
 
-  /** A version-5 library with BLOCKS KV blocks in it, as an older Quire left it. */
+  /** A library from just before the move, with BLOCKS KV blocks in it, as an older Quire left it. */
   function oldLibrary(file: string): void {
     const raw = new Database(file);
     raw.pragma('journal_mode = WAL');
-    migrate(raw, 5);
+    migrate(raw, KV_FILE_MIGRATION - 1);
     const insert = raw.prepare(
       `INSERT INTO kv_blocks(model_fingerprint, token_hash, codec, dtype, layers, kv_heads, head_dim, tokens, bytes, checksum,
          created_at, last_used_at, hits) VALUES ('m', ?, 'float16', 'float16', 4, 2, 32, 64, ?, ?, 1, 2, 0) RETURNING id`,
@@ -163,12 +163,12 @@ describe('kill -9 during the move of KV blocks to their own file (migration 6)',
     cleanup = t.cleanup;
     const file = path.join(t.dir, 'quire.db');
     oldLibrary(file);
-    const lines = await migrateAndKill(file, 2000, (line) => line === 'committed 6 before');
-    expect(lines).toContain('committed 6 before');
-    expect(lines).not.toContain('committed 6');
-    // Killed there, the blocks are in both files and the library is still at version 5.
+    const lines = await migrateAndKill(file, 2000, (line) => line === `committed ${KV_FILE_MIGRATION} before`);
+    expect(lines).toContain(`committed ${KV_FILE_MIGRATION} before`);
+    expect(lines).not.toContain(`committed ${KV_FILE_MIGRATION}`);
+    // Killed there, the blocks are in both files and the library is still at the version before.
     const raw = new Database(file, { readonly: true });
-    expect(raw.pragma('user_version', { simple: true })).toBe(5);
+    expect(raw.pragma('user_version', { simple: true })).toBe(KV_FILE_MIGRATION - 1);
     expect(raw.prepare('SELECT COUNT(*) FROM kv_blocks').pluck().get()).toBe(BLOCKS);
     raw.close();
     checkMigrated(file);

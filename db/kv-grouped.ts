@@ -15,13 +15,15 @@
 // nearest level, hence
 //   |x - decoded| <= step16 / 2 + |decoded| * 2^-24          (float32 cache: float32 rounding)
 //   |x - decoded| <= step16 / 2 + |decoded| * 2^-11          (float16 cache: the half rounding)
-// (decoded values are 0 or normal halves) and step16 <= ((max - min) / (2^bits - 1) + 2^-13) *
-// (1 + 2^-10): the step is the range's, plus at most two grid units from rounding min and step.
+// (decoded values are 0 or normal halves), where the step is the range's, widened only by rounding:
+//   step16 <= ((max - min + 2^-14 + |min| * 2^-10) / (2^bits - 1) + 2^-14) * (1 + 2^-10)
+// (min rounded down to the grid, then to a half; the step up to the grid, then to a half).
 //
-// Payload, per tensor in the order K0 V0 K1 V1 ...: mins (float16 x groups; keys: rows of headDim
-// padded to a multiple of 8 with zeros, per (head, group)), steps (likewise), codes (rows in [head, token] order, each padded to a multiple of 8 elements: int8 one
-// byte an element; int4 4 bytes per 8 elements, byte j = element j | element j + 4 << 4). Every
-// part is a multiple of 4 bytes, so all stay 4-byte aligned after the 32-byte header.
+// Payload, per tensor in the order K0 V0 K1 V1 ...: mins (float16 x groups; for keys, each (head,
+// group)'s headDim values padded with zeros to a multiple of 8), steps (likewise), codes (rows in
+// [head, token] order, each padded to a multiple of 8 elements: int8 one byte an element; int4 4
+// bytes per 8 elements, byte j = element j | element j + 4 << 4). Every part is a multiple of 4
+// bytes, so all stay 4-byte aligned after the 32-byte header.
 import type { KvCache, KvData, KvDtype } from '../native-models/kv.ts';
 import { float16ToFloat32, float16ToFloat32Array, float32ToFloat16 } from '../native-models/float16.ts';
 import { CHUNK, dequantizeRows, halvesToFloats, simdMemory, type CodeBits } from './kv-simd.ts';
@@ -110,7 +112,7 @@ function groupParams(min: number, max: number, levels: number): { min16: number;
 
 /**
  * Codes of one row: element c gets the level nearest to x, (x - mins[c]) * inverses[c] rounded
- * (x >= min, so + 0.5 and truncation round), written into `q` (rowPadded long, zero padding).
+ * (x >= min, so + 0.5 and truncation round), written into `q`, a padded row whose padding stays 0.
  */
 function quantizeRow(x: Float32Array, from: number, headDim: number, mins: Float64Array, inverses: Float64Array, levels: number, q: Uint8Array): void {
   for (let c = 0; c < headDim; c++) {

@@ -117,10 +117,9 @@ const GRID = 2 ** -14;
 
 /**
  * Largest |x - decoded| / bound over a cache, where the bound is computed here, in float64, from
- * the groups' ranges (keys: per (head, channel) over all tokens, as blocks of <= 512 tokens are one
- * key group; values: per (head, token) row): half the step of the range, widened by the two grid
- * units and the float16 rounding of min and step that the codec allows (kv-grouped.ts), plus the
- * float32 (or float16) rounding of the decoded value.
+ * the groups' ranges (keys: per (head, channel) over each key group's tokens; values: per (head,
+ * token) row): half the step of the range, widened by the grid and float16 rounding of min and step
+ * that the codec allows (kv-grouped.ts), plus the float32 (or float16) rounding of the decoded value.
  */
 function worstErrorRatio(kv: KvCache, back: KvCache, codec: 'int8' | 'int4', keyGroups = 1): number {
   const { kvHeads: H, tokens: T, headDim: D } = kv;
@@ -154,7 +153,8 @@ function worstErrorRatio(kv: KvCache, back: KvCache, codec: 'int8' | 'int4', key
           for (let d = 0; d < D; d++) {
             const i = (h * T + t) * D + d;
             const g = group(h, t, d);
-            const step = ((hi.get(g)! - lo.get(g)!) / LEVELS[codec] + 2 * GRID) * (1 + 2 ** -10);
+            const [min, max] = [lo.get(g)!, hi.get(g)!];
+            const step = ((max - min + GRID + Math.abs(min) * 2 ** -10) / LEVELS[codec] + GRID) * (1 + 2 ** -10);
             const y = value(dec[l], i);
             const bound = step / 2 + Math.abs(y) * relative;
             worst = Math.max(worst, Math.abs(value(orig[l], i) - y) / bound);

@@ -12,8 +12,8 @@
 // times a week ago (0.04) does not. A prefilled block counts half a use, and a prefill only
 // displaces blocks that rank below it (KvStore.put), so speculative work never pushes out a block
 // that a question used today. Within equal scores the older use goes first: among blocks used
-// once, the policy is LRU. (GDSF would also weigh size; blocks of one
-// model are near-equal in size, so the score alone orders them.)
+// once, the policy is LRU. (GDSF would also weigh size; blocks of one model are near-equal in size,
+// so the score alone orders them.)
 //
 // Stored form: comparing decayed scores needs them at a common time, and the order between two
 // blocks never changes while neither is used (both decay alike). So each row keeps

@@ -16,7 +16,8 @@ import { tinySpec } from './tools/tiny-model-spec.ts';
 import { finalBlockText, passageBlockText, promptFrame } from '../electron/answering/prompt-blocks.ts';
 import { assemblePast, computePassageBlock, type QualityMode } from '../electron/answering/quality-modes.ts';
 import { prefillBlock } from '../native-models/prefill.ts';
-import { makeModelDir, maxAbsDiff, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
+import { maxAbsDiff, maxAbsDiffAll } from './helpers/compare.ts';
+import { makeModelDir, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
 
 const TOL = 1e-4;
 
@@ -76,7 +77,7 @@ describe('quality modes equal the reference forward for their masks', () => {
     return memo.get(name)!;
   }
 
-  const err = (a: Float32Array[], b: Float64Array[]) => Math.max(...a.map((row, i) => maxAbsDiff(row, b[i])));
+  const err = (a: Float32Array[], b: Float64Array[]) => maxAbsDiffAll(a, b);
 
   it('isolated = block mask; boundary recompute k = 0 is the same', async () => {
     const expected = refFinal(blockMask(lengths()), 'block');
@@ -141,7 +142,7 @@ describe('quality modes equal the reference forward for their masks', () => {
     oracle.keys = oracleKeys;
     oracle.values = oracleValues;
     const fromOracle = await engine.runner.forward(finalIds, positionRange(N, finalIds.length), oracle, { allLogits: true });
-    expect(Math.max(...logits.map((row, i) => maxAbsDiff(row, fromOracle.logits[i])))).toBeLessThanOrEqual(TOL);
+    expect(maxAbsDiffAll(logits, fromOracle.logits)).toBeLessThanOrEqual(TOL);
     // and the mode is not the isolated one
     expect(err(logits, refFinal(blockMask(lengths()), 'block'))).toBeGreaterThan(10 * TOL);
   });

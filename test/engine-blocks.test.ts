@@ -7,7 +7,8 @@ import { Engine } from '../native-models/engine.ts';
 import { positionRange } from '../native-models/prefill.ts';
 import { blockMask, causalMask, loadReferenceModel, referenceForward } from './tools/reference.ts';
 import { tinySpec, type TinyModelSpec } from './tools/tiny-model-spec.ts';
-import { makeModelDir, maxAbsDiff, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
+import { maxAbsDiff, maxAbsDiffAll } from './helpers/compare.ts';
+import { makeModelDir, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
 
 // float32 kernels (and their summation orders) against float64: logits of order 1-10 accumulate
 // ~1e-6 relative error through a few layers; 1e-4 leaves margin yet catches any wrong position,
@@ -70,7 +71,7 @@ describe.each(SHAPES)('block path equals the reference forward: %s', (_name, ove
     const { spec, weights } = loadReferenceModel(dir);
     const finalRows = positionRange(past.tokens, finalIds.length);
     const expected = referenceForward(spec, weights, ids, positionRange(0, ids.length), blockMask(lengths), finalRows);
-    const error = Math.max(...finalRows.map((row, i) => maxAbsDiff(got.logits[i], expected.logits[row])));
+    const error = maxAbsDiffAll(got.logits, finalRows.map((row) => expected.logits[row]));
     expect(error).toBeLessThanOrEqual(LOGIT_TOLERANCE);
 
     // not vacuous: the same tokens under causal attention give clearly different final logits

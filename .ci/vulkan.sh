@@ -7,7 +7,7 @@ quire_vulkan_packages=(libvulkan1 vulkan-tools mesa-vulkan-drivers)
 quire_mesa_ok() {
   local v
   v=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null) || return 1
-  dpkg --compare-versions "$v" ge 24 && command -v vulkaninfo >/dev/null && ldconfig -p | grep -q 'libvulkan\.so\.1'
+  dpkg --compare-versions "$v" ge 24 && command -v vulkaninfo >/dev/null && ldconfig -p | grep 'libvulkan\.so\.1' >/dev/null
 }
 
 # The deb822 stanza of the machine's own sources that carries SUITE: prints "URI SIGNED-BY".

@@ -1,6 +1,9 @@
 // Opening a model's onnxruntime session: an explicit provider as asked, or `auto` through
 // provider-choice.ts (a real GPU that is faster on this model, else CPU), always with a reason.
 // Also the one place that sets onnxruntime's logging: quiet unless QUIRE_VERBOSE=1 (`--verbose`).
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { describeAdapter, webGpuAdapter } from './gpu-adapter.ts';
 import type { ModelFolder } from './model-folder.ts';
@@ -39,11 +42,18 @@ export function gpuProvidersFor(platform: NodeJS.Platform): Exclude<ProviderChoi
   return ['cuda', 'webgpu'];
 }
 
+/** Where onnxruntime-node's install script puts the CUDA provider library it downloads (opt-in). */
+function cudaProviderLibrary(): string {
+  const bin = path.join(path.dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  return path.join(bin, process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so');
+}
+
 /** Providers onnxruntime-node can load at all: skipping the rest keeps `auto` fast and quiet. */
 function loadable(provider: string): string | undefined {
   const backend = ort.listSupportedBackends().find((b) => b.name === provider);
   if (!backend) return `${provider} is not built into onnxruntime-node on ${process.platform}`;
-  if (!backend.bundled && provider === 'cuda') {
+  // not bundled = shipped separately: CUDA's provider library comes from the install script, if asked
+  if (!backend.bundled && provider === 'cuda' && !fs.existsSync(cudaProviderLibrary())) {
     return 'CUDA libraries are not installed (see README, "GPU")';
   }
   return undefined;

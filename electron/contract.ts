@@ -166,6 +166,8 @@ export interface ModelStatus {
   /** Why the model is not loaded (none chosen, failed to load...). */
   problem: string | null;
   provider: string | null;
+  /** Why that provider runs the model (e.g. "webgpu adapter is a CPU (llvmpipe ...): using cpu"). */
+  providerReason?: string | null;
 }
 
 export interface CatalogModel {

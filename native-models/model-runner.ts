@@ -103,12 +103,15 @@ export class ModelRunner {
     readonly provider: Exclude<ProviderChoice, 'auto'>,
     readonly fallbacks: ProviderAttempt[],
     readonly vocabSize: number,
+    /** Why this provider runs the model (provider-choice.ts). */
+    readonly providerReason = '',
   ) {}
 
   static async open(model: ModelFolder, options: SessionOptions = {}): Promise<ModelRunner> {
     let opened;
     try {
-      opened = await openSession(model.onnxPath, options);
+      // `auto` times candidate sessions through this same runner (the code users run)
+      opened = await openSession(model, options, (session, provider) => ModelRunner.forSession(session, model, provider));
     } catch (e) {
       throw new ModelLoadError(`cannot load ${model.onnxPath}: ${(e as Error).message}`, { cause: e });
     }
@@ -120,9 +123,16 @@ export class ModelRunner {
       opened.provider,
       opened.fallbacks,
       Number(model.config.vocab_size),
+      opened.reason,
     );
     runner.multiTokenWithPast = await runner.probeMultiTokenWithPast();
     return runner;
+  }
+
+  /** A runner around an opened session, without the load-time probe: what `auto` times providers with. */
+  static forSession(session: ort.InferenceSession, model: ModelFolder, provider: Exclude<ProviderChoice, 'auto'>): ModelRunner {
+    const names = readNames(session);
+    return new ModelRunner(session, names, readKvShape(session, names, model), provider, [], Number(model.config.vocab_size));
   }
 
   private async probeMultiTokenWithPast(): Promise<boolean> {

@@ -81,7 +81,7 @@ export function App({ api, initialView }: { api: RendererApi; initialView?: View
             {v.label}
           </button>
         ))}
-        <span className="model-badge" role="status" aria-label="Model status">
+        <span className="model-badge" role="status" aria-label="Model status" title={model.providerReason ?? undefined}>
           {model.ready ? `model: ${model.provider ?? 'ready'}` : 'no model'}
         </span>
       </nav>

@@ -84,6 +84,21 @@ describe('App', () => {
   });
 });
 
+describe('the model badge', () => {
+  it('says which provider runs the model, and why in its tooltip', async () => {
+    const providerReason = 'webgpu adapter is a CPU (llvmpipe (LLVM 15.0.6, 256 bits)): using cpu';
+    const { api } = fakeApi({
+      'app.info': () => info({ model: { ...noModel, ready: true, provider: 'cpu', providerReason }, folders: 1 }),
+      'folders.list': () => [folder({ state: 'done' })],
+      'chats.list': () => [],
+    });
+    render(<App api={api} />);
+    const badge = await screen.findByRole('status', { name: 'Model status' });
+    await waitFor(() => expect(badge.textContent).toBe('model: cpu'));
+    expect(badge.getAttribute('title')).toBe(providerReason);
+  });
+});
+
 describe('LibraryView', () => {
   it('shows per-folder progress, counts and the files not indexed with reasons', async () => {
     const { api, request } = fakeApi({

@@ -11,7 +11,7 @@ import { createAnswerContext } from '../answering/passage-kv.ts';
 import { QUALITY_MODES } from '../answering/quality-modes.ts';
 import { NO_PASSAGES_ANSWER } from '../answering/citations.ts';
 import { retrieve } from '../answering/retrieve.ts';
-import { defaultDbPath } from '../app-paths.ts';
+import { defaultDbPath, providerChoicePath } from '../app-paths.ts';
 import { resolveModelDir } from '../models/catalog.ts';
 import { choiceOption, numberOption, UsageError } from './args.ts';
 
@@ -51,7 +51,10 @@ export async function askCommand(argv: string[]): Promise<void> {
     db.close();
     return;
   }
-  const engine = await Engine.load(resolveModelDir(values.model), { provider: choiceOption(values.provider, 'provider', PROVIDER_CHOICES) });
+  const engine = await Engine.load(resolveModelDir(values.model), {
+    provider: choiceOption(values.provider, 'provider', PROVIDER_CHOICES),
+    providerCache: providerChoicePath(),
+  });
   try {
     const ctx = await createAnswerContext(db, engine);
     const controller = new AbortController();

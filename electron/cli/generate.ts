@@ -1,6 +1,7 @@
 // `quire generate`: run the engine on block texts and a final prompt, streaming or as one JSON object.
 import { parseArgs } from 'node:util';
 import { Engine } from '../../native-models/engine.ts';
+import { providerChoicePath } from '../app-paths.ts';
 import { PROVIDER_CHOICES } from '../../native-models/session.ts';
 import { choiceOption, numberOption, UsageError } from './args.ts';
 
@@ -29,11 +30,12 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const engine = await Engine.load(values.model, {
     provider: choiceOption(values.provider, 'provider', PROVIDER_CHOICES),
     threads: numberOption(values.threads, 'threads', (n) => Number.isInteger(n) && n >= 0),
+    providerCache: providerChoicePath(),
   });
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
   const json = values.json ?? false;
-  if (!json) process.stderr.write(`provider: ${engine.provider}${engine.runner.fallbacks.map((f) => ` (${f.provider} unavailable: ${f.error})`).join('')}\n`);
+  if (!json) process.stderr.write(`provider: ${engine.provider} (${engine.runner.providerReason})\n`);
   const result = await engine.generate({
     blocks: values.block ?? [],
     prompt: values.prompt,
@@ -52,7 +54,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
   await engine.release();
   if (json) {
     const { promptTokenIds, tokenIds, text, ttftMs, mode, provider, topLogits } = result;
-    process.stdout.write(`${JSON.stringify({ promptTokenIds, tokenIds, text, ttftMs, mode, provider, topLogits })}\n`);
+    const providerReason = engine.runner.providerReason;
+    process.stdout.write(`${JSON.stringify({ promptTokenIds, tokenIds, text, ttftMs, mode, provider, providerReason, topLogits })}\n`);
   } else {
     process.stdout.write('\n');
     process.stderr.write(

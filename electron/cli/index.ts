@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openDatabase } from '../../db/open.ts';
-import { defaultDbPath } from '../app-paths.ts';
+import { defaultDbPath, providerChoicePath } from '../app-paths.ts';
 import { estimateTokens, indexFolder, type AfterDocument, type IndexSummary } from '../indexing/indexer.ts';
 import type { CountTokens } from '../indexing/passages.ts';
 import { numberOption, UsageError } from './args.ts';
@@ -48,7 +48,7 @@ export async function indexCommand(argv: string[]): Promise<void> {
     let afterDocument: AfterDocument | undefined;
     if (values.model) {
       const { Engine } = await import('../../native-models/engine.ts');
-      const engine = await Engine.load(values.model);
+      const engine = await Engine.load(values.model, { providerCache: providerChoicePath() });
       release.push(() => engine.release());
       countTokens = (text) => engine.tokenizer.encode(text).length;
       if (!values['no-kv']) {

@@ -41,10 +41,14 @@ const commands: Record<string, Command> = {
 function usage(): string {
   return `usage:\n${Object.values(commands)
     .map((c) => `  ${c.usage}`)
-    .join('\n')}\n`;
+    .join('\n')}\nevery command also takes --verbose: onnxruntime's and the GPU driver's warnings on stderr\n`;
 }
 
-async function main(argv: string[]): Promise<number> {
+async function main(args: string[]): Promise<number> {
+  // --verbose (any position, any command) lets onnxruntime's and the GPU driver's warnings through;
+  // set in the environment so the engine (and quire serve's engine worker) read it
+  const argv = args.filter((a) => a !== '--verbose');
+  if (argv.length !== args.length) process.env.QUIRE_VERBOSE = '1';
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());

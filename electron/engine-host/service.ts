@@ -44,6 +44,7 @@ import {
   writeSettings as writeModelChoice,
 } from '../models/catalog.ts';
 import { downloadModel } from '../models/download.ts';
+import { providerChoicePath } from '../app-paths.ts';
 import { createChat, getChat } from '../../db/chats.ts';
 
 export interface EngineServiceOptions {
@@ -315,7 +316,7 @@ export class EngineService {
         return;
       }
       try {
-        const engine = await Engine.load(dir, { provider: this.settings.provider });
+        const engine = await Engine.load(dir, { provider: this.settings.provider, providerCache: providerChoicePath(this.options.dataDir) });
         this.answerContext = await createAnswerContext(this.db, engine, {
           store: new KvStore(this.db, { budgetBytes: this.settings.kvBudgetBytes }),
         });
@@ -340,6 +341,7 @@ export class EngineService {
       dir: this.settings.modelDir,
       problem: this.engine ? null : this.modelProblem,
       provider: this.engine?.provider ?? null,
+      providerReason: this.engine?.runner.providerReason ?? null,
     };
   }
 

@@ -3,6 +3,7 @@
 // Questions on one engine are queued (EngineQueue), never interleaved; an AbortSignal takes a
 // waiting question out of the queue at once and stops a running one at its next step.
 import { addMessage, type AnswerFigures as StoredFigures } from '../../db/chats.ts';
+import type { AttentionMode as AnswerMode } from '../../native-models/attention-modes.ts';
 import { decode, type StopReason } from '../../native-models/decode.ts';
 import { emptyKv, type KvCache } from '../../native-models/kv.ts';
 import { positionRange } from '../../native-models/prefill.ts';
@@ -14,7 +15,7 @@ import { finalBlockText, passageBlockText, SYSTEM_INSTRUCTION } from './prompt-b
 import { assemblePast, type QualityMode } from './quality-modes.ts';
 import { retrieve, type RetrievedPassage } from './retrieve.ts';
 
-export type AnswerMode = 'block' | 'full';
+export type { AnswerMode };
 
 export interface AskOptions {
   /** Passages to retrieve (default 10). */

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventName, EventPayloads, FolderView } from '../electron/contract.ts';
+import type { EventName, EventPayloads, FolderView } from '../electron/contract/types.ts';
 import { EngineService } from '../electron/engine-host/service.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quire-host-watch-'));

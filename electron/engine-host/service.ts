@@ -12,10 +12,9 @@ import { deleteChat, listChats, listMessages, type Citation } from '../../db/cha
 import { getDocument } from '../../db/documents.ts';
 import { DEFAULT_KV_BUDGET_BYTES } from '../../db/kv-store.ts';
 import { Engine } from '../../native-models/engine.ts';
+import { parseRequest, settingsSchema } from '../contract/schemas.ts';
 import {
-  parseRequest,
   QuireRequestError,
-  settingsSchema,
   type AnswerView,
   type CitationView,
   type EventName,
@@ -27,13 +26,14 @@ import {
   type RequestName,
   type RequestResults,
   type Settings,
-} from '../contract.ts';
+} from '../contract/types.ts';
 import { indexFolder, type FileProblem, type IndexProgress } from '../indexing/indexer.ts';
 import { FolderWatcher } from '../indexing/watch.ts';
 import { createAnswerContext, prefillPassages, type AnswerContext } from '../answering/passage-kv.ts';
 import { KvStore } from '../../db/kv-store.ts';
 import { ask } from '../answering/ask.ts';
 import { ChatSession } from '../answering/chat-context.ts';
+import { DEFAULT_CHAT_KV_BYTES } from '../answering/chat-sessions.ts';
 import {
   CATALOG,
   catalogModel,
@@ -65,6 +65,7 @@ export const DEFAULT_SETTINGS: Settings = {
   k: 10,
   mode: 'block',
   quality: 'auto',
+  chatKvBytes: DEFAULT_CHAT_KV_BYTES,
 };
 
 interface FolderRun {

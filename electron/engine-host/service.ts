@@ -47,7 +47,7 @@ export class EngineService {
   private readonly handlers: RequestHandlers<EngineRequestName>;
   private closed = false;
 
-  private constructor(private readonly options: EngineServiceOptions) {
+  private constructor(options: EngineServiceOptions) {
     fs.mkdirSync(options.dataDir, { recursive: true });
     this.db = openDatabase(options.dbPath);
     this.settings = new SettingsStore(options.dataDir, options.modelDir);

@@ -17,7 +17,7 @@ import { Engine } from '../native-models/engine.ts';
 import { emptyKv, type KvCache } from '../native-models/kv.ts';
 import { positionRange } from '../native-models/prefill.ts';
 import { seededRandom } from '../native-models/seeded-random.ts';
-import { PROVIDER_CHOICES, type ProviderChoice } from '../native-models/session.ts';
+import { PROVIDER_CHOICES, type ProviderChoice } from '../native-models/provider-names.ts';
 import { generateModel } from '../test/tools/generate-model.ts';
 import { benchSpec, tinySpec } from '../test/tools/tiny-model-spec.ts';
 import { machineLine, median, timeInterleaved } from './stats.ts';

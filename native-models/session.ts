@@ -8,9 +8,9 @@ import ort from 'onnxruntime-node';
 import { describeAdapter, webGpuAdapter } from './gpu-adapter.ts';
 import type { ModelFolder } from './model-folder.ts';
 import { chooseProvider, type ProbeRunner, type RunProvider } from './provider-choice.ts';
+import type { ProviderChoice } from './provider-names.ts';
 
-export type ProviderChoice = 'auto' | 'cpu' | 'webgpu' | 'cuda' | 'dml' | 'coreml';
-export const PROVIDER_CHOICES: readonly ProviderChoice[] = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'];
+export type { ProviderChoice } from './provider-names.ts';
 
 export interface SessionOptions {
   provider?: ProviderChoice;

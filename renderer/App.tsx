@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { AppInfo, FolderView, ModelStatus } from '../electron/contract.ts';
+import type { AppInfo, FolderView, ModelStatus } from '../electron/contract/types.ts';
 import type { RendererApi } from './api.ts';
 import { PassagePanel, type PassageRef } from './components/PassagePanel.tsx';
 import { ChatView } from './views/ChatView.tsx';

@@ -3,13 +3,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { getFolderByPath } from '../../db/folders.ts';
 import { openDatabase } from '../../db/open.ts';
 import { Engine } from '../../native-models/engine.ts';
-import { PROVIDER_CHOICES } from '../../native-models/session.ts';
+import { ATTENTION_MODES } from '../../native-models/attention-modes.ts';
+import { PROVIDER_CHOICES } from '../../native-models/provider-names.ts';
 import { ask } from '../answering/ask.ts';
 import { createAnswerContext } from '../answering/passage-kv.ts';
-import { QUALITY_MODES } from '../answering/quality-modes.ts';
 import { NO_PASSAGES_ANSWER } from '../answering/citations.ts';
+import { QUALITY_MODES } from '../answering/quality-mode-names.ts';
 import { retrieve } from '../answering/retrieve.ts';
 import { defaultDbPath, providerChoicePath } from '../app-paths.ts';
 import { resolveModelDir } from '../models/catalog.ts';
@@ -41,7 +43,7 @@ export async function askCommand(argv: string[]): Promise<void> {
   const json = values.json ?? false;
   const k = numberOption(values.k, 'k', (n) => Number.isInteger(n) && n > 0);
   const folder = values.folder
-    ? (db.prepare('SELECT id FROM folders WHERE path = ?').pluck().get(path.resolve(values.folder)) as number | undefined)
+    ? getFolderByPath(db, path.resolve(values.folder))?.id
     : undefined;
   if (values.folder && folder === undefined) throw new UsageError(`--folder: ${values.folder} is not an indexed folder`);
   // Nothing to answer from: say so without loading (and hashing) a model of a gigabyte or more.
@@ -62,7 +64,7 @@ export async function askCommand(argv: string[]): Promise<void> {
     const r = await ask(ctx, question, {
       k,
       folderId: folder,
-      mode: choiceOption(values.mode, 'mode', ['block', 'full'] as const),
+      mode: choiceOption(values.mode, 'mode', ATTENTION_MODES),
       quality: choiceOption(values.quality, 'quality', QUALITY_MODES),
       boundaryTokens: numberOption(values.boundary, 'boundary', (n) => Number.isInteger(n) && n >= 0),
       maxNewTokens: numberOption(values['max-new-tokens'], 'max-new-tokens', (n) => Number.isInteger(n) && n > 0) ?? 256,

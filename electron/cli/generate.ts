@@ -2,7 +2,8 @@
 import { parseArgs } from 'node:util';
 import { Engine } from '../../native-models/engine.ts';
 import { providerChoicePath } from '../app-paths.ts';
-import { PROVIDER_CHOICES } from '../../native-models/session.ts';
+import { ATTENTION_MODES } from '../../native-models/attention-modes.ts';
+import { PROVIDER_CHOICES } from '../../native-models/provider-names.ts';
 import { choiceOption, numberOption, UsageError } from './args.ts';
 
 export async function generateCommand(argv: string[]): Promise<void> {
@@ -40,7 +41,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     blocks: values.block ?? [],
     prompt: values.prompt,
     raw: values.raw,
-    mode: choiceOption(values.mode, 'mode', ['block', 'full'] as const),
+    mode: choiceOption(values.mode, 'mode', ATTENTION_MODES),
     maxNewTokens: numberOption(values['max-new-tokens'], 'max-new-tokens', (n) => Number.isInteger(n) && n >= 0) ?? 128,
     sampling: {
       temperature: numberOption(values.temperature, 'temperature', (n) => n >= 0),

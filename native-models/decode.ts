@@ -52,6 +52,14 @@ export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, requ
   const firstLogits = step.logits[0];
   let ttftMs = 0;
   let firstAt = 0;
+  // text[0..shown) has gone to onText. A tail that may be the start of a stop string is held back
+  // until the next piece says whether it is one, so a stream never shows part of a stop string.
+  let shown = 0;
+  const show = (upTo: number) => {
+    if (upTo <= shown) return;
+    request.onText?.(text.slice(shown, upTo));
+    shown = upTo;
+  };
   const emit = (piece: string) => {
     if (!piece) return false;
     const before = text.length;
@@ -61,12 +69,11 @@ export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, requ
       .filter((i) => i >= 0)
       .sort((a, b) => a - b)[0];
     if (hit !== undefined) {
-      const visible = text.slice(before, hit);
       text = text.slice(0, hit);
-      if (visible) request.onText?.(visible);
+      show(text.length);
       return true;
     }
-    request.onText?.(piece);
+    show(text.length - heldBack(text, shown, stopStrings));
     return false;
   };
   while (tokenIds.length < request.maxNewTokens) {
@@ -90,6 +97,7 @@ export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, requ
     position += 1;
   }
   if (stopReason !== 'stop-string' && emit(stream.flush())) stopReason = 'stop-string';
+  show(text.length);
   const elapsed = (performance.now() - firstAt) / 1000;
   return {
     tokenIds,
@@ -100,4 +108,18 @@ export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, requ
     tokensPerSecond: tokenIds.length > 1 && elapsed > 0 ? (tokenIds.length - 1) / elapsed : 0,
     present: step.present,
   };
+}
+
+/** Length of the longest tail of text[from..] that is a proper prefix of a stop string (0 when none). */
+function heldBack(text: string, from: number, stopStrings: readonly string[]): number {
+  let held = 0;
+  for (const s of stopStrings) {
+    for (let n = Math.min(s.length - 1, text.length - from); n > held; n--) {
+      if (text.endsWith(s.slice(0, n))) {
+        held = n;
+        break;
+      }
+    }
+  }
+  return held;
 }

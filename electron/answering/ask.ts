@@ -10,6 +10,7 @@ import { positionRange } from '../../native-models/prefill.ts';
 import { createSampler, topLogits, type SamplingOptions } from '../../native-models/sampling.ts';
 import { ChatSession, FOLLOW_UP_INTRO, turnSeparator } from './chat-context.ts';
 import { citationsFor, NO_PASSAGES_ANSWER, toStoredCitation, type AnswerCitation } from './citations.ts';
+import { plainChatFrame, plainFinalText, transcriptText, type ChatTurn } from './conversation.ts';
 import { passageBlocks, type AnswerContext } from './passage-kv.ts';
 import { finalBlockText, passageBlockText, SYSTEM_INSTRUCTION } from './prompt-blocks.ts';
 import { assemblePast, type QualityMode } from './quality-modes.ts';
@@ -32,6 +33,17 @@ export interface AskOptions {
   boundaryTokens?: number;
   /** A chat to continue: earlier turns stay in the context; messages are recorded if it has a chatId. */
   chat?: ChatSession;
+  /**
+   * A plain chat: no retrieval and no passages; the model answers from the conversation alone, under
+   * `system` (default SYSTEM_INSTRUCTION). One causal pass: there are no blocks to reuse.
+   */
+  plainChat?: { system?: string };
+  /**
+   * Earlier turns that `chat` does not hold in its KV (an API client sends its whole transcript):
+   * rendered through the chat template in a plain chat, as text before the question otherwise
+   * (conversation.ts). Ignored when the chat has a past: the turns are in its KV.
+   */
+  history?: readonly ChatTurn[];
   sampling?: SamplingOptions;
   maxNewTokens?: number;
   stopStrings?: readonly string[];
@@ -86,18 +98,20 @@ export interface AskResult {
 export async function ask(ctx: AnswerContext, question: string, options: AskOptions = {}): Promise<AskResult> {
   const queuedAt = performance.now();
   options.signal?.throwIfAborted();
-  const found = options.passages
-    ? [...options.passages]
-    : retrieve(ctx.db, question, { k: options.k, perDocument: options.perDocument, folderId: options.folderId });
+  const found = options.plainChat
+    ? []
+    : options.passages
+      ? [...options.passages]
+      : retrieve(ctx.db, question, { k: options.k, perDocument: options.perDocument, folderId: options.folderId });
   const chat = options.chat;
   chat?.useModel(ctx.fingerprint); // another model's chat KV is never reused (chat-context.ts)
   const known = new Set(chat?.passages.map((p) => p.passageId));
   const fresh = found.filter((p) => !known.has(p.passageId));
   const all = [...(chat?.passages ?? []), ...fresh];
-  const mode = options.mode ?? 'block';
+  const mode = options.plainChat ? 'full' : (options.mode ?? 'block');
   const quality = options.quality ?? ctx.defaultQuality;
   const boundaryTokens = Math.max(0, Math.floor(options.boundaryTokens ?? 0));
-  if (all.length === 0) {
+  if (all.length === 0 && !options.plainChat) {
     options.onText?.(NO_PASSAGES_ANSWER);
     const result: AskResult = {
       answer: NO_PASSAGES_ANSWER,
@@ -133,7 +147,11 @@ async function answerOnEngine(
   const { engine } = ctx;
   const startedAt = performance.now();
   const signal = o.signal;
-  const finalIds = engine.tokenizer.encode(finalBlockText(question, ctx.frame));
+  const history = chat?.past ? [] : (o.history ?? []);
+  const frame = o.plainChat ? plainChatFrame(engine, o.plainChat.system, history) : ctx.frame;
+  const finalIds = engine.tokenizer.encode(
+    o.plainChat ? plainFinalText(question, frame) : transcriptText(history) + finalBlockText(question, frame),
+  );
   // the chat so far (through the next user header) or the instruction block
   let base: KvCache = chat?.past ?? ctx.instructionKv;
   const introIds = chat?.past && fresh.length > 0 ? engine.tokenizer.encode(FOLLOW_UP_INTRO) : [];
@@ -148,7 +166,7 @@ async function answerOnEngine(
   if (o.mode === 'full') {
     // one causal pass over everything new: instruction (first turn), intro, passages, final block
     const passageTokens = fresh.flatMap((p) => engine.tokenizer.encode(passageBlockText(p)));
-    const head = chat?.past ? [] : ctx.frame.instructionIds;
+    const head = chat?.past ? [] : frame.instructionIds;
     past = chat?.past ?? emptyKv(engine.runner.kvShape);
     finalForward = [...head, ...introIds, ...passageTokens, ...finalIds];
     computed = fresh.length;

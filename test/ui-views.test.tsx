@@ -198,7 +198,7 @@ describe('ChatView', () => {
 
 describe('SettingsView', () => {
   it('shows the settings with KV usage and saves changes', async () => {
-    const settings = { modelDir: null, provider: 'auto', kvBudgetBytes: 2 * 1024 ** 3, passageTokens: 256, eagerPrefill: true, k: 10, mode: 'block', quality: 'auto', chatKvBytes: 512 * 1024 ** 2 } as const;
+    const settings = { modelDir: null, provider: 'auto', kvBudgetBytes: 2 * 1024 ** 3, passageTokens: 256, eagerPrefill: true, k: 10, mode: 'block', quality: 'auto', chatKvBytes: 512 * 1024 ** 2, apiServer: false, apiPort: 8078, apiKey: '' } as const;
     const { api, request } = fakeApi({
       'settings.get': () => settings,
       'settings.set': (patch: object) => ({ ...settings, ...patch }),

@@ -18,6 +18,13 @@ const id = z.number().int().positive();
 const text = (max: number) => z.string().max(max);
 const noArgs = z.object({}).strict();
 
+/** The OpenAI-compatible API's key: sent in a header, so printable ASCII without spaces. */
+export const apiKeySchema = z
+  .string()
+  .min(16)
+  .max(256)
+  .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+
 export const settingsSchema = z.object({
   modelDir: z.string().max(4096).nullable(),
   provider: z.enum(PROVIDER_CHOICES),
@@ -28,7 +35,18 @@ export const settingsSchema = z.object({
   mode: z.enum(ATTENTION_MODES),
   quality: z.enum(QUALITY_SETTINGS),
   chatKvBytes: z.number().int().min(0).max(1024 ** 4),
+  apiServer: z.boolean(),
+  apiPort: z.number().int().min(1).max(65535),
+  apiKey: z.union([z.literal(''), apiKeySchema]),
 });
+
+const completionScope = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('library') }).strict(),
+  z.object({ kind: z.literal('folder'), folderId: id }).strict(),
+  z.object({ kind: z.literal('chat') }).strict(),
+]);
+
+const completionMessage = z.object({ role: z.enum(['system', 'user', 'assistant']), content: text(200_000) }).strict();
 
 /** Request name -> schema of its one argument. */
 export const requestSchemas = {
@@ -44,6 +62,19 @@ export const requestSchemas = {
   'passage.get': z.object({ passageId: id, query: text(1000).optional() }).strict(),
   ask: z.object({ requestId: text(64).min(1), question: text(8000).min(1), chatId: id.optional() }).strict(),
   'ask.cancel': z.object({ requestId: text(64).min(1) }).strict(),
+  'completions.create': z
+    .object({
+      requestId: text(64).min(1),
+      scope: completionScope,
+      messages: z.array(completionMessage).min(1).max(1000),
+      temperature: z.number().min(0).max(2).optional(),
+      topP: z.number().min(0).max(1).optional(),
+      maxTokens: z.number().int().min(1).optional(),
+      stop: z.array(text(200).min(1)).max(4).optional(),
+      seed: z.number().int().optional(),
+    })
+    .strict(),
+  'completions.cancel': z.object({ requestId: text(64).min(1) }).strict(),
   'chats.list': noArgs,
   'chats.messages': z.object({ chatId: id }).strict(),
   'chats.delete': z.object({ chatId: id }).strict(),

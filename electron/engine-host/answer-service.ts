@@ -127,17 +127,7 @@ function answerView(requestId: string, chatId: number, out: AskResult | null, st
     chatId,
     messageId: out?.messageId ?? null,
     answer: out ? out.answer : streamed,
-    citations: out
-      ? out.citations.map((c) => ({ ordinal: c.n, passageId: c.passageId, documentPath: c.path, title: c.title, page: c.page, quote: '' }))
-      : [],
-    sources: (out?.passages ?? []).map((p, i) => ({
-      ordinal: i + 1,
-      passageId: p.passageId,
-      documentPath: p.path,
-      title: p.title,
-      page: p.page,
-      quote: p.text.slice(0, 300),
-    })),
+    ...(out ? askCitations(out) : { citations: [], sources: [] }),
     figures: {
       ttftMs: out?.figures.ttftMs ?? null,
       reusedBlocks: out?.figures.reusedBlocks ?? null,
@@ -147,6 +137,21 @@ function answerView(requestId: string, chatId: number, out: AskResult | null, st
       mode: out ? `${out.figures.mode}/${out.figures.quality}` : 'stopped',
     },
     cancelled: out === null,
+  };
+}
+
+/** An answer's cited passages ([n] in its text) and every passage in its context, numbered as the model saw them. */
+export function askCitations(out: AskResult): { citations: CitationView[]; sources: CitationView[] } {
+  return {
+    citations: out.citations.map((c) => ({ ordinal: c.n, passageId: c.passageId, documentPath: c.path, title: c.title, page: c.page, quote: '' })),
+    sources: out.passages.map((p, i) => ({
+      ordinal: i + 1,
+      passageId: p.passageId,
+      documentPath: p.path,
+      title: p.title,
+      page: p.page,
+      quote: p.text.slice(0, 300),
+    })),
   };
 }
 

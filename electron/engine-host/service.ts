@@ -5,6 +5,7 @@
 //   library-service.ts folders, index queue, watcher, progress
 //   kv-service.ts      KV totals, background prefill of folders
 //   search-service.ts  search, passage view   answer-service.ts  ask/cancel, chats, chat KV
+//   completion-service.ts  the OpenAI-compatible API's completions (its conversations' KV in the chats' pool)
 import fs from 'node:fs';
 import { listFolders } from '../../db/folders.ts';
 import { openDatabase, type Db } from '../../db/open.ts';
@@ -21,6 +22,7 @@ import {
 } from '../contract/types.ts';
 import { providerChoicePath } from '../app-paths.ts';
 import { AnswerService } from './answer-service.ts';
+import { CompletionService } from './completion-service.ts';
 import { KvService } from './kv-service.ts';
 import { LibraryService, type LibraryOptions } from './library-service.ts';
 import { ModelService } from './model-service.ts';
@@ -45,6 +47,7 @@ export class EngineService {
   readonly kv: KvService;
   readonly library: LibraryService;
   readonly answers: AnswerService;
+  readonly completions: CompletionService;
   private readonly handlers: RequestHandlers<EngineRequestName>;
   private closed = false;
 
@@ -59,10 +62,12 @@ export class EngineService {
     this.kv = new KvService(this.db, this.settings, this.models);
     this.library = new LibraryService(this.db, this.settings, this.models, this.kv, emit, options);
     this.answers = new AnswerService(this.db, this.settings, this.models, emit);
+    this.completions = new CompletionService(this.db, this.settings, this.models, this.answers.chats, emit);
     this.handlers = {
       ...this.library.handlers,
       ...searchHandlers(this.db),
       ...this.answers.handlers,
+      ...this.completions.handlers,
       ...this.models.handlers,
       ...this.kv.handlers,
       'app.info': async () => {
@@ -105,7 +110,7 @@ export class EngineService {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([this.library.dispose(), this.answers.dispose()]);
+    await Promise.all([this.library.dispose(), this.answers.dispose(), this.completions.dispose()]);
     await this.models.dispose();
     this.db.close();
   }

@@ -33,7 +33,7 @@ const commands: Record<string, Command> = {
     load: async () => (await import('./make-model.ts')).makeModelCommand,
   },
   serve: {
-    usage: 'quire serve [--port P] [--db PATH] [--model DIR] [--renderer DIR]',
+    usage: 'quire serve [--port P] [--db PATH] [--model DIR] [--renderer DIR] [--api-key KEY]',
     load: async () => (await import('./serve.ts')).serveCommand,
   },
 };

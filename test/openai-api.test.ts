@@ -170,6 +170,11 @@ describe('OpenAI-compatible API', () => {
     // the same question over the whole library reaches the other folder too (the scope is what narrowed it)
     const wide = await client.chat.completions.create({ model: 'quire-library', messages: [{ role: 'user', content: 'binary search probes lighthouse storms' }], max_tokens: 2 });
     expect(quireOf(wide).sources.some((s) => s.documentPath.startsWith(path.join(tmp, 'docs')))).toBe(true);
+    // nothing in the scope covers the question: the honest fixed answer, and the model never ran
+    const none = await client.chat.completions.create({ model: `quire-folder-${otherFolder}`, messages: [{ role: 'user', content: 'zeppelin quaternion' }] });
+    expect(none.choices[0].message.content).toMatch(/documents|passage/i);
+    expect(none.usage).toEqual({ prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 });
+    expect(quireOf(none).sources).toEqual([]);
     const missing = client.chat.completions.create({ model: 'quire-folder-999', messages: [{ role: 'user', content: 'x' }] });
     await expect(missing).rejects.toMatchObject({ status: 404, code: 'model_not_found', param: 'model' });
   });
@@ -395,15 +400,15 @@ describe('OpenAI-compatible API', () => {
 });
 
 describe('the desktop app\'s API server (settings apiServer / apiPort / apiKey)', () => {
-  it('is off by default; switched on it generates and saves a key and serves /v1; switched off it stops', async () => {
-    const settings = await engine.request('settings.get', {});
-    expect(settings).toMatchObject({ apiServer: false, apiKey: '' });
+  it('is off by default; switched on it gets a saved key and serves /v1 only; switched off it stops', async () => {
+    expect(await engine.request('settings.get', {})).toMatchObject({ apiServer: false, apiKey: '' });
+    const settings = await engine.request('settings.set', { apiServer: true });
+    expect(settings.apiKey).toMatch(/^quire-[0-9a-f]{48}$/);
+    expect(JSON.parse(fs.readFileSync(path.join(home, 'app-settings.json'), 'utf8'))).toMatchObject({ apiServer: true, apiKey: settings.apiKey });
     const api = new ApiServerSwitch(engine);
-    const on = await api.apply({ apiServer: true, apiPort: 0, apiKey: '' });
+    const on = await api.apply({ ...settings, apiPort: 0 }); // any free port here
     expect(on).toMatchObject({ running: true, problem: null });
-    const { apiKey } = await engine.request('settings.get', {});
-    expect(apiKey).toMatch(/^quire-[0-9a-f]{48}$/);
-    const desktop = new OpenAI({ baseURL: `http://127.0.0.1:${on.port}/v1`, apiKey, maxRetries: 0 });
+    const desktop = new OpenAI({ baseURL: `http://127.0.0.1:${on.port}/v1`, apiKey: settings.apiKey, maxRetries: 0 });
     expect((await desktop.models.list()).data.map((m) => m.id)).toContain('quire-chat');
     const answer = await desktop.chat.completions.create({ model: 'quire-chat', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 });
     expect(answer.usage!.completion_tokens).toBe(2);
@@ -413,8 +418,9 @@ describe('the desktop app\'s API server (settings apiServer / apiPort / apiKey)'
     // the renderer's API is not there: only /v1
     expect((await fetch(`http://127.0.0.1:${on.port}/api/settings.get`, { method: 'POST' })).status).toBe(404);
 
-    const off = await api.apply({ apiServer: false, apiPort: 0, apiKey });
-    expect(off).toEqual({ running: false, port: null, problem: null });
+    const offSettings = await engine.request('settings.set', { apiServer: false });
+    expect(offSettings.apiKey).toBe(settings.apiKey); // kept for the next time it is switched on
+    expect(await api.apply({ ...offSettings, apiPort: 0 })).toEqual({ running: false, port: null, problem: null });
     await expect(desktop.models.list()).rejects.toBeInstanceOf(OpenAI.APIConnectionError);
   });
 });

@@ -1,6 +1,7 @@
 // The app's settings. The chosen model lives in the CLI's settings (quire models use), so the app and
 // the CLI agree on it; everything else the app shows in Settings lives in <data dir>/app-settings.json.
 // Parts that depend on a setting subscribe to changes (onDidChange) instead of being called by name.
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_KV_BUDGET_BYTES } from '../../db/kv-store.ts';
@@ -34,7 +35,9 @@ export class SettingsStore {
   /** `modelDir` overrides the saved model choice for this run (quire serve --model). */
   constructor(dataDir: string, modelDir?: string) {
     this.file = path.join(dataDir, 'app-settings.json');
-    this.current = { ...this.readFile(), modelDir: modelDir ? path.resolve(modelDir) : chosenModelDir() };
+    const saved = this.readFile();
+    this.current = withApiKey({ ...saved, modelDir: modelDir ? path.resolve(modelDir) : chosenModelDir() });
+    if (this.current.apiKey !== saved.apiKey) this.writeAppSettings(); // (the model choice is not this run's to save)
   }
 
   get(): Settings {
@@ -44,7 +47,7 @@ export class SettingsStore {
   /** Validates the merged settings (throws on bad values), saves them, then tells the listeners. */
   update(patch: Partial<Settings>): Settings {
     const previous = this.current;
-    const next = settingsSchema.parse({ ...previous, ...patch });
+    const next = withApiKey(settingsSchema.parse({ ...previous, ...patch }));
     this.current = next;
     this.writeFile();
     for (const listener of this.listeners) listener(next, previous);
@@ -69,12 +72,26 @@ export class SettingsStore {
   }
 
   private writeFile(): void {
-    const { modelDir, ...rest } = this.current;
+    this.writeAppSettings();
+    const { modelDir } = this.current;
+    if (modelDir && readModelChoice().model !== modelDir) writeModelChoice({ ...readModelChoice(), model: modelDir });
+  }
+
+  private writeAppSettings(): void {
+    const { modelDir: _chosenElsewhere, ...rest } = this.current;
     const tmp = `${this.file}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(rest, null, 2));
     fs.renameSync(tmp, this.file);
-    if (modelDir && readModelChoice().model !== modelDir) writeModelChoice({ ...readModelChoice(), model: modelDir });
   }
+}
+
+/**
+ * The API switched on without a key gets one, generated here so that settings.set returns it (a
+ * window then shows it, and sends it back rather than '' on its next save).
+ */
+function withApiKey(settings: Settings): Settings {
+  if (!settings.apiServer || settings.apiKey) return settings;
+  return { ...settings, apiKey: `quire-${randomBytes(24).toString('hex')}` };
 }
 
 /** The model chosen or downloaded with the CLI (quire models use / download), if any. */

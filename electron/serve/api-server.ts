@@ -2,7 +2,6 @@
 // (openai-api.ts), switched by the settings apiServer / apiPort / apiKey (off by default). The
 // Electron main process applies the settings at start and after each settings.set; `quire serve`
 // does not use this (its bridge serves /v1 on its own port).
-import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { Settings } from '../contract/types.ts';
 import { createOpenAiApi, type ApiEngine } from './openai-api.ts';
@@ -48,8 +47,8 @@ export interface ApiServerState {
 }
 
 /**
- * Keeps the API server as the settings say: started when apiServer turns on (with a key generated
- * and saved if none is set yet), restarted when the port or key changes, stopped when it turns off.
+ * Keeps the API server as the settings say: started when apiServer turns on (the settings store
+ * gives it a key then), restarted when the port or key changes, stopped when it turns off.
  */
 export class ApiServerSwitch {
   private server: ApiServer | null = null;
@@ -75,11 +74,7 @@ export class ApiServerSwitch {
   }
 
   private async switchTo(settings: ApiSettings): Promise<void> {
-    let { apiKey } = settings;
-    if (settings.apiServer && !apiKey) {
-      apiKey = `quire-${randomBytes(24).toString('hex')}`;
-      await this.engine.request('settings.set', { apiKey });
-    }
+    const { apiKey } = settings;
     const wanted = settings.apiServer ? JSON.stringify([settings.apiPort, apiKey]) : '';
     if (wanted === this.applied && (this.server !== null) === settings.apiServer) return;
     await this.server?.close();
@@ -87,6 +82,10 @@ export class ApiServerSwitch {
     this.applied = wanted;
     this.problem = null;
     if (!settings.apiServer) return;
+    if (!apiKey) {
+      this.problem = 'the API has no key (apiKey setting)';
+      return;
+    }
     try {
       this.server = await startApiServer({ engine: this.engine, port: settings.apiPort, apiKey });
     } catch (e) {

@@ -6,7 +6,6 @@
 // through the model's chat template (@huggingface/jinja directly) and encoded by the tokenizer.
 import { Template } from '@huggingface/jinja';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
@@ -20,6 +19,7 @@ import { startEngine, type EngineClient } from '../electron/engine-host/client.t
 import { ApiServerSwitch } from '../electron/serve/api-server.ts';
 import { startBridge, type Bridge } from '../electron/serve/bridge.ts';
 import { createOpenAiApi, MAX_API_BODY_BYTES } from '../electron/serve/openai-api.ts';
+import { rawRequest, type RawRequest } from './helpers/http.ts';
 import { addLibrary } from './helpers/library.ts';
 import { ANSWER_DOCS, makeModelDir, removeDir } from './helpers/models.ts';
 import { tinySpec } from './tools/tiny-model-spec.ts';
@@ -54,21 +54,20 @@ function promptTokens(messages: { role: string; content: string }[]): number {
   return tokenizer.encode(text).length;
 }
 
-function raw(
-  pathname: string,
-  { method = 'POST', headers = {}, body }: { method?: string; headers?: Record<string, string | number>; body?: string | Buffer } = {},
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: bridge.port, path: pathname, method, headers }, (res) => {
-      let data = '';
-      res.on('data', (c) => (data += c));
-      res.on('end', () => resolve({ status: res.statusCode!, body: data }));
-    });
-    req.on('error', reject);
-    if (body !== undefined) req.write(body);
-    req.end();
+/** A question, its answer and a follow-up question, sent as one conversation. */
+function followUp(model: string, [question, answer, next]: [string, string, string], maxTokens: number) {
+  return client.chat.completions.create({
+    model,
+    messages: [
+      { role: 'user', content: question },
+      { role: 'assistant', content: answer },
+      { role: 'user', content: next },
+    ],
+    max_tokens: maxTokens,
   });
 }
+
+const raw = (pathname: string, options?: RawRequest) => rawRequest(bridge.port, pathname, options);
 
 beforeAll(async () => {
   modelDir = await makeModelDir(tinySpec({ seed: 61 }));
@@ -254,15 +253,7 @@ describe('OpenAI-compatible API', () => {
     const first = await client.chat.completions.create({ model: 'quire-library', messages: [{ role: 'user', content: Q1 }], max_tokens: 6 });
     const a1 = first.choices[0].message.content!;
     const q2 = 'What happened to the fishing boats?';
-    const follow = await client.chat.completions.create({
-      model: 'quire-library',
-      messages: [
-        { role: 'user', content: Q1 },
-        { role: 'assistant', content: a1 },
-        { role: 'user', content: q2 },
-      ],
-      max_tokens: 6,
-    });
+    const follow = await followUp('quire-library', [Q1, a1, q2], 6);
     const ext = quireOf(follow);
     expect(ext.context).toBe('continued');
     // passages are numbered on from the first turn's, as in the app
@@ -271,15 +262,7 @@ describe('OpenAI-compatible API', () => {
     // the model read the whole conversation: the first prompt, the first answer and the new turn
     expect(follow.usage!.prompt_tokens).toBeGreaterThan(first.usage!.prompt_tokens + first.usage!.completion_tokens);
 
-    const edited = await client.chat.completions.create({
-      model: 'quire-library',
-      messages: [
-        { role: 'user', content: Q1 },
-        { role: 'assistant', content: 'Something else entirely.' },
-        { role: 'user', content: q2 },
-      ],
-      max_tokens: 6,
-    });
+    const edited = await followUp('quire-library', [Q1, 'Something else entirely.', q2], 6);
     expect(quireOf(edited).context).toBe('transcript');
   });
 
@@ -289,15 +272,7 @@ describe('OpenAI-compatible API', () => {
     const first = await client.chat.completions.create({ model: 'quire-chat', messages: [{ role: 'user', content: u1 }], max_tokens: 4 });
     expect(first.choices[0].finish_reason).toBe('length');
     const a1 = first.choices[0].message.content!;
-    const continued = await client.chat.completions.create({
-      model: 'quire-chat',
-      messages: [
-        { role: 'user', content: u1 },
-        { role: 'assistant', content: a1 },
-        { role: 'user', content: u2 },
-      ],
-      max_tokens: 4,
-    });
+    const continued = await followUp('quire-chat', [u1, a1, u2], 4);
     expect(quireOf(continued).context).toBe('continued');
     // the kept KV: the first prompt, the 4 generated tokens, then the template's turn change and the new message
     const turn = tokenizer.encode(`<|im_end|>\n<|im_start|>user\n${u2}<|im_end|>\n<|im_start|>assistant\n`).length;

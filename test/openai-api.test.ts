@@ -352,6 +352,10 @@ describe('OpenAI-compatible API', () => {
       expect(err, JSON.stringify(body)).toBeInstanceOf(OpenAI.BadRequestError);
       expect(err).toMatchObject({ status: 400, type: 'invalid_request_error', param });
     }
+    // a prompt longer than the model's context (4096 positions) is the client's to shorten
+    const tooLong = await bad({ model: 'quire-chat', messages: [{ role: 'user', content: 'storm '.repeat(5000) }] });
+    expect(tooLong).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((tooLong as Error).message).toMatch(/does not fit the model's 4096 positions/);
     const notJson = await raw('/v1/chat/completions', { headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json' }, body: '{"model":' });
     expect(notJson.status).toBe(400);
     expect(JSON.parse(notJson.body).error.type).toBe('invalid_request_error');

@@ -97,7 +97,7 @@ export class CompletionService {
           },
         }).catch((e: Error) => {
           if (controller.signal.aborted) return null; // the client went away
-          if (e instanceof PromptTooLongError) throw new QuireRequestError('invalid-arguments', `context_length_exceeded: ${e.message}`);
+          if (e instanceof PromptTooLongError) throw new QuireRequestError('invalid-arguments', e.message); // the client's to shorten
           throw e;
         });
         if (!out) {

@@ -98,10 +98,7 @@ function errorBody(e: ApiError) {
 function apiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof QuireRequestError) {
-    if (e.code === 'invalid-arguments') {
-      const tooLong = e.message.startsWith('context_length_exceeded: ');
-      return new ApiError(400, tooLong ? e.message.slice('context_length_exceeded: '.length) : e.message, 'invalid_request_error', tooLong ? 'context_length_exceeded' : null);
-    }
+    if (e.code === 'invalid-arguments') return new ApiError(400, e.message);
     if (e.code === 'unavailable') return new ApiError(503, e.message, 'server_error', 'model_not_loaded');
     if (e.code === 'unknown-request') return new ApiError(404, e.message, 'not_found_error');
   }

@@ -7,7 +7,7 @@ import { listDocuments } from '../../db/documents.ts';
 import { addFolder, getFolder, listFolders, removeFolder, type Folder } from '../../db/folders.ts';
 import { openDatabase, type Db } from '../../db/open.ts';
 import { getPassage } from '../../db/passages.ts';
-import { highlightParts, searchPassages } from '../../db/search.ts';
+import { highlightParts, highlightPassage, searchPassages } from '../../db/search.ts';
 import { deleteChat, listChats, listMessages, type Citation } from '../../db/chats.ts';
 import { getDocument } from '../../db/documents.ts';
 import { DEFAULT_KV_BUDGET_BYTES } from '../../db/kv-store.ts';
@@ -213,10 +213,8 @@ export class EngineService {
       if (!passage) throw new QuireRequestError('failed', `passage ${passageId} is gone (its file was re-indexed or removed)`);
       const doc = getDocument(this.db, passage.documentId);
       let parts = [{ text: passage.text, highlighted: false }];
-      if (query) {
-        const hit = searchPassages(this.db, query, { match: 'any', limit: 200 }).find((h) => h.passageId === passageId);
-        if (hit) parts = highlightParts(hit.highlighted);
-      }
+      const highlighted = query ? highlightPassage(this.db, passageId, query) : null;
+      if (highlighted !== null) parts = highlightParts(highlighted);
       return { passageId, documentPath: doc?.path ?? '', title: passage.title ?? doc?.title ?? null, page: passage.page, parts };
     },
     ask: (args) => this.ask(args),

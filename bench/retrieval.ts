@@ -3,7 +3,7 @@
 // it; recall@5, recall@10 and MRR at document level (bench/retrieval-metrics.ts) per retriever.
 //
 //   npx tsx bench/retrieval.ts [--retriever NAME]... [--set FILE] [--docs DIR] [--db PATH]
-//                              [--split dev|test|all] [--misses] [--json]
+//                              [--split dev|test|all] [--param NAME=VALUE]... [--misses] [--json]
 //
 // The tree: Debian's python3-doc (bench/python-docs.ts), indexed as `quire index` does without a
 // model (estimated token counts). --db keeps the index in PATH for later runs (re-indexing an
@@ -12,6 +12,8 @@
 // relevant: [paths relative to the tree, .html], evidence}. A page counts when either its HTML file
 // or its reST source (_sources/X.rst.txt, the same text) is hit. `split` is 'dev' (the half the
 // ranking was tuned on) or 'test' (held out), so tuning gains can be checked on unseen questions.
+// --param overrides one of the ranking's tuned defaults (SearchTuning in db/search.ts: textWeight,
+// titleWeight, perDocument, prefixMinLength, dropStopWords) for the retrievers that take them.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +23,7 @@ import { estimateTokens, indexFolder } from '../electron/indexing/indexer.ts';
 import { ensurePythonDocs } from './python-docs.ts';
 import { scoreRetrieval, type QuestionResult, type RetrievalScores } from './retrieval-metrics.ts';
 import { RETRIEVERS } from './retrievers.ts';
+import { DEFAULT_SEARCH_TUNING, type SearchTuning } from '../db/search.ts';
 import { machineLine, median } from './stats.ts';
 
 const { values: args } = parseArgs({
@@ -30,6 +33,7 @@ const { values: args } = parseArgs({
     docs: { type: 'string' },
     db: { type: 'string' },
     split: { type: 'string', default: 'all' },
+    param: { type: 'string', multiple: true },
     misses: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
@@ -64,6 +68,18 @@ function pageOf(docs: string, documentPath: string): string {
   return source ? `${source[1]}.html` : rel;
 }
 
+function tuningOverrides(params: string[]): Partial<SearchTuning> {
+  const tuning: Record<string, number | boolean> = {};
+  for (const p of params) {
+    const [name, value] = p.split('=');
+    const known = DEFAULT_SEARCH_TUNING[name as keyof SearchTuning];
+    if (known === undefined || value === undefined) throw new Error(`--param ${p}: NAME=VALUE, NAME one of ${Object.keys(DEFAULT_SEARCH_TUNING).join(', ')}`);
+    tuning[name] = typeof known === 'boolean' ? value === 'true' : Number(value);
+    if (Number.isNaN(tuning[name])) throw new Error(`--param ${p}: not a number`);
+  }
+  return tuning as Partial<SearchTuning>;
+}
+
 interface RetrieverRun {
   retriever: string;
   scores: Record<'all' | 'dev' | 'test', RetrievalScores>;
@@ -75,6 +91,7 @@ async function main(): Promise<void> {
   const docs = ensurePythonDocs(args.docs);
   const names = args.retriever ?? Object.keys(RETRIEVERS);
   for (const n of names) if (!RETRIEVERS[n]) throw new Error(`unknown retriever ${n}: one of ${Object.keys(RETRIEVERS).join(', ')}`);
+  const tuning = tuningOverrides(args.param ?? []);
   const set = loadSet(path.resolve(args.set!), docs).filter((q) => args.split === 'all' || q.split === args.split);
   const work = args.db ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'quire-bench-retrieval-'));
   const dbPath = args.db ? path.resolve(args.db) : path.join(work!, 'quire.db');
@@ -83,7 +100,7 @@ async function main(): Promise<void> {
     const indexed = await indexFolder(db, docs, { countTokens: estimateTokens });
     const runs: RetrieverRun[] = [];
     for (const name of names) {
-      const retriever = await RETRIEVERS[name].open(db);
+      const retriever = await RETRIEVERS[name].open(db, tuning);
       const results: (QuestionResult & { q: LabelledQuestion })[] = [];
       const ms: number[] = [];
       for (const q of set) {
@@ -106,12 +123,13 @@ async function main(): Promise<void> {
           .map((r) => ({ id: r.q.id, question: r.q.question, relevant: r.q.relevant, top: r.rankedDocs.slice(0, 5) })),
       });
     }
-    const result = { machine: machineLine(), docs, documents: indexed.files, passages: db.prepare('SELECT COUNT(*) FROM passages').pluck().get(), questions: set.length, k: K, runs };
+    const result = { machine: machineLine(), docs, tuning: { ...DEFAULT_SEARCH_TUNING, ...tuning }, documents: indexed.files, passages: db.prepare('SELECT COUNT(*) FROM passages').pluck().get(), questions: set.length, k: K, runs };
     if (args.json) {
       console.log(JSON.stringify(result));
       return;
     }
     console.log(`machine: ${result.machine}`);
+    console.log(`ranking: ${JSON.stringify(result.tuning)}`);
     console.log(`tree: ${docs}: ${result.documents} files, ${result.passages} passages; ${set.length} questions (${args.split})`);
     const f = (x: number) => x.toFixed(3);
     console.log('| retriever | questions | recall@5 | recall@10 | MRR | no hits | median ms/question |');
@@ -120,7 +138,7 @@ async function main(): Promise<void> {
       for (const split of ['all', 'dev', 'test'] as const) {
         const s = r.scores[split];
         if (s.questions === 0 || (split !== 'all' && args.split !== 'all')) continue;
-        console.log(`| ${r.retriever} | ${split} (${s.questions}) | ${f(s.recallAt5)} | ${f(s.recallAt10)} | ${f(s.mrr)} | ${s.empty} | ${split === 'all' ? r.medianMs.toFixed(1) : ''} |`);
+        console.log(`| ${r.retriever} | ${split === 'all' ? args.split : split} (${s.questions}) | ${f(s.recallAt5)} | ${f(s.recallAt10)} | ${f(s.mrr)} | ${s.empty} | ${split === 'all' ? r.medianMs.toFixed(1) : ''} |`);
       }
     }
     if (args.misses) {

@@ -2,7 +2,7 @@
 // (search box / `quire search`, `quire ask`), so the benchmark measures what users get. A future
 // embedding or hybrid retriever implements Retriever (async, so it may run a model) and joins the table.
 import type { Db } from '../db/open.ts';
-import { searchPassages } from '../db/search.ts';
+import { searchPassages, type SearchTuning } from '../db/search.ts';
 import { retrieve } from '../electron/answering/retrieve.ts';
 
 export interface RetrievedHit {
@@ -20,21 +20,23 @@ export interface Retriever {
 
 export interface RetrieverEntry {
   describe: string;
-  open(db: Db): Promise<Retriever>;
+  /** `tuning`: overrides of the ranking's defaults (--param), for retrievers that have them. */
+  open(db: Db, tuning: Partial<SearchTuning>): Promise<Retriever>;
 }
 
+const hit = (h: { passageId: number; path: string; score: number }): RetrievedHit => ({ passageId: h.passageId, documentPath: h.path, score: h.score });
+
 export const RETRIEVERS: Record<string, RetrieverEntry> = {
+  bm25: {
+    describe: 'searchPassages as the search view and quire search call it: content words, BM25 over text and title, quoted phrases required',
+    open: async (db, tuning) => ({ retrieve: async (question, k) => searchPassages(db, question, { limit: k, tuning }).map(hit) }),
+  },
   'fts-all-words': {
-    describe: "searchPassages with match 'all': every word typed must occur (the search box and quire search)",
-    open: async (db) => ({
-      retrieve: async (question, k) =>
-        searchPassages(db, question, { limit: k, match: 'all' }).map((h) => ({ passageId: h.passageId, documentPath: h.path, score: h.score })),
-    }),
+    describe: "searchPassages with match 'all' (the all-words mode): every content word must occur",
+    open: async (db, tuning) => ({ retrieve: async (question, k) => searchPassages(db, question, { limit: k, match: 'all', tuning }).map(hit) }),
   },
   ask: {
-    describe: "retrieve() as quire ask runs it: question -> search terms, any-term BM25, 3 passages per document at most",
-    open: async (db) => ({
-      retrieve: async (question, k) => retrieve(db, question, { k }).map((h) => ({ passageId: h.passageId, documentPath: h.path, score: h.score })),
-    }),
+    describe: 'retrieve() as quire ask runs it: the bm25 ranking, fed to the prompt (takes no --param)',
+    open: async (db) => ({ retrieve: async (question, k) => retrieve(db, question, { k }).map((h) => hit(h)) }),
   },
 };

@@ -124,12 +124,14 @@ async function main(): Promise<void> {
       });
     }
     const result = { machine: machineLine(), docs, tuning: { ...DEFAULT_SEARCH_TUNING, ...tuning }, documents: indexed.files, passages: db.prepare('SELECT COUNT(*) FROM passages').pluck().get(), questions: set.length, k: K, runs };
+    // JSON has no Infinity (an uncapped or prefix-free ranking): spell it out
+    const json = (v: unknown) => JSON.stringify(v, (_, x) => (x === Infinity ? 'Infinity' : x));
     if (args.json) {
-      console.log(JSON.stringify(result));
+      console.log(json(result));
       return;
     }
     console.log(`machine: ${result.machine}`);
-    console.log(`ranking: ${JSON.stringify(result.tuning)}`);
+    console.log(`ranking: ${json(result.tuning)}`);
     console.log(`tree: ${docs}: ${result.documents} files, ${result.passages} passages; ${set.length} questions (${args.split})`);
     const f = (x: number) => x.toFixed(3);
     console.log('| retriever | questions | recall@5 | recall@10 | MRR | no hits | median ms/question |');

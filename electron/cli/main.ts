@@ -17,7 +17,7 @@ const commands: Record<string, Command> = {
     load: async () => (await import('./index.ts')).indexCommand,
   },
   search: {
-    usage: 'quire search <query> [--db PATH] [-k N] [--json]',
+    usage: 'quire search <query> [--db PATH] [-k N] [--all-words] [--json]',
     load: async () => (await import('./search.ts')).searchCommand,
   },
   ask: {

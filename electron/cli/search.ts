@@ -1,6 +1,7 @@
-// `quire search <query>`: full-text search over the indexed passages. Each hit: path, title, page,
-// snippet with the matches highlighted (bold on a terminal, «» otherwise; in JSON, «» plus the
-// snippet as plain/highlighted parts) and score.
+// `quire search <query>`: search over the indexed passages with the ranking the app uses (a question
+// or keywords; "phrases", +word, NOT word; --all-words or AND: every content word). Each hit: path,
+// title, page, snippet with the matched words highlighted (bold on a terminal, «» otherwise; in
+// JSON, «» plus the snippet as plain/highlighted parts) and score.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,7 +24,7 @@ const MARKS = { open: '«', close: '»' };
 export async function searchCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { db: { type: 'string' }, k: { type: 'string', short: 'k' }, json: { type: 'boolean' } },
+    options: { db: { type: 'string' }, k: { type: 'string', short: 'k' }, 'all-words': { type: 'boolean' }, json: { type: 'boolean' } },
     allowPositionals: true,
     strict: true,
   });
@@ -34,7 +35,7 @@ export async function searchCommand(argv: string[]): Promise<void> {
   if (!fs.existsSync(dbPath)) throw new Error(`no index at ${dbPath}: run quire index <folder> first`);
   const db = openDatabase(dbPath, { readonly: true });
   try {
-    const hits: SearchCommandHit[] = searchPassages(db, query, { limit, marks: MARKS }).map((h) => ({
+    const hits: SearchCommandHit[] = searchPassages(db, query, { limit, marks: MARKS, match: values['all-words'] ? 'all' : 'any' }).map((h) => ({
       path: h.path,
       title: h.passageTitle ?? h.title,
       page: h.page,

@@ -7,7 +7,8 @@ import { addFolder } from '../db/folders.ts';
 import { STOP_WORDS } from '../db/fts-query.ts';
 import { highlightParts, searchPassages } from '../db/search.ts';
 import { retrieve } from '../electron/answering/retrieve.ts';
-import { estimateTokens, indexFolder } from '../electron/indexing/indexer.ts';
+import { indexFolder } from '../electron/indexing/indexer.ts';
+import { estimateTokens } from '../electron/indexing/token-estimate.ts';
 import { tempDb, type TempDb } from './fixtures/db-temp.ts';
 import { writePythonDocExcerpts } from './fixtures/python-doc-excerpts.ts';
 

@@ -112,7 +112,8 @@ interface LayoutQuirks {
    * Whether the exporter's runtime feeds past as a max-length buffer that present shares. The
    * engine never does: onnxruntime-node cannot alias an output to an input, so sharing would save
    * nothing, and a max-length buffer of a 32K-context model is hundreds of MB per run. It feeds the
-   * past at its length and takes the first `total` tokens of a present that comes back longer.
+   * past at its length; GroupQueryAttention then returns present at past + new tokens
+   * (test/export-styles.test.ts checks both ways give the same logits and KV).
    */
   sharedKvBuffer(model: ModelFolder): boolean;
   /** Why this export cannot run in the engine, if it cannot. */

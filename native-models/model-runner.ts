@@ -4,7 +4,7 @@
 import ort from 'onnxruntime-node';
 import { ModelLoadError } from './errors.ts';
 import { GRAPH_LAYOUTS, graphLayoutOf, type DecoderIoNames, type GraphLayout } from './export-style.ts';
-import { emptyKv, sliceKv, type KvCache, type KvData, type KvShape } from './kv.ts';
+import { emptyKv, type KvCache, type KvData, type KvShape } from './kv.ts';
 import { float16ToFloat32Array } from './float16.ts';
 import type { ModelFolder } from './model-folder.ts';
 import { openSession, type ProviderAttempt, type ProviderChoice, type SessionOptions } from './session.ts';
@@ -216,20 +216,19 @@ export class ModelRunner {
     const vocab = logitsAll.length / n;
     const rows = allLogits ? Array.from({ length: n }, (_, i) => i) : [n - 1];
     const logits = rows.map((r) => logitsAll.slice(r * vocab, (r + 1) * vocab));
-    // a kernel that writes into a shared buffer returns max(total, past buffer) tokens, valid first
-    const presentTokens = Number(out[this.names.presentKeys[0]].dims[2]);
-    if (presentTokens < total || this.names.presentKeys.some((name) => out[name].data.length !== kvHeads * presentTokens * headDim)) {
-      throw new Error(
-        `present KV holds ${out[this.names.presentKeys[0]].data.length} elements, expected ${kvHeads * total * headDim}: caches shorter than the sequence (sliding-window caches) are not supported`,
-      );
-    }
     const present: KvCache = {
       ...this.kvShape,
-      tokens: presentTokens,
+      tokens: total,
       keys: this.names.presentKeys.map((name) => out[name].data as KvData),
       values: this.names.presentValues.map((name) => out[name].data as KvData),
     };
-    return { logits, present: presentTokens === total ? present : sliceKv(present, 0, total) };
+    const expected = kvHeads * total * headDim;
+    if ([...present.keys, ...present.values].some((k) => k.length !== expected)) {
+      throw new Error(
+        `present KV holds ${present.keys[0].length} elements, expected ${expected}: caches that do not hold every token (sliding-window caches) are not supported`,
+      );
+    }
+    return { logits, present };
   }
 
   async release(): Promise<void> {

@@ -1,8 +1,10 @@
 // Model families: what a config.json's model_type changes for block attention, in one table (as
 // transformers.js keeps a family's quirks in one place instead of ifs across the code). Only
 // details that change how stored keys re-encode or which keys a query sees belong here: the RoPE
-// layout, per-layer RoPE parameters, sliding-window layers, q/k normalisation, and families that
-// cannot work at all. Everything else about a family lives inside its ONNX graph.
+// layout, per-layer RoPE parameters, sliding-window layers, and families that cannot work at all.
+// Everything else about a family lives inside its ONNX graph. That includes Qwen 3's and Gemma 3's
+// q/k norms: keys are RMS-normalised per head BEFORE RoPE, so a stored key is still norm(k) rotated
+// by its position and moving it is still a pure rotation (test/model-families.test.ts checks it).
 import { ropeParamsFromConfig, type RopeLayout, type RopeParams } from './rope-config.ts';
 
 type Json = Record<string, unknown>;
@@ -19,12 +21,6 @@ export interface FamilyQuirks {
   slidingLayers?: (config: Json, layer: number) => boolean;
   /** The config RoPE reads for a sliding-window layer, when it differs from the global layers' (Gemma 3). */
   slidingRopeConfig?: (config: Json) => Json;
-  /**
-   * Keys are RMS-normalised per head BEFORE RoPE (Qwen 3, Gemma 3). Nothing changes for block
-   * attention: the stored key is still norm(k) rotated by its position, so moving it is still a
-   * pure rotation (test/model-families.test.ts checks it). Recorded so `describe` can say so.
-   */
-  qkNorm?: boolean;
 }
 
 const absolutePositions = (name: string) =>
@@ -51,13 +47,13 @@ export const MODEL_FAMILIES: Readonly<Record<string, FamilyQuirks>> = {
   mistral: { slidingLayers: everyLayerWhenWindowSet },
   mixtral: { slidingLayers: everyLayerWhenWindowSet },
   qwen2: { slidingLayers: qwenSliding },
-  qwen3: { slidingLayers: qwenSliding, qkNorm: true },
+  qwen3: { slidingLayers: qwenSliding },
   phi3: { slidingLayers: everyLayerWhenWindowSet },
   starcoder2: { slidingLayers: everyLayerWhenWindowSet },
   gemma: {},
   gemma2: { slidingLayers: (_config, layer) => layer % 2 === 0 },
-  gemma3_text: { slidingLayers: gemma3Sliding, slidingRopeConfig: gemma3LocalRope, qkNorm: true },
-  gemma3: { slidingLayers: gemma3Sliding, slidingRopeConfig: gemma3LocalRope, qkNorm: true },
+  gemma3_text: { slidingLayers: gemma3Sliding, slidingRopeConfig: gemma3LocalRope },
+  gemma3: { slidingLayers: gemma3Sliding, slidingRopeConfig: gemma3LocalRope },
   gptj: { ropeLayout: 'interleaved' },
   gpt2: { unsupported: absolutePositions('gpt2') },
   gpt_bigcode: { unsupported: absolutePositions('gpt_bigcode') },

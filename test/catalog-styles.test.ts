@@ -3,12 +3,12 @@
 // biases, tied head, RoPE theta and scaling, BOS) runs block mode against the float64 reference.
 // The real files are not downloaded in tests (no network): the look-alike is the same graph layout,
 // weight format and activation type at a tiny size.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { CATALOG } from '../electron/models/catalog.ts';
-import { Engine } from '../native-models/engine.ts';
+import type { Engine } from '../native-models/engine.ts';
 import { EXPORT_STYLES } from '../native-models/export-style.ts';
-import { checkBlockPath } from './helpers/conformance.ts';
-import { makeModelDir, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
+import { checkBlockPath, useGeneratedModel } from './helpers/conformance.ts';
+import { SAMPLE_TEXTS } from './helpers/models.ts';
 import { tinySpec, type TinyModelSpec } from './tools/tiny-model-spec.ts';
 
 /**
@@ -43,17 +43,10 @@ it('every catalog model names an export style, downloads that style ONNX file, a
 });
 
 describe.each(CATALOG.map((m, i) => [m.id, m.exportStyle, i] as const))('catalog model %s (%s)', (id, exportStyle, index) => {
-  const spec = tinySpec({ seed: 90 + index, ...LOOK_ALIKES[id], exportStyle });
+  const model = useGeneratedModel(tinySpec({ seed: 90 + index, ...LOOK_ALIKES[id], exportStyle }));
   let dir: string;
   let engine: Engine;
-  beforeAll(async () => {
-    dir = await makeModelDir(spec);
-    engine = await Engine.load(dir, { provider: 'cpu' });
-  });
-  afterAll(async () => {
-    await engine?.release();
-    removeDir(dir);
-  });
+  beforeAll(() => ({ dir, engine } = model()));
 
   it("the engine reads the style's contract", () => {
     const style = EXPORT_STYLES[exportStyle];

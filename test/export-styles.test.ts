@@ -6,14 +6,14 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Engine } from '../native-models/engine.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Engine } from '../native-models/engine.ts';
 import { EXPORT_STYLES, type ExportStyleId } from '../native-models/export-style.ts';
 import { float16ToFloat32Array } from '../native-models/float16.ts';
 import { emptyKv, type KvCache } from '../native-models/kv.ts';
 import { UnsupportedPositionsError } from '../native-models/model-runner.ts';
-import { checkBlockPath, prefillAlone, range, reencodedVersusDirect } from './helpers/conformance.ts';
-import { makeModelDir, maxAbsDiff, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
+import { checkBlockPath, prefillAlone, range, reencodedVersusDirect, useGeneratedModel } from './helpers/conformance.ts';
+import { maxAbsDiff, SAMPLE_TEXTS } from './helpers/models.ts';
 import { onnxPathOf } from './tools/generate-model.ts';
 import { causalMask, loadReferenceModel, referenceForward } from './tools/reference.ts';
 import { tinySpec, type TinyModelSpec } from './tools/tiny-model-spec.ts';
@@ -49,16 +49,10 @@ function expectedOps(style: ExportStyleId): string[] {
 describe.each(STYLES)('export style %s (%s)', (style, _shape, overrides) => {
   const spec = tinySpec({ ...overrides, exportStyle: style });
   const { layout, activations } = EXPORT_STYLES[style];
+  const model = useGeneratedModel(spec);
   let dir: string;
   let engine: Engine;
-  beforeAll(async () => {
-    dir = await makeModelDir(spec);
-    engine = await Engine.load(dir, { provider: 'cpu' });
-  });
-  afterAll(async () => {
-    await engine?.release();
-    removeDir(dir);
-  });
+  beforeAll(() => ({ dir, engine } = model()));
 
   it("is written the way the exporter writes it: files, operators, inputs and element types", async () => {
     const bytes = await readFile(path.join(dir, onnxPathOf(spec).model));

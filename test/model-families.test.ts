@@ -13,7 +13,7 @@ import { loadModelFolder } from '../native-models/model-folder.ts';
 import { layerAttentionOf, modelRope } from '../native-models/model-family.ts';
 import { UnsupportedPositionsError } from '../native-models/model-runner.ts';
 import { rotateKeys } from '../native-models/rope.ts';
-import { checkBlockPath, range } from './helpers/conformance.ts';
+import { checkBlockPath, range, useGeneratedModel, type GeneratedModel } from './helpers/conformance.ts';
 import { makeModelDir, maxAbsDiff, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
 import { blockMask, causalMask, loadReferenceModel, referenceForward } from './tools/reference.ts';
 import { tinySpec, type TinyModelSpec } from './tools/tiny-model-spec.ts';
@@ -106,20 +106,9 @@ describe('RoPE scalings that change with position are refused, with the reason',
   });
 });
 
-/** A generated family look-alike, loaded. */
-function withModel(overrides: Partial<TinyModelSpec>, body: (get: () => { dir: string; engine: Engine; spec: TinyModelSpec }) => void) {
-  const spec = tinySpec(overrides);
-  let dir = '';
-  let engine: Engine;
-  beforeAll(async () => {
-    dir = await makeModelDir(spec);
-    engine = await Engine.load(dir, { provider: 'cpu' });
-  });
-  afterAll(async () => {
-    await engine?.release();
-    removeDir(dir);
-  });
-  body(() => ({ dir, engine, spec }));
+/** A generated family look-alike, loaded for the enclosing describe. */
+function withModel(overrides: Partial<TinyModelSpec>, body: (get: () => GeneratedModel) => void) {
+  body(useGeneratedModel(tinySpec(overrides)));
 }
 
 /** Largest per-layer error of stored keys moved by `offset` against keys computed at that offset. */

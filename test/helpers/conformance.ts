@@ -2,15 +2,38 @@
 // look-alikes): blocks prefilled alone at 0..L-1, keys rotated to their place, laid end to end,
 // then the final block; compared with the float64 reference under the block mask, and, where the
 // model takes position_ids, with the same model run on each block at its global positions.
-import type { Engine } from '../../native-models/engine.ts';
+import { afterAll, beforeAll } from 'vitest';
+import { Engine } from '../../native-models/engine.ts';
 import { EXPORT_STYLES } from '../../native-models/export-style.ts';
 import { concatKv, emptyKv, type KvCache } from '../../native-models/kv.ts';
 import { rotateKeys } from '../../native-models/rope.ts';
 import { blockMask, causalMask, loadReferenceModel, referenceForward } from '../tools/reference.ts';
 import type { TinyModelSpec } from '../tools/tiny-model-spec.ts';
-import { maxAbsDiff } from './models.ts';
+import { makeModelDir, maxAbsDiff, removeDir } from './models.ts';
 
 export const range = (start: number, n: number) => Array.from({ length: n }, (_, i) => start + i);
+
+export interface GeneratedModel {
+  dir: string;
+  engine: Engine;
+}
+
+/**
+ * Generates `spec` and loads it on the CPU before the enclosing describe's tests, releases and
+ * removes it after them; call the returned function inside a test.
+ */
+export function useGeneratedModel(spec: TinyModelSpec): () => GeneratedModel {
+  const model: Partial<GeneratedModel> = {};
+  beforeAll(async () => {
+    model.dir = await makeModelDir(spec);
+    model.engine = await Engine.load(model.dir, { provider: 'cpu' });
+  });
+  afterAll(async () => {
+    await model.engine?.release();
+    removeDir(model.dir);
+  });
+  return () => model as GeneratedModel;
+}
 
 export interface BlockPathCheck {
   /** Largest |engine - reference| over every logit of the final block's rows. */

@@ -29,7 +29,7 @@ const commands: Record<string, Command> = {
     load: async () => (await import('./models.ts')).modelsCommand,
   },
   'make-model': {
-    usage: 'quire make-model --out DIR [--shape tiny|bench] [--seed S] [--kv float32|float16]',
+    usage: 'quire make-model --out DIR [--shape tiny|bench] [--seed S] [--kv float32|float16] [--style STYLE]',
     load: async () => (await import('./make-model.ts')).makeModelCommand,
   },
   serve: {

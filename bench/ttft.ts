@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     const input = new Tensor('int64', BigInt64Array.from(all, BigInt), [1, all.length]);
     const mask = new Tensor('int64', new BigInt64Array(all.length).fill(1n), [1, all.length]);
     const t = await timeInterleaved(RUNS, {
-      block: () => engine.answer(kvs.slice(0, n), question, { maxNewTokens: 1 }),
+      block: () => engine.answer(kvs.slice(0, n).map((kv) => ({ kv })), question, { maxNewTokens: 1 }),
       full: () => engine.answer([], all, { maxNewTokens: 1 }),
       transformersJs: () => tjs.generate({ input_ids: input, attention_mask: mask, max_new_tokens: 1, do_sample: false }),
     });

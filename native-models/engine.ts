@@ -54,7 +54,8 @@ export interface AnswerResult {
   assembleMs: number;
   /** The final block to the first token. */
   finalMs: number;
-  tokensPerSecond: number;
+  /** See DecodeResult.tokensPerSecond (decode.ts): the one definition. */
+  tokensPerSecond: number | null;
   /** The 10 largest logits of the first generated position, as [id, value]. */
   topLogits: [number, number][];
   /** The prompt and the generated tokens that were fed back (not the last sampled one). */

@@ -63,7 +63,8 @@ export interface AnswerFigures {
   totalMs: number;
   promptTokens: number;
   outputTokens: number;
-  tokensPerSecond: number;
+  /** Generated tokens after the first over the time from the first to the last (decode.ts); null below two tokens. */
+  tokensPerSecond: number | null;
 }
 
 export interface AskResult {
@@ -228,7 +229,7 @@ function emptyFigures(ctx: AnswerContext, mode: AnswerMode, quality: QualityMode
     totalMs,
     promptTokens: 0,
     outputTokens: 0,
-    tokensPerSecond: 0,
+    tokensPerSecond: null,
   };
 }
 
@@ -242,6 +243,7 @@ function record(ctx: AnswerContext, chat: ChatSession | undefined, question: str
     ttftMs: r.figures.ttftMs,
     totalMs: r.figures.totalMs,
     outputTokens: r.figures.outputTokens,
+    tokensPerSecond: r.figures.tokensPerSecond,
   };
   ctx.db.transaction(() => {
     addMessage(ctx.db, chat.chatId!, { role: 'user', content: question });

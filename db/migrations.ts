@@ -238,6 +238,13 @@ export const MIGRATIONS: readonly Migration[] = [
         END;
       `),
   },
+  {
+    version: 7,
+    name: 'tokens per second stored with an answer',
+    // The one definition (native-models/decode.ts): tokens after the first over the time from the
+    // first to the last. Older answers keep NULL: their figure cannot be recovered from total time.
+    up: (db) => db.exec('ALTER TABLE messages ADD COLUMN tokens_per_second REAL'),
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

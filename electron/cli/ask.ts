@@ -87,8 +87,8 @@ export async function askCommand(argv: string[]): Promise<void> {
       process.stderr.write(
         `${f.mode} mode (${f.quality}${f.boundaryTokens ? `, boundary ${f.boundaryTokens}` : ''}), ${f.provider}: ` +
           `${f.reusedBlocks} blocks reused, ${f.computedBlocks} computed; TTFT ${f.ttftMs.toFixed(0)} ms ` +
-          `(load ${f.loadMs.toFixed(0)}, prefill ${f.computeMs.toFixed(0)}, re-encode ${f.reencodeMs.toFixed(0)}, final ${f.finalMs.toFixed(0)}); ` +
-          `${f.tokensPerSecond.toFixed(1)} tok/s\n`,
+          `(load ${f.loadMs.toFixed(0)}, prefill ${f.computeMs.toFixed(0)}, re-encode ${f.reencodeMs.toFixed(0)}, final ${f.finalMs.toFixed(0)})` +
+          `${f.tokensPerSecond === null ? '' : `; ${f.tokensPerSecond.toFixed(1)} tok/s`}\n`,
       );
     }
   } finally {

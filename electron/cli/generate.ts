@@ -61,7 +61,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     process.stdout.write('\n');
     process.stderr.write(
       `${result.mode} mode, ${result.promptTokenIds.length} prompt tokens, TTFT ${result.ttftMs.toFixed(1)} ms, ` +
-        `${result.tokenIds.length} tokens at ${result.tokensPerSecond.toFixed(1)} tok/s (${result.stopReason})\n`,
+        `${result.tokenIds.length} tokens${result.tokensPerSecond === null ? '' : ` at ${result.tokensPerSecond.toFixed(1)} tok/s`} (${result.stopReason})\n`,
     );
   }
 }

@@ -81,10 +81,10 @@ function seed(db: Database.Database, version: number): void {
     }
   }
   if (version >= 3) new KvStore(db).put(kvKey, randomKv(kvShape, 1));
-  if (version >= 6) {
+  if (version >= 7) {
     addMessage(db, createChat(db, 'old chat').id, { role: 'assistant', content: 'hello', figures: { ttftMs: 3, tokensPerSecond: 9.5 } });
   } else if (version >= 4) {
-    // addMessage as it was before v6 (no tokens_per_second column yet)
+    // addMessage as it was before v7 (no tokens_per_second column yet)
     const chatId = createChat(db, 'old chat').id;
     db.prepare(`INSERT INTO messages(chat_id, role, content, created_at, ttft_ms) VALUES (?, 'assistant', 'hello', 1, 3)`).run(chatId);
   }
@@ -136,9 +136,9 @@ describe('migrations', () => {
         if (from >= 3) expect(store.get(kvKey).status).toBe('hit');
         else expect(store.put(kvKey, randomKv(kvShape, 1)).stored).toBe(true);
         if (from >= 4) {
-          // an answer stored before v6 keeps its figures; its tokens per second is unknown
+          // an answer stored before v7 keeps its figures; its tokens per second is unknown
           const old = listMessages(db, 1)[0];
-          expect(old.figures).toMatchObject({ ttftMs: 3, tokensPerSecond: from >= 6 ? 9.5 : null });
+          expect(old.figures).toMatchObject({ ttftMs: 3, tokensPerSecond: from >= 7 ? 9.5 : null });
         }
         const chat = createChat(db, 'new');
         addMessage(db, chat.id, { role: 'assistant', content: 'hi', figures: { ttftMs: 12.5, tokensPerSecond: 20.25 } });

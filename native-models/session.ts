@@ -1,8 +1,8 @@
 // Execution-provider choice: try the platform's GPU providers, fall back to CPU fast, and say why.
 import ort from 'onnxruntime-node';
+import type { ProviderChoice } from './provider-choices.ts';
 
-export type ProviderChoice = 'auto' | 'cpu' | 'webgpu' | 'cuda' | 'dml' | 'coreml';
-export const PROVIDER_CHOICES: readonly ProviderChoice[] = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'];
+export { PROVIDER_CHOICES, type ProviderChoice } from './provider-choices.ts';
 
 export interface SessionOptions {
   provider?: ProviderChoice;

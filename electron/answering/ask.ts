@@ -70,6 +70,11 @@ export interface AskResult {
   citations: AnswerCitation[];
   /** The passages in the context, numbered [1]..[n] (in a chat: every passage so far). */
   passages: RetrievedPassage[];
+  /**
+   * Aligned with passages: true when that passage's KV was reused (loaded from the store, or kept in
+   * the chat from an earlier turn), false when it was computed for this answer (always in full mode).
+   */
+  passageKvReused: boolean[];
   /** False when no passage was found and the fixed message was given without running the model. */
   ranModel: boolean;
   stopReason: StopReason | 'no-passages';
@@ -99,6 +104,7 @@ export async function ask(ctx: AnswerContext, question: string, options: AskOpti
       answer: NO_PASSAGES_ANSWER,
       citations: [],
       passages: [],
+      passageKvReused: [],
       ranModel: false,
       stopReason: 'no-passages',
       tokenIds: [],
@@ -141,6 +147,7 @@ async function answerOnEngine(
   let reused = 0;
   let computed: number;
   let corrupt = 0;
+  let freshReused = fresh.map(() => false);
   if (o.mode === 'full') {
     // one causal pass over everything new: instruction (first turn), intro, passages, final block
     const passageTokens = fresh.flatMap((p) => engine.tokenizer.encode(passageBlockText(p)));
@@ -155,6 +162,7 @@ async function answerOnEngine(
     }
     const blocks = await passageBlocks(ctx, fresh, o.quality, signal);
     ({ loadMs, computeMs, reused, computed, corrupt } = blocks);
+    freshReused = blocks.blocks.map((b) => b.reused);
     signal?.throwIfAborted();
     const t1 = performance.now();
     past = await assemblePast(engine, base, blocks.blocks, o.boundaryTokens, signal);
@@ -190,6 +198,7 @@ async function answerOnEngine(
     answer,
     citations: citationsFor(answer, all),
     passages: all,
+    passageKvReused: [...all.slice(0, all.length - fresh.length).map(() => true), ...freshReused],
     ranModel: true,
     stopReason: decoded.stopReason,
     tokenIds: decoded.tokenIds,

@@ -35,7 +35,7 @@ export type QualityMode = 'shared-prefix' | 'isolated';
 export const QUALITY_MODES: readonly QualityMode[] = ['shared-prefix', 'isolated'];
 
 /** Isolated blocks for block fine-tuned models, shared prefix for the rest. */
-export function defaultQualityMode(engine: Engine): QualityMode {
+export function defaultQualityMode(engine: Pick<Engine, 'model'>): QualityMode {
   return engine.model.blockFineTuned ? 'isolated' : 'shared-prefix';
 }
 

@@ -51,6 +51,9 @@ export interface EngineServiceOptions {
   dataDir: string;
   /** A model folder that overrides the saved setting (quire serve --model). */
   modelDir?: string;
+  /** Override the saved settings for this run (quire serve --provider / --kv-budget). */
+  provider?: Settings['provider'];
+  kvBudgetBytes?: number;
   host: 'electron' | 'serve';
   version?: string;
   emit: <E extends EventName>(name: E, payload: EventPayloads[E]) => void;
@@ -102,6 +105,8 @@ export class EngineService {
     fs.mkdirSync(options.dataDir, { recursive: true });
     this.db = openDatabase(options.dbPath);
     this.settings = this.readSettings();
+    if (options.provider) this.settings = { ...this.settings, provider: options.provider };
+    if (options.kvBudgetBytes !== undefined) this.settings = { ...this.settings, kvBudgetBytes: options.kvBudgetBytes };
     if (options.modelDir) this.settings = { ...this.settings, modelDir: path.resolve(options.modelDir) };
     else if (!this.settings.modelDir) {
       // a model chosen or downloaded with the CLI (quire models use / download)

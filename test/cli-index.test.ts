@@ -61,6 +61,7 @@ describe('quire index / quire search', () => {
     // Not a terminal: plain progress lines, no carriage returns.
     expect(r.stderr).toMatch(/^done .*: \d+\/\d+ files/m);
     expect(r.stderr).not.toContain('\r');
+    expect(r.stderr).not.toContain('\x1b');
 
     const s = await quire(['search', 'purple giraffe', '--db', db, '-k', '3', '--json']);
     expect(s.code, s.stderr).toBe(0);
@@ -97,6 +98,25 @@ describe('quire index / quire search', () => {
     expect(bad.stderr).toMatch(/ENOENT/);
   });
 
+  it('prints file names with control characters escaped; --json keeps them exact', async () => {
+    const folder = path.join(work, 'hostile');
+    mkdirSync(folder);
+    const evil = 'clear\x1b[2J\nfake line.txt';
+    writeFileSync(path.join(folder, evil), 'The quokka smiles.\n');
+    writeFileSync(path.join(folder, 'empty\x07.txt'), '');
+    const db = path.join(work, 'hostile.db');
+    const r = await quire(['index', folder, '--db', db]);
+    expect(r.code, r.stderr).toBe(0);
+    const controls = [...(r.stdout + r.stderr)].filter((c) => c.charCodeAt(0) < 0x20 && c !== '\n');
+    expect(controls).toEqual([]);
+    expect(r.stdout).toContain(`skipped ${folder}/empty\\x07.txt: `);
+    const s = await quire(['search', 'quokka', '--db', db]);
+    expect(s.stdout).not.toContain('\x1b');
+    expect(s.stdout).toContain(`1. ${folder}/clear\\x1b[2J\\nfake line.txt  [`);
+    const j = await quire(['search', 'quokka', '--db', db, '--json']);
+    expect((JSON.parse(j.stdout) as { hits: SearchCommandHit[] }).hits[0].path).toBe(path.join(folder, evil));
+  });
+
   it('with --model, prefills passage KV; unchanged passages are not prefilled again', async () => {
     const modelDir = await makeModelDir(tinySpec());
     try {
@@ -114,7 +134,10 @@ describe('quire index / quire search', () => {
       const s2 = JSON.parse(second.stdout) as IndexCommandSummary;
       expect(s2).toMatchObject({ indexed: 1, unchanged: 1, kvBlocks: 1 });
       const noKv = await quire(['index', folder, '--db', path.join(work, 'nokv.db'), '--model', modelDir, '--no-kv', '--json']);
-      expect((JSON.parse(noKv.stdout) as IndexCommandSummary).kvBlocks).toBe(0);
+      expect(JSON.parse(noKv.stdout) as IndexCommandSummary).toMatchObject({ kvBlocks: 0, kvBudgetBytes: null, kvStoredBytes: null });
+      // --provider pins the provider prefill runs on, as it does for ask and generate
+      const pinned = await quire(['index', folder, '--db', db, '--model', modelDir, '--provider', 'cpu', '--json']);
+      expect((JSON.parse(pinned.stdout) as IndexCommandSummary).provider).toBe('cpu');
     } finally {
       removeDir(modelDir);
     }

@@ -8,6 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../db/open.ts';
+import { loadModelFolder, modelFingerprint } from '../native-models/model-folder.ts';
+import { TextTokenizer } from '../native-models/tokenizer.ts';
+import { kvCoverage } from '../electron/answering/kv-coverage.ts';
 import type { IndexCommandSummary } from '../electron/cli/index.ts';
 import type { StatusReport } from '../electron/cli/status.ts';
 import { tinySpec } from './tools/tiny-model-spec.ts';
@@ -89,7 +93,7 @@ describe('quire status', () => {
     expect(s.folders).toEqual([
       {
         id: 1, path: docs, files: SAMPLE_TEXTS.length, indexed: SAMPLE_TEXTS.length, failed: 0, skipped: 0, pending: 0,
-        passages: SAMPLE_TEXTS.length, kvStoredPassages: SAMPLE_TEXTS.length, coverage: 1,
+        passages: SAMPLE_TEXTS.length, coverage: 1, coverageChecked: SAMPLE_TEXTS.length, kvStoredPassages: SAMPLE_TEXTS.length,
       },
     ]);
     expect(s.coverageProblem).toBeNull();
@@ -122,5 +126,31 @@ describe('quire status', () => {
 
     const text = await quire(['index', more, '--model', modelDir, '--kv-budget', `${budget}B`]);
     expect(text.stdout).toMatch(/stored KV: .* of a .* budget/);
+  });
+
+  it('coverage of a folder larger than the sample is estimated from a fixed sample, exact otherwise', async () => {
+    const db = openDatabase(path.join(home, 'quire.db'), { readonly: true });
+    try {
+      const model = loadModelFolder(modelDir);
+      const light = { model, tokenizer: new TextTokenizer(model) };
+      const fingerprint = await modelFingerprint(model);
+      const exact = kvCoverage(db, light, fingerprint, 'shared-prefix');
+      const s = await json<StatusReport>(['status']);
+      expect(exact.map((c) => c.stored)).toEqual(s.folders.map((f) => f.kvStoredPassages));
+      expect(exact.every((c) => c.checked === c.passages)).toBe(true);
+      const sampled = kvCoverage(db, light, fingerprint, 'shared-prefix', { samplePerFolder: 2 });
+      expect(sampled.map((c) => c.checked)).toEqual([2, 2]);
+      sampled.forEach((c, i) => {
+        // the sample's stored passages are some of the folder's: between what the unsampled could hide and all of them
+        expect(c.stored).toBeLessThanOrEqual(Math.min(c.checked, exact[i].stored));
+        expect(c.stored).toBeGreaterThanOrEqual(Math.max(0, exact[i].stored - (c.passages - c.checked)));
+      });
+      expect(kvCoverage(db, light, fingerprint, 'shared-prefix', { samplePerFolder: 4 })).toEqual(exact);
+      expect(kvCoverage(db, light, fingerprint, 'shared-prefix', { samplePerFolder: 2 })).toEqual(sampled); // the same sample each time
+      // another mode's keys are not this mode's coverage
+      expect(kvCoverage(db, light, fingerprint, 'isolated').map((c) => c.stored)).toEqual([0, 0]);
+    } finally {
+      db.close();
+    }
   });
 });

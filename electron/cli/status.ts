@@ -29,10 +29,16 @@ export interface FolderStatus {
   skipped: number;
   pending: number;
   passages: number;
-  /** Passages whose KV is stored for the chosen model; null when it cannot be known (see coverageProblem). */
-  kvStoredPassages: number | null;
-  /** kvStoredPassages / passages; null when unknown or when the folder has no passages. */
+  /**
+   * Share of the passages whose KV is stored for the chosen model: exact when every passage was
+   * checked, else estimated from a fixed sample (coverageChecked < passages). Null when it cannot be
+   * known (see coverageProblem) or the folder has no passages.
+   */
   coverage: number | null;
+  /** Passages looked up for coverage. */
+  coverageChecked: number;
+  /** Passages whose KV is stored, when every passage was checked; else null. */
+  kvStoredPassages: number | null;
 }
 
 export interface StatusReport {
@@ -141,8 +147,8 @@ function folderCounts(db: Db): FolderStatus[] {
          (SELECT COUNT(*) FROM passages p JOIN documents d ON d.id = p.document_id WHERE d.folder_id = f.id) AS passages
        FROM folders f ORDER BY f.path`,
     )
-    .all() as Omit<FolderStatus, 'kvStoredPassages' | 'coverage'>[];
-  return rows.map((r) => ({ ...r, kvStoredPassages: null, coverage: null }));
+    .all() as Omit<FolderStatus, 'kvStoredPassages' | 'coverage' | 'coverageChecked'>[];
+  return rows.map((r) => ({ ...r, coverage: null, coverageChecked: 0, kvStoredPassages: null }));
 }
 
 /** Fills kvStoredPassages/coverage per folder for the chosen model, or says why it cannot. */
@@ -167,8 +173,10 @@ async function addCoverage(db: Db, report: StatusReport, qualitySetting: 'auto' 
   const coverage = new Map(kvCoverage(db, light, fingerprint, quality).map((c) => [c.folderId, c]));
   for (const f of report.folders) {
     const c = coverage.get(f.id);
-    f.kvStoredPassages = c?.stored ?? 0;
-    f.coverage = c && c.passages > 0 ? c.stored / c.passages : null;
+    if (!c) continue; // a folder added since the counts were read
+    f.coverageChecked = c.checked;
+    f.coverage = c.checked > 0 ? c.stored / c.checked : null;
+    f.kvStoredPassages = c.checked === c.passages ? c.stored : null;
   }
 }
 
@@ -186,15 +194,16 @@ function describe(r: StatusReport): string {
   lines.push(`provider        ${r.provider}`);
   lines.push(
     `KV budget       ${formatByteSize(r.kv.budgetBytes)} (${r.kv.budgetFrom === 'default' ? 'default' : "the app's setting"}); ` +
-      `stored ${formatByteSize(r.kv.storedBytes)} in ${r.kv.storedBlocks} blocks` +
+      `stored ${formatByteSize(r.kv.storedBytes)} in ${r.kv.storedBlocks} block${r.kv.storedBlocks === 1 ? '' : 's'}` +
       (r.kv.modelBytes !== null ? `, ${formatByteSize(r.kv.modelBytes)} for this model` : ''),
   );
   if (r.folders.length === 0 && r.database.exists && !r.database.problem) lines.push('folders         none yet: quire index <folder>');
   else if (r.folders.length > 0) lines.push('folders');
   for (const f of r.folders) {
     const problems = [f.failed ? `${f.failed} failed` : '', f.skipped ? `${f.skipped} skipped` : '', f.pending ? `${f.pending} pending` : ''].filter(Boolean);
-    const coverage =
-      f.coverage !== null ? `, KV stored for ${percent(f.coverage)} (${f.kvStoredPassages}/${f.passages}, ${r.quality})` : '';
+    const counted =
+      f.kvStoredPassages !== null ? `${f.kvStoredPassages}/${f.passages}` : `estimated from ${f.coverageChecked} of ${f.passages} passages`;
+    const coverage = f.coverage !== null ? `, KV stored for ${percent(f.coverage)} (${counted}, ${r.quality})` : '';
     lines.push(`  ${e(f.path)}: ${f.files} files${problems.length ? ` (${problems.join(', ')})` : ''}, ${f.passages} passages${coverage}`);
   }
   if (r.coverageProblem && r.folders.length > 0) lines.push(`coverage        unknown: ${e(r.coverageProblem)}`);

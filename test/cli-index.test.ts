@@ -1,10 +1,8 @@
 // `quire index` and `quire search` as a user runs them (child processes through bin/quire.js), the
 // data directory rules, and the progress renderer.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultDbPath, quireHome } from '../electron/app-paths.ts';
 import type { IndexCommandSummary } from '../electron/cli/index.ts';
@@ -13,25 +11,10 @@ import type { SearchCommandHit } from '../electron/cli/search.ts';
 import type { IndexProgress } from '../electron/indexing/indexer.ts';
 import { tinySpec } from './tools/tiny-model-spec.ts';
 import { GOOD_FILES, makeCorpus, rel, type Corpus } from './fixtures/indexer-corpus.ts';
+import { runQuire } from './helpers/cli.ts';
 import { makeModelDir, removeDir } from './helpers/models.ts';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-function quire(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [path.join(repo, 'bin/quire.js'), ...args], {
-      cwd: repo,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d) => (stdout += d));
-    proc.stderr.on('data', (d) => (stderr += d));
-    proc.on('error', reject);
-    proc.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const quire = (args: string[], env: NodeJS.ProcessEnv = {}) => runQuire(args, { env });
 
 let corpus: Corpus;
 let work: string;

@@ -1,11 +1,9 @@
 // The command line's surface as a script sees it: every subcommand's --help against what its parser
 // accepts, --version against package.json, exit codes and error lines for bad input, and the pieces
 // behind them (the size parser, terminal escaping, progress lines on a pipe, the app's settings).
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_KV_BUDGET_BYTES } from '../db/kv-store.ts';
 import { DEFAULT_MAX_FILE_BYTES } from '../electron/indexing/parsers/index.ts';
@@ -15,24 +13,14 @@ import { COMMANDS } from '../electron/cli/commands.ts';
 import { COMMON_OPTIONS, parseArgsOptions, parseOptions } from '../electron/cli/options.ts';
 import { LiveLine, ProgressRenderer } from '../electron/cli/progress.ts';
 import { escapeForTerminal } from '../electron/cli/terminal-text.ts';
+import { REPO_ROOT as repo, runQuire } from './helpers/cli.ts';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quire-cli-options-'));
 const env = { ...process.env, QUIRE_HOME: path.join(tmp, 'home') };
 
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function quire(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [path.join(repo, 'bin/quire.js'), ...args], { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d) => (stdout += d));
-    proc.stderr.on('data', (d) => (stderr += d));
-    proc.on('error', reject);
-    proc.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const quire = (args: string[]) => runQuire(args, { env, cwd: tmp });
 
 /** The options a help text lists, read from its lines ("  -k, --k N   meaning (default: 10)"). */
 function optionsInHelp(help: string): { name: string; short?: string; takesValue: boolean; line: string }[] {

@@ -2,11 +2,9 @@
 // the report before anything exists, then after indexing with a generated model, where coverage per
 // folder must agree with what index stored, the app's saved budget and provider must be the CLI's
 // defaults (issue 10: the CLI stored 4.1x the app's budget), and a smaller --kv-budget must hold.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../db/open.ts';
 import { loadModelFolder, modelFingerprint } from '../native-models/model-folder.ts';
@@ -15,25 +13,15 @@ import { kvCoverage } from '../electron/answering/kv-coverage.ts';
 import type { IndexCommandSummary } from '../electron/cli/index.ts';
 import type { StatusReport } from '../electron/cli/status.ts';
 import { tinySpec } from './tools/tiny-model-spec.ts';
+import { runQuire } from './helpers/cli.ts';
 import { makeModelDir, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quire-cli-status-'));
 const home = path.join(tmp, 'home');
 const env = { ...process.env, QUIRE_HOME: home };
 let modelDir: string;
 
-function quire(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [path.join(repo, 'bin/quire.js'), ...args], { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d) => (stdout += d));
-    proc.stderr.on('data', (d) => (stderr += d));
-    proc.on('error', reject);
-    proc.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const quire = (args: string[]) => runQuire(args, { env, cwd: tmp });
 
 async function json<T>(args: string[]): Promise<T> {
   const r = await quire([...args, '--json']);

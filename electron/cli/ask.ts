@@ -16,15 +16,8 @@ import { UsageError } from './args.ts';
 import { ANSWER_MAX_TOKENS, BOUNDARY, DB, FOLDER, JSON_OUTPUT, MODE, MODEL, QUALITY, RETRIEVE_K, type ParsedArgs } from './options.ts';
 import { escapeForTerminal } from './terminal-text.ts';
 
-/** A passage the answer was given, numbered as the model saw it ([n]). */
-export interface AskSource {
-  n: number;
-  passageId: number;
-  path: string;
-  title: string | null;
-  page: number | null;
-  charStart: number;
-  charEnd: number;
+/** A passage the answer was given, numbered as the model saw it ([n]), cited or not. */
+export interface AskSource extends AnswerCitation {
   /** 'reused': its KV was loaded from the store; 'computed': prefilled for this answer (full mode: always). */
   kv: 'reused' | 'computed';
 }

@@ -20,6 +20,11 @@ export function quireHome({ env = process.env, platform = process.platform, home
   return path.join(dataHome, 'quire');
 }
 
+/** Where `--provider auto` remembers what it measured per model and machine: <home>/provider-choice.json. */
+export function providerChoicePath(home: string = quireHome()): string {
+  return path.join(home, 'provider-choice.json');
+}
+
 /** The default database file: <home>/quire.db. */
 export function defaultDbPath(options: AppPathsEnv = {}): string {
   const home = quireHome(options);

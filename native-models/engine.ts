@@ -13,7 +13,9 @@ import { createSampler, topLogits, type SamplingOptions } from './sampling.ts';
 import type { SessionOptions } from './session.ts';
 import { TextTokenizer } from './tokenizer.ts';
 
-export type AttentionMode = 'block' | 'full';
+import type { AttentionMode } from './attention-modes.ts';
+
+export type { AttentionMode } from './attention-modes.ts';
 
 export interface PromptSegments {
   /** Token ids of each block, in prompt order. */

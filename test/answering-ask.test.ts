@@ -19,7 +19,7 @@ import { ChatSession } from '../electron/answering/chat-context.ts';
 import { citationsFor, citedNumbers, NO_PASSAGES_ANSWER } from '../electron/answering/citations.ts';
 import { createAnswerContext, PrefillQueue, prefillPassages, type AnswerContext } from '../electron/answering/passage-kv.ts';
 import { finalBlockText, passageBlockText } from '../electron/answering/prompt-blocks.ts';
-import { questionToQuery, retrieve } from '../electron/answering/retrieve.ts';
+import { retrieve } from '../electron/answering/retrieve.ts';
 import { ANSWER_DOCS, makeModelDir, removeDir } from './helpers/models.ts';
 
 const DOCS: Record<string, string[]> = {
@@ -62,11 +62,16 @@ describe('ask: end to end', () => {
     removeDir(tmp);
   });
 
-  it('retrieval: stop words dropped, prefixes, per-document cap, folder filter, score order', () => {
-    expect(questionToQuery('What is the "harbour lights" about storms?')).toBe('"harbour lights" storms*');
-    const hits = retrieve(db, 'how does binary search work', { k: 10, perDocument: 2 });
-    expect(hits.filter((h) => h.path === '/docs/search.md')).toHaveLength(2);
-    expect(hits.map((h) => h.score)).toEqual([...hits.map((h) => h.score)].sort((a, b) => b - a));
+  it('retrieval: the search ranking (phrases required), per-document cap, folder filter, score order', () => {
+    expect(retrieve(db, 'What is the "harbour lights" about storms?').map((h) => h.text)).toEqual([DOCS['sea.md'][1]]);
+    // one passage per document while other documents have hits; then search.md's other passages
+    const hits = retrieve(db, 'how does binary search work in a storm', { k: 10 });
+    expect(hits.slice(0, 3).map((h) => h.path).sort()).toEqual(['/docs/sea.md', '/docs/search.md', '/other/storm.txt']);
+    expect(hits.slice(3).map((h) => h.path).sort()).toEqual(['/docs/sea.md', ...Array(5).fill('/docs/search.md')]);
+    expect(hits.slice(3).map((h) => h.score)).toEqual([...hits.slice(3).map((h) => h.score)].sort((a, b) => b - a));
+    expect(retrieve(db, 'how does binary search work', { k: 10, perDocument: 2 })).toHaveLength(6);
+    const byScore = retrieve(db, 'binary search', { k: 10 });
+    expect(byScore.map((h) => h.score)).toEqual([...byScore.map((h) => h.score)].sort((a, b) => b - a));
     expect(retrieve(db, 'storm', { folderId: otherFolder }).map((h) => h.path)).toEqual(['/other/storm.txt']);
     const sea = retrieve(db, 'storms at sea', { k: 3 });
     expect(sea[0].path).toBe('/docs/sea.md');

@@ -58,6 +58,14 @@ describe('quire index / quire search', () => {
 
     const text = await quire(['search', 'saffron', '--db', db]);
     expect(text.stdout).toMatch(/1\. .*page\.html/);
+    // a question is a query; --all-words wants every content word in one passage (or its title)
+    const question = 'Which spray do aphids dislike near the lighthouse?';
+    const asked = JSON.parse((await quire(['search', question, '--db', db, '--json'])).stdout) as { hits: SearchCommandHit[] };
+    expect(asked.hits.map((h) => rel(corpus.root, h.path))).toEqual(['notes.md', 'plain.txt']);
+    expect(asked.hits[0].highlights.filter((h) => h.highlighted).map((h) => h.text)).toEqual(['Aphids', 'dislike', 'spray']);
+    expect(JSON.parse((await quire(['search', question, '--db', db, '--all-words', '--json'])).stdout).hits).toEqual([]);
+    const garden = JSON.parse((await quire(['search', 'garden aphids', '--db', db, '--all-words', '--json'])).stdout) as { hits: SearchCommandHit[] };
+    expect(garden.hits.map((h) => rel(corpus.root, h.path))).toEqual(['notes.md']); // "Garden" is in the passage's title
     const again = await quire(['index', corpus.root, '--db', db]);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/0 indexed, 7 unchanged/);

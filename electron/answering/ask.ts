@@ -3,6 +3,7 @@
 // Questions on one engine are queued (EngineQueue), never interleaved; an AbortSignal takes a
 // waiting question out of the queue at once and stops a running one at its next step.
 import { addMessage, type AnswerFigures as StoredFigures } from '../../db/chats.ts';
+import type { AttentionMode as AnswerMode } from '../../native-models/attention-modes.ts';
 import { decode, type StopReason } from '../../native-models/decode.ts';
 import { emptyKv, type KvCache } from '../../native-models/kv.ts';
 import { positionRange } from '../../native-models/prefill.ts';
@@ -14,7 +15,7 @@ import { finalBlockText, passageBlockText, SYSTEM_INSTRUCTION } from './prompt-b
 import { assemblePast, type QualityMode } from './quality-modes.ts';
 import { retrieve, type RetrievedPassage } from './retrieve.ts';
 
-export type AnswerMode = 'block' | 'full';
+export type { AnswerMode };
 
 export interface AskOptions {
   /** Passages to retrieve (default 10). */
@@ -82,6 +83,8 @@ export interface AskResult {
   /** The 10 largest logits of the first generated position, as [id, value]. */
   topLogits: [number, number][];
   figures: AnswerFigures;
+  /** The stored assistant message, when the chat records to the database (ChatSession.chatId). */
+  messageId?: number;
 }
 
 /** Answers `question` over the context's database; see AskOptions. */
@@ -92,6 +95,7 @@ export async function ask(ctx: AnswerContext, question: string, options: AskOpti
     ? [...options.passages]
     : retrieve(ctx.db, question, { k: options.k, perDocument: options.perDocument, folderId: options.folderId });
   const chat = options.chat;
+  chat?.useModel(ctx.fingerprint); // another model's chat KV is never reused (chat-context.ts)
   const known = new Set(chat?.passages.map((p) => p.passageId));
   const fresh = found.filter((p) => !known.has(p.passageId));
   const all = [...(chat?.passages ?? []), ...fresh];
@@ -111,13 +115,13 @@ export async function ask(ctx: AnswerContext, question: string, options: AskOpti
       topLogits: [],
       figures: emptyFigures(ctx, mode, quality, boundaryTokens, performance.now() - queuedAt),
     };
-    record(ctx, chat, question, result);
+    result.messageId = record(ctx, chat, question, result);
     return result;
   }
   const result = await ctx.queue.run(() => answerOnEngine(ctx, question, chat, fresh, all, { ...options, mode, quality, boundaryTokens }, queuedAt), {
     signal: options.signal,
   });
-  record(ctx, chat, question, result);
+  result.messageId = record(ctx, chat, question, result);
   return result;
 }
 
@@ -247,8 +251,9 @@ function emptyFigures(ctx: AnswerContext, mode: AnswerMode, quality: QualityMode
   };
 }
 
-function record(ctx: AnswerContext, chat: ChatSession | undefined, question: string, r: AskResult): void {
-  if (chat?.chatId === undefined) return;
+/** Stores the turn in the chat's transcript; returns the assistant message's id. */
+function record(ctx: AnswerContext, chat: ChatSession | undefined, question: string, r: AskResult): number | undefined {
+  if (chat?.chatId === undefined) return undefined;
   const figures: StoredFigures = {
     provider: r.figures.provider,
     model: ctx.fingerprint.slice(0, 16),
@@ -258,13 +263,13 @@ function record(ctx: AnswerContext, chat: ChatSession | undefined, question: str
     totalMs: r.figures.totalMs,
     outputTokens: r.figures.outputTokens,
   };
-  ctx.db.transaction(() => {
+  return ctx.db.transaction(() => {
     addMessage(ctx.db, chat.chatId!, { role: 'user', content: question });
-    addMessage(ctx.db, chat.chatId!, {
+    return addMessage(ctx.db, chat.chatId!, {
       role: 'assistant',
       content: r.answer,
       citations: r.citations.map((c) => toStoredCitation(c, r.passages)),
       figures,
-    });
+    }).id;
   })();
 }

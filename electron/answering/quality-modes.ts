@@ -30,9 +30,9 @@ import type { Engine } from '../../native-models/engine.ts';
 import { concatKv, sliceKv, type KvCache } from '../../native-models/kv.ts';
 import { positionRange, prefillBlock, prefillBlockAfter } from '../../native-models/prefill.ts';
 import { rotateKeys } from '../../native-models/rope.ts';
+import type { QualityMode } from './quality-mode-names.ts';
 
-export type QualityMode = 'shared-prefix' | 'isolated';
-export const QUALITY_MODES: readonly QualityMode[] = ['shared-prefix', 'isolated'];
+export type { QualityMode } from './quality-mode-names.ts';
 
 /** Isolated blocks for block fine-tuned models, shared prefix for the rest. */
 export function defaultQualityMode(engine: Pick<Engine, 'model'>): QualityMode {

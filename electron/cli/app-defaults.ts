@@ -3,7 +3,7 @@
 // options.ts say so; this is where it happens.
 import { KvStore } from '../../db/kv-store.ts';
 import type { Db } from '../../db/open.ts';
-import type { ProviderChoice } from '../../native-models/provider-choices.ts';
+import type { ProviderChoice } from '../../native-models/provider-names.ts';
 import { appKvBudgetBytes, appProviderSetting } from '../app-settings.ts';
 import { KV_BUDGET, PROVIDER, type ParsedArgs } from './options.ts';
 

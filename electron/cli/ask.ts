@@ -3,13 +3,14 @@
 // with whether each one's KV was reused or computed) and the per-answer figures.
 import fs from 'node:fs';
 import path from 'node:path';
+import { getFolderByPath } from '../../db/folders.ts';
 import { openDatabase } from '../../db/open.ts';
 import { Engine } from '../../native-models/engine.ts';
 import { ask, type AnswerFigures, type AskResult } from '../answering/ask.ts';
 import { createAnswerContext } from '../answering/passage-kv.ts';
 import { NO_PASSAGES_ANSWER, type AnswerCitation } from '../answering/citations.ts';
 import { retrieve } from '../answering/retrieve.ts';
-import { dataDirForDb, defaultDbPath } from '../app-paths.ts';
+import { dataDirForDb, defaultDbPath, providerChoicePath } from '../app-paths.ts';
 import { resolveModelDir } from '../models/catalog.ts';
 import { kvStoreFor, providerOption } from './app-defaults.ts';
 import { UsageError } from './args.ts';
@@ -64,7 +65,7 @@ export async function askCommand(args: ParsedArgs): Promise<void> {
   const k = args.get(RETRIEVE_K);
   const folderOption = args.get(FOLDER);
   const folder = folderOption
-    ? (db.prepare('SELECT id FROM folders WHERE path = ?').pluck().get(path.resolve(folderOption)) as number | undefined)
+    ? getFolderByPath(db, path.resolve(folderOption))?.id
     : undefined;
   if (folderOption && folder === undefined) throw new UsageError(`--folder: ${folderOption} is not an indexed folder`);
   // Nothing to answer from: say so without loading (and hashing) a model of a gigabyte or more.
@@ -84,7 +85,10 @@ export async function askCommand(args: ParsedArgs): Promise<void> {
     db.close();
     return;
   }
-  const engine = await Engine.load(resolveModelDir(args.get(MODEL)), { provider: providerOption(args, dataDir) });
+  const engine = await Engine.load(resolveModelDir(args.get(MODEL)), {
+    provider: providerOption(args, dataDir),
+    providerCache: providerChoicePath(dataDir),
+  });
   try {
     const ctx = await createAnswerContext(db, engine, { store: kvStoreFor(db, args, dataDir) });
     const controller = new AbortController();

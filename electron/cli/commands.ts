@@ -2,6 +2,7 @@
 // and its implementation, loaded on demand (one bundle chunk each) so that help and usage errors stay
 // fast. main.ts parses argv against a command's list before loading it.
 import {
+  ALL_WORDS,
   ANSWER_MAX_TOKENS,
   BLOCK,
   BOUNDARY,
@@ -29,6 +30,7 @@ import {
   SEARCH_LIMIT,
   SEED,
   SHAPE,
+  STYLE,
   TEMPERATURE,
   THREADS,
   TOP_K,
@@ -73,10 +75,10 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'search',
     synopsis: '<query>',
-    summary: 'Full-text search over the indexed passages (offline, no model).',
-    options: [DB, SEARCH_LIMIT, JSON_OUTPUT],
+    summary: 'Search the indexed passages with the ranking ask uses (a question or keywords; "phrases", +word, NOT word), offline, no model.',
+    options: [DB, SEARCH_LIMIT, ALL_WORDS, JSON_OUTPUT],
     positionals: true,
-    examples: ['quire search "block attention"', 'quire search "RoPE" -k 3 --json'],
+    examples: ['quire search "how do blocks reuse their KV?"', 'quire search "RoPE" -k 3 --all-words --json'],
     load: async () => (await import('./search.ts')).searchCommand,
   },
   {
@@ -127,10 +129,14 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'make-model',
     synopsis: '',
-    summary: 'Write a seeded random model folder (tiny, or Qwen2.5-0.5B-shaped) for trying Quire offline and for benchmarks.',
-    options: [OUT, SHAPE, MODEL_SEED, KV_DTYPE],
+    summary: 'Write a seeded random model folder (tiny, or Qwen2.5-0.5B-shaped; any export style) for trying Quire offline and for benchmarks.',
+    options: [OUT, SHAPE, MODEL_SEED, KV_DTYPE, STYLE],
     positionals: false,
-    examples: ['quire make-model --out /tmp/tiny-model', 'quire make-model --out /tmp/bench-model --shape bench --kv float16'],
+    examples: [
+      'quire make-model --out /tmp/tiny-model',
+      'quire make-model --out /tmp/bench-model --shape bench --kv float16',
+      'quire make-model --out /tmp/genai-model --style genai-fp16',
+    ],
     load: async () => (await import('./make-model.ts')).makeModelCommand,
   },
 ];

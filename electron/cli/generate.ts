@@ -1,6 +1,6 @@
 // `quire generate`: run the engine on block texts and a final prompt, streaming or as one JSON object.
 import { Engine } from '../../native-models/engine.ts';
-import { quireHome } from '../app-paths.ts';
+import { providerChoicePath, quireHome } from '../app-paths.ts';
 import { resolveModelDir } from '../models/catalog.ts';
 import { providerOption } from './app-defaults.ts';
 import { UsageError } from './args.ts';
@@ -23,14 +23,16 @@ import {
 export async function generateCommand(args: ParsedArgs): Promise<void> {
   const prompt = args.get(PROMPT);
   if (prompt === undefined) throw new UsageError('--prompt TEXT is required');
+  const home = quireHome();
   const engine = await Engine.load(resolveModelDir(args.get(MODEL)), {
-    provider: providerOption(args, quireHome()),
+    provider: providerOption(args, home),
     threads: args.get(THREADS),
+    providerCache: providerChoicePath(home),
   });
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
   const json = args.has(JSON_OUTPUT);
-  if (!json) process.stderr.write(`provider: ${engine.provider}${engine.runner.fallbacks.map((f) => ` (${f.provider} unavailable: ${f.error})`).join('')}\n`);
+  if (!json) process.stderr.write(`provider: ${engine.provider} (${engine.runner.providerReason})\n`);
   const result = await engine.generate({
     blocks: args.all(BLOCK),
     prompt,
@@ -44,7 +46,8 @@ export async function generateCommand(args: ParsedArgs): Promise<void> {
   await engine.release();
   if (json) {
     const { promptTokenIds, tokenIds, text, ttftMs, mode, provider, topLogits } = result;
-    process.stdout.write(`${JSON.stringify({ promptTokenIds, tokenIds, text, ttftMs, mode, provider, topLogits })}\n`);
+    const providerReason = engine.runner.providerReason;
+    process.stdout.write(`${JSON.stringify({ promptTokenIds, tokenIds, text, ttftMs, mode, provider, providerReason, topLogits })}\n`);
   } else {
     process.stdout.write('\n');
     process.stderr.write(

@@ -4,8 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { openDatabase } from '../../db/open.ts';
-import { dataDirForDb, defaultDbPath } from '../app-paths.ts';
-import { estimateTokens, indexFolder, type AfterDocument, type IndexSummary } from '../indexing/indexer.ts';
+import { dataDirForDb, defaultDbPath, providerChoicePath } from '../app-paths.ts';
+import { indexFolder, type AfterDocument, type IndexSummary } from '../indexing/indexer.ts';
+import { estimateTokens } from '../indexing/token-estimate.ts';
 import type { CountTokens } from '../indexing/passages.ts';
 import { formatByteSize } from '../byte-size.ts';
 import { resolveModelDir } from '../models/catalog.ts';
@@ -57,7 +58,10 @@ export async function indexCommand(args: ParsedArgs): Promise<void> {
     const model = args.get(MODEL);
     if (model !== undefined) {
       const { Engine } = await import('../../native-models/engine.ts');
-      const engine = await Engine.load(resolveModelDir(model), { provider: providerOption(args, dataDir) });
+      const engine = await Engine.load(resolveModelDir(model), {
+        provider: providerOption(args, dataDir),
+        providerCache: providerChoicePath(dataDir),
+      });
       release.push(() => engine.release());
       provider = engine.provider;
       countTokens = (text) => engine.tokenizer.encode(text).length;

@@ -28,6 +28,10 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(commandHelp(command));
       return 0;
     }
+    // --verbose lets onnxruntime's and the GPU driver's warnings through: set in the environment,
+    // before the command loads, so the engine (native-models/session.ts) and quire serve's engine
+    // worker read it
+    if (args.verbose) process.env.QUIRE_VERBOSE = '1';
     await (await command.load())(args);
     return 0;
   } catch (e) {

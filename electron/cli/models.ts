@@ -17,6 +17,7 @@ export async function modelsCommand(args: ParsedArgs): Promise<void> {
       id: m.id,
       repo: m.repo,
       file: m.files.find((f) => (f.local ?? f.remote) === 'onnx/model.onnx')?.remote,
+      exportStyle: m.exportStyle,
       approxMB: Math.round(m.approxBytes / 1e6),
       downloaded: fs.existsSync(path.join(modelDir(m.id), '.complete')),
       inUse: m.id === chosen,
@@ -29,7 +30,7 @@ export async function modelsCommand(args: ParsedArgs): Promise<void> {
     }
     for (const r of rows) {
       process.stdout.write(
-        `${r.inUse ? '*' : ' '} ${r.id.padEnd(30)} ~${String(r.approxMB).padStart(5)} MB  ${r.downloaded ? 'downloaded ' : '           '}${r.repo} (${r.file})${r.recommended ? '  [recommended]' : ''}\n`,
+        `${r.inUse ? '*' : ' '} ${r.id.padEnd(30)} ~${String(r.approxMB).padStart(5)} MB  ${r.downloaded ? 'downloaded ' : '           '}${r.repo} (${r.file}, ${r.exportStyle})${r.recommended ? '  [recommended]' : ''}\n`,
       );
     }
     if (!catalogModel(chosen)) process.stdout.write(`* in use: local folder ${escapeForTerminal(chosen)}\n`);

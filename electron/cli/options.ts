@@ -8,8 +8,10 @@
 // Kept free of heavy imports: `quire <command> --help` and option errors never load a model runtime.
 import { parseArgs } from 'node:util';
 import { DEFAULT_KV_BUDGET_BYTES } from '../../db/kv-store.ts';
-import { PROVIDER_CHOICES } from '../../native-models/provider-choices.ts';
-import { QUALITY_MODES } from '../answering/quality-modes.ts';
+import { ATTENTION_MODES } from '../../native-models/attention-modes.ts';
+import { EXPORT_STYLES, type ExportStyleId } from '../../native-models/export-style.ts';
+import { PROVIDER_CHOICES } from '../../native-models/provider-names.ts';
+import { QUALITY_MODES } from '../answering/quality-mode-names.ts';
 import { DEFAULT_TOP_K } from '../answering/retrieve.ts';
 import { formatByteSize, parseByteSize, SIZE_EXAMPLES } from '../byte-size.ts';
 import { DEFAULT_MODEL_ID } from '../models/catalog.ts';
@@ -96,7 +98,8 @@ function oneOf<T extends string>(choices: readonly T[]): (s: string) => T {
 // ---- the options --------------------------------------------------------------------------------
 
 export const HELP = flag('help', 'show this help and exit', { short: 'h' });
-export const VERBOSE = flag('verbose', 'more diagnostics on stderr (e.g. the model runtime\'s own log)');
+// main.ts turns it into QUIRE_VERBOSE=1, which native-models/session.ts reads (and quire serve's engine worker inherits)
+export const VERBOSE = flag('verbose', "onnxruntime's and the GPU driver's warnings on stderr (otherwise only errors)");
 export const JSON_OUTPUT = flag('json', 'print one JSON object on stdout instead of text');
 
 export const DB = value('db', 'PATH', "the database file; the app-settings.json beside it applies", text, {
@@ -105,7 +108,7 @@ export const DB = value('db', 'PATH', "the database file; the app-settings.json 
 export const MODEL = value('model', 'DIR|ID', 'a model folder, or a catalog id from "quire models list"', text, {
   defaultText: `the model chosen with "quire models use", else ${DEFAULT_MODEL_ID}`,
 });
-export const PROVIDER = value('provider', 'P', `execution provider: ${PROVIDER_CHOICES.join(', ')} (auto tries the GPU ones, then cpu)`, oneOf(PROVIDER_CHOICES), {
+export const PROVIDER = value('provider', 'P', `execution provider: ${PROVIDER_CHOICES.join(', ')} (auto: a real GPU only where it is faster on the model, else cpu)`, oneOf(PROVIDER_CHOICES), {
   defaultText: "the app's setting, else auto",
 });
 export const KV_BUDGET = value(
@@ -124,6 +127,7 @@ export const MAX_FILE_MB = value('max-file-mb', 'N', 'skip files larger than N M
 
 // search
 export const SEARCH_LIMIT = value('k', 'N', 'how many passages to list', integer({ min: 1 }), { short: 'k', fallback: 10 });
+export const ALL_WORDS = flag('all-words', 'list only passages with every content word of the query (as AND between words does)');
 
 // ask
 export const RETRIEVE_K = value('k', 'N', 'how many passages to retrieve and give the model', integer({ min: 1 }), {
@@ -131,7 +135,7 @@ export const RETRIEVE_K = value('k', 'N', 'how many passages to retrieve and giv
   fallback: DEFAULT_TOP_K,
 });
 export const FOLDER = value('folder', 'DIR', 'only passages from this indexed folder', text, { defaultText: 'every folder' });
-export const MODE = value('mode', 'block|full', 'block: stored passage KV + the question only; full: one causal prefill of everything', oneOf(['block', 'full'] as const), {
+export const MODE = value('mode', 'block|full', 'block: stored passage KV + the question only; full: one causal prefill of everything', oneOf(ATTENTION_MODES), {
   fallback: 'block',
 });
 export const QUALITY = value('quality', 'Q', `how passage blocks are computed: ${QUALITY_MODES.join(', ')}`, oneOf(QUALITY_MODES), {
@@ -168,7 +172,12 @@ export const OUT = value('out', 'DIR', 'the folder to write the model into (requ
 export const SHAPE = value('shape', 'tiny|bench', "tiny, or Qwen2.5-0.5B's shape for benchmarks", oneOf(['tiny', 'bench'] as const), { fallback: 'tiny' });
 export const MODEL_SEED = value('seed', 'S', 'seed of the random weights', integer({ min: -(2 ** 53) + 1 }), { fallback: 1 });
 export const KV_DTYPE = value('kv', 'float32|float16', "the model's KV dtype", oneOf(['float32', 'float16'] as const), {
-  defaultText: 'float32 for tiny, float16 for bench',
+  defaultText: 'float16 for bench or a float16 --style, else float32',
+});
+const EXPORT_STYLE_IDS = Object.keys(EXPORT_STYLES) as ExportStyleId[];
+// the graph layout, weight format and activation type of an exporter (native-models/export-style.ts)
+export const STYLE = value('style', 'STYLE', `the exporter whose graph to write: ${EXPORT_STYLE_IDS.join(', ')}`, oneOf(EXPORT_STYLE_IDS), {
+  fallback: 'optimum-fp32',
 });
 
 // serve
@@ -213,7 +222,7 @@ export class ParsedArgs {
     return this.values.get(option.name) === true;
   }
 
-  /** --verbose, for everything a command starts (another part turns it into native logging). */
+  /** --verbose (main.ts turns it into QUIRE_VERBOSE=1 before the command loads). */
   get verbose(): boolean {
     return this.values.get(VERBOSE.name) === true;
   }

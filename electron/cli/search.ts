@@ -1,13 +1,14 @@
-// `quire search <query>`: full-text search over the indexed passages. Each hit: path, title, page,
-// snippet with the matches highlighted (bold on a terminal, «» otherwise; in JSON, «» plus the
-// snippet as plain/highlighted parts) and score.
+// `quire search <query>`: search over the indexed passages with the ranking the app uses (a question
+// or keywords; "phrases", +word, NOT word; --all-words or AND: every content word). Each hit: path,
+// title, page, snippet with the matched words highlighted (bold on a terminal, «» otherwise; in
+// JSON, «» plus the snippet as plain/highlighted parts) and score.
 import fs from 'node:fs';
 import path from 'node:path';
 import { openDatabase } from '../../db/open.ts';
 import { highlightParts, searchPassages } from '../../db/search.ts';
 import { defaultDbPath } from '../app-paths.ts';
 import { UsageError } from './args.ts';
-import { DB, JSON_OUTPUT, SEARCH_LIMIT, type ParsedArgs } from './options.ts';
+import { ALL_WORDS, DB, JSON_OUTPUT, SEARCH_LIMIT, type ParsedArgs } from './options.ts';
 import { escapeForTerminal } from './terminal-text.ts';
 
 export interface SearchCommandHit {
@@ -29,7 +30,7 @@ export async function searchCommand(args: ParsedArgs): Promise<void> {
   if (!fs.existsSync(dbPath)) throw new Error(`no index at ${dbPath}: run quire index <folder> first`);
   const db = openDatabase(dbPath, { readonly: true });
   try {
-    const hits: SearchCommandHit[] = searchPassages(db, query, { limit, marks: MARKS }).map((h) => ({
+    const hits: SearchCommandHit[] = searchPassages(db, query, { limit, marks: MARKS, match: args.has(ALL_WORDS) ? 'all' : 'any' }).map((h) => ({
       path: h.path,
       title: h.passageTitle ?? h.title,
       page: h.page,

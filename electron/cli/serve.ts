@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatByteSize } from '../byte-size.ts';
 import { dataDirForDb, defaultDbPath } from '../app-paths.ts';
-import { settingsSchema } from '../contract.ts';
+import { settingsSchema } from '../contract/schemas.ts';
 import { startEngine } from '../engine-host/client.ts';
 import { resolveModelDir } from '../models/catalog.ts';
 import { startBridge } from '../serve/bridge.ts';

@@ -5,7 +5,6 @@
 // model's folder and tokenizer are read, no inference session is started.
 import fs from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_KV_BUDGET_BYTES } from '../../db/kv-store.ts';
 import { openDatabase, type Db } from '../../db/open.ts';
 import { loadModelFolder, modelFingerprint } from '../../native-models/model-folder.ts';
 import { TextTokenizer } from '../../native-models/tokenizer.ts';
@@ -83,10 +82,10 @@ export async function collectStatus(dbOption: string | undefined): Promise<Statu
     settings: { file: appSettings.file, problem: appSettings.problem },
     database: { path: dbPath, exists: fs.existsSync(dbPath), bytes: fileSize(dbPath), walBytes: fileSize(`${dbPath}-wal`), schemaVersion: null, problem: null },
     model: { setting: readSettings().model ?? DEFAULT_MODEL_ID, dir: null, fingerprint: null, problem: null },
-    provider: appSettings.saved.provider ?? 'auto',
+    provider: appSettings.settings.provider,
     quality: null,
     kv: {
-      budgetBytes: appSettings.saved.kvBudgetBytes ?? DEFAULT_KV_BUDGET_BYTES,
+      budgetBytes: appSettings.settings.kvBudgetBytes,
       budgetFrom: appSettings.saved.kvBudgetBytes === undefined ? 'default' : 'app-settings',
       storedBytes: 0,
       storedBlocks: 0,

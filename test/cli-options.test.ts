@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_KV_BUDGET_BYTES } from '../db/kv-store.ts';
+import { EXPORT_STYLES } from '../native-models/export-style.ts';
 import { DEFAULT_MAX_FILE_BYTES } from '../electron/indexing/parsers/index.ts';
 import { appKvBudgetBytes, appProviderSetting, readAppSettings } from '../electron/app-settings.ts';
 import { ByteSizeError, formatByteSize, parseByteSize } from '../electron/byte-size.ts';
@@ -115,6 +116,18 @@ describe('exit codes and errors', () => {
     const r = await quire(['search', 'x', '--db', path.join(tmp, 'none.db')]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^quire search: no index at .*none\.db: run quire index <folder> first\n$/);
+  });
+
+  it('make-model --style writes that exporter\'s layout; a style not in the table is a usage error', async () => {
+    const out = path.join(tmp, 'genai-model');
+    const r = await quire(['make-model', '--out', out, '--style', 'genai-fp16']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.existsSync(path.join(out, EXPORT_STYLES['genai-fp16'].onnxFile))).toBe(true);
+    expect(fs.existsSync(path.join(out, 'genai_config.json'))).toBe(true);
+    const bad = await quire(['make-model', '--out', path.join(tmp, 'never'), '--style', 'keras']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`--style: must be one of ${Object.keys(EXPORT_STYLES).join(', ')} (got "keras")`);
+    expect(fs.existsSync(path.join(tmp, 'never'))).toBe(false);
   });
 
   it('--verbose is accepted by every command', () => {

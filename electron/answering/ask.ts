@@ -73,6 +73,11 @@ export interface AskResult {
   citations: AnswerCitation[];
   /** The passages in the context, numbered [1]..[n] (in a chat: every passage so far). */
   passages: RetrievedPassage[];
+  /**
+   * Aligned with passages: true when that passage's KV was reused (loaded from the store, or kept in
+   * the chat from an earlier turn), false when it was computed for this answer (always in full mode).
+   */
+  passageKvReused: boolean[];
   /** False when no passage was found and the fixed message was given without running the model. */
   ranModel: boolean;
   stopReason: StopReason | 'no-passages';
@@ -105,6 +110,7 @@ export async function ask(ctx: AnswerContext, question: string, options: AskOpti
       answer: NO_PASSAGES_ANSWER,
       citations: [],
       passages: [],
+      passageKvReused: [],
       ranModel: false,
       stopReason: 'no-passages',
       tokenIds: [],
@@ -146,6 +152,7 @@ async function answerOnEngine(
   let reused = 0;
   let computed: number;
   let corrupt = 0;
+  let freshReused = fresh.map(() => false);
   if (o.mode === 'full') {
     // one causal pass over everything new: instruction (first turn), intro, passages, final block
     const passageTokens = fresh.flatMap((p) => engine.tokenizer.encode(passageBlockText(p)));
@@ -160,6 +167,7 @@ async function answerOnEngine(
     }
     const passages = await passageBlocks(ctx, fresh, o.quality, signal);
     ({ loadMs, computeMs, reused, computed, corrupt } = passages);
+    freshReused = passages.blocks.map((b) => b.reused);
     computeMs += performance.now() - t0 - passages.loadMs - passages.computeMs; // the follow-up intro, if any
     blocks = [{ kv: base }, ...passages.blocks];
   }
@@ -189,6 +197,7 @@ async function answerOnEngine(
     answer,
     citations: citationsFor(answer, all),
     passages: all,
+    passageKvReused: [...all.slice(0, all.length - fresh.length).map(() => true), ...freshReused],
     ranModel: true,
     stopReason: answered.stopReason,
     tokenIds: answered.tokenIds,

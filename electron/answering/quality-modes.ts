@@ -35,7 +35,7 @@ import type { QualityMode } from './quality-mode-names.ts';
 export type { QualityMode } from './quality-mode-names.ts';
 
 /** Isolated blocks for block fine-tuned models, shared prefix for the rest. */
-export function defaultQualityMode(engine: Engine): QualityMode {
+export function defaultQualityMode(engine: Pick<Engine, 'model'>): QualityMode {
   return engine.model.blockFineTuned ? 'isolated' : 'shared-prefix';
 }
 

@@ -155,11 +155,11 @@ describe('chats', () => {
         role: 'assistant',
         content: 'Sun [1].',
         citations: [{ ordinal: 1, passageId: ids[0], documentPath: '/a/1.txt', title: 'Roses', page: 2, quote: 'Roses need sun.' }],
-        figures: { provider: 'cpu', model: 'qwen', blocksReused: 15, blocksComputed: 1, ttftMs: 84.5, totalMs: 900, outputTokens: 4 },
+        figures: { provider: 'cpu', model: 'qwen', blocksReused: 15, blocksComputed: 1, ttftMs: 84.5, totalMs: 900, outputTokens: 4, tokensPerSecond: 31.5 },
       },
       1002,
     );
-    expect(answer.figures).toEqual({ provider: 'cpu', model: 'qwen', blocksReused: 15, blocksComputed: 1, ttftMs: 84.5, totalMs: 900, outputTokens: 4 });
+    expect(answer.figures).toEqual({ provider: 'cpu', model: 'qwen', blocksReused: 15, blocksComputed: 1, ttftMs: 84.5, totalMs: 900, outputTokens: 4, tokensPerSecond: 31.5 });
     const messages = listMessages(t.db, chat.id);
     expect(messages.map((m) => m.role)).toEqual(['user', 'assistant']);
     expect(messages[0].figures.ttftMs).toBeNull();

@@ -53,8 +53,8 @@ export class AnswerService {
                 ttftMs: m.figures.ttftMs,
                 reusedBlocks: m.figures.blocksReused,
                 computedBlocks: m.figures.blocksComputed,
-                tokensPerSecond:
-                  m.figures.outputTokens && m.figures.totalMs ? (m.figures.outputTokens * 1000) / m.figures.totalMs : null,
+                // the figure decode measured (native-models/decode.ts), as the live answer showed it
+                tokensPerSecond: m.figures.tokensPerSecond ?? null,
                 provider: m.figures.provider,
                 mode: null,
               }

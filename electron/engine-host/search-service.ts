@@ -2,7 +2,7 @@
 import { getDocument } from '../../db/documents.ts';
 import type { Db } from '../../db/open.ts';
 import { getPassage } from '../../db/passages.ts';
-import { highlightParts, searchPassages } from '../../db/search.ts';
+import { highlightParts, highlightPassage, searchPassages } from '../../db/search.ts';
 import { QuireRequestError } from '../contract/types.ts';
 import type { RequestHandlers } from './request-handlers.ts';
 
@@ -24,10 +24,8 @@ export function searchHandlers(db: Db): RequestHandlers<SearchRequest> {
       if (!passage) throw new QuireRequestError('failed', `passage ${passageId} is gone (its file was re-indexed or removed)`);
       const doc = getDocument(db, passage.documentId);
       let parts = [{ text: passage.text, highlighted: false }];
-      if (query) {
-        const hit = searchPassages(db, query, { match: 'any', limit: 200 }).find((h) => h.passageId === passageId);
-        if (hit) parts = highlightParts(hit.highlighted);
-      }
+      const highlighted = query ? highlightPassage(db, passageId, query) : null;
+      if (highlighted !== null) parts = highlightParts(highlighted);
       return { passageId, documentPath: doc?.path ?? '', title: passage.title ?? doc?.title ?? null, page: passage.page, parts };
     },
   };

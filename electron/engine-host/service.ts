@@ -20,6 +20,7 @@ import {
   type RequestName,
   type RequestResults,
 } from '../contract/types.ts';
+import type { ProviderChoice } from '../../native-models/provider-names.ts';
 import { providerChoicePath } from '../app-paths.ts';
 import { AnswerService } from './answer-service.ts';
 import { CompletionService } from './completion-service.ts';
@@ -35,6 +36,9 @@ export interface EngineServiceOptions extends Pick<LibraryOptions, 'countsRefres
   dataDir: string;
   /** A model folder that overrides the saved setting (quire serve --model). */
   modelDir?: string;
+  /** Overrides of the saved settings for this run (quire serve --provider / --kv-budget). */
+  provider?: ProviderChoice;
+  kvBudgetBytes?: number;
   host: AppHost;
   version?: string;
   emit: EmitEvent;
@@ -54,7 +58,7 @@ export class EngineService {
   private constructor(options: EngineServiceOptions) {
     fs.mkdirSync(options.dataDir, { recursive: true });
     this.db = openDatabase(options.dbPath);
-    this.settings = new SettingsStore(options.dataDir, options.modelDir);
+    this.settings = new SettingsStore(options.dataDir, { modelDir: options.modelDir, provider: options.provider, kvBudgetBytes: options.kvBudgetBytes });
     const emit: EmitEvent = (name, payload) => {
       if (!this.closed) options.emit(name, payload);
     };

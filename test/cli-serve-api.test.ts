@@ -1,14 +1,14 @@
 // `quire serve` as a user runs it serves the OpenAI-compatible API on the bridge's port: it prints
 // the /v1 URL and a generated key (or uses --api-key, which it does not echo), and an openai client
 // pointed at that URL lists the library's models and gets an answer.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinySpec } from './tools/tiny-model-spec.ts';
+import { runQuire } from './helpers/cli.ts';
 import { makeModelDir, removeDir } from './helpers/models.ts';
 
 const CLI = path.resolve('bin/quire.js');
@@ -75,8 +75,16 @@ describe('quire serve: the OpenAI-compatible API', () => {
     expect(out).not.toContain(key);
     const url = /OpenAI-compatible API: (http:\/\/127\.0\.0\.1:\d+\/v1) /.exec(out)![1];
     expect((await new OpenAI({ baseURL: url, apiKey: key, maxRetries: 0 }).models.list()).data.length).toBe(2);
-    const refused = await promisify(execFile)(process.execPath, [CLI, 'serve', '--api-key', 'short'], { env }).catch((e: { code: number; stderr: string }) => e);
-    expect(refused).toMatchObject({ code: 2 });
-    expect((refused as { stderr: string }).stderr).toMatch(/--api-key/);
+    const refused = await runQuire(['serve', '--api-key', 'short'], { env });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--api-key: a key is 16 to 256 printable ASCII characters/);
+  });
+
+  it('takes QUIRE_API_KEY by the same rule, and lists --api-key in its help', async () => {
+    const refused = await runQuire(['serve'], { env: { ...env, QUIRE_API_KEY: 'has a space in it, so no' } });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/QUIRE_API_KEY: a key is 16 to 256 printable ASCII characters/);
+    const help = await runQuire(['serve', '--help'], { env });
+    expect(help.stdout).toMatch(/--api-key KEY .*default: \$QUIRE_API_KEY, else one generated and printed/);
   });
 });

@@ -1,7 +1,7 @@
 // The engine's SettingsStore reads app-settings.json through electron/app-settings.ts (the reader the
 // command line uses), so the app and the CLI see the same settings and defaults; a run's overrides
 // (quire serve --model/--provider/--kv-budget) apply without being saved, until the user changes
-// that very setting.
+// that very setting. The API switched on gets a key, saved like any other setting.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -63,6 +63,31 @@ describe('SettingsStore', () => {
     const chosen = path.join(tmp, 'chosen');
     expect(store.update({ modelDir: chosen }).modelDir).toBe(chosen);
     expect(readModelChoice().model).toBe(chosen);
+  });
+
+  it('gives the API a key when it is switched on without one, saved with the patch and not with the overrides', () => {
+    const store = new SettingsStore(dataDir, { provider: 'cpu' });
+    expect(store.get()).toMatchObject({ apiServer: false, apiKey: '' });
+    const on = store.update({ apiServer: true });
+    expect(on.apiKey).toMatch(/^quire-[0-9a-f]{48}$/);
+    expect(savedFile()).toMatchObject({ apiServer: true, apiKey: on.apiKey, provider: DEFAULT_SETTINGS.provider });
+    expect(on.provider).toBe('cpu'); // the run's override still applies, unsaved
+    // switched off and on again: the same key (a client configured with it keeps working)
+    expect(store.update({ apiServer: false }).apiKey).toBe(on.apiKey);
+    expect(store.update({ apiServer: true }).apiKey).toBe(on.apiKey);
+    // a key the user gives is kept as given
+    const own = 'my-own-key-for-quire-1234';
+    expect(store.update({ apiKey: own }).apiKey).toBe(own);
+    expect(savedFile().apiKey).toBe(own);
+  });
+
+  it('gives a key once to an API switched on in the file by hand', () => {
+    fs.writeFileSync(path.join(dataDir, 'app-settings.json'), JSON.stringify({ apiServer: true, k: 4 }));
+    const key = new SettingsStore(dataDir).get().apiKey;
+    expect(key).toMatch(/^quire-[0-9a-f]{48}$/);
+    expect(savedFile()).toMatchObject({ apiServer: true, apiKey: key, k: 4 });
+    expect(new SettingsStore(dataDir).get().apiKey).toBe(key); // read back, not generated anew
+    expect(readAppSettings(dataDir).settings.apiKey).toBe(key);
   });
 
   it('refuses an invalid update and keeps what it had', () => {

@@ -127,6 +127,11 @@ const keyArgs = (k: KvKey) => [k.modelFingerprint, k.tokenHash, k.variant ?? '']
 /** Eviction order: lowest priority first; among equals, the older use, then the older row. */
 const EVICTION_ORDER = 'priority, last_used_at, id';
 
+/** Entries and bytes stored, over every model (one aggregate over kv_blocks). */
+export function storedKvTotals(db: Db): { entries: number; bytes: number } {
+  return db.prepare('SELECT COUNT(*) AS entries, COALESCE(SUM(bytes), 0) AS bytes FROM kv.kv_blocks').get() as { entries: number; bytes: number };
+}
+
 export class KvStore {
   private budget: number;
   private readonly codec: KvCodec;
@@ -365,10 +370,7 @@ export class KvStore {
   }
 
   stats(): KvStoreStats {
-    const { entries, bytes } = this.db.prepare('SELECT COUNT(*) AS entries, COALESCE(SUM(bytes), 0) AS bytes FROM kv.kv_blocks').get() as {
-      entries: number;
-      bytes: number;
-    };
+    const { entries, bytes } = storedKvTotals(this.db);
     const { hits, misses } = this.counts;
     return { entries, bytes, budgetBytes: this.budget, ...this.counts, hitRate: hits + misses > 0 ? hits / (hits + misses) : 0 };
   }

@@ -7,7 +7,7 @@ import { priorityAfterUse } from './kv-eviction.ts';
 import { KV_SCHEMA } from './kv-file.ts';
 
 /** The migration that moves the KV blocks into their own file (kv-file.ts); tests build libraries from before it. */
-export const KV_FILE_MIGRATION = 6;
+export const KV_FILE_MIGRATION = 8;
 
 export interface Migration {
   /** The user_version the database has after this migration. */
@@ -222,6 +222,41 @@ export const MIGRATIONS: readonly Migration[] = [
     },
   },
   {
+    version: 6,
+    name: 'passage titles in the word index, so a heading that names the topic ranks its passages',
+    // A second column of the same external-content index: bm25() weighs it apart from the text
+    // (db/search.ts), and snippets keep coming from column 0, the text.
+    up: (db) =>
+      db.exec(`
+        DROP TRIGGER passages_fts_insert;
+        DROP TRIGGER passages_fts_delete;
+        DROP TRIGGER passages_fts_update;
+        DROP TABLE passages_fts;
+        CREATE VIRTUAL TABLE passages_fts USING fts5(
+          text, title, content = 'passages', content_rowid = 'id',
+          tokenize = 'porter unicode61 remove_diacritics 2'
+        );
+        INSERT INTO passages_fts(passages_fts) VALUES ('rebuild');
+        CREATE TRIGGER passages_fts_insert AFTER INSERT ON passages BEGIN
+          INSERT INTO passages_fts(rowid, text, title) VALUES (new.id, new.text, new.title);
+        END;
+        CREATE TRIGGER passages_fts_delete AFTER DELETE ON passages BEGIN
+          INSERT INTO passages_fts(passages_fts, rowid, text, title) VALUES ('delete', old.id, old.text, old.title);
+        END;
+        CREATE TRIGGER passages_fts_update AFTER UPDATE OF text, title ON passages BEGIN
+          INSERT INTO passages_fts(passages_fts, rowid, text, title) VALUES ('delete', old.id, old.text, old.title);
+          INSERT INTO passages_fts(rowid, text, title) VALUES (new.id, new.text, new.title);
+        END;
+      `),
+  },
+  {
+    version: 7,
+    name: 'tokens per second stored with an answer',
+    // The one definition (native-models/decode.ts): tokens after the first over the time from the
+    // first to the last. Older answers keep NULL: their figure cannot be recovered from total time.
+    up: (db) => db.exec('ALTER TABLE messages ADD COLUMN tokens_per_second REAL'),
+  },
+  {
     version: KV_FILE_MIGRATION,
     name: 'KV blocks move to their own attached file (kv-file.ts)',
     // Copied first (the KV file commits), then dropped here (the library commits): a kill between
@@ -253,7 +288,7 @@ export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
 /**
  * Runs the migrations after the database's user_version, up to `target` (tests stop early to
  * build old databases). Each migration and its version bump commit together or not at all.
- * From version 6 on, the KV file must be attached (openDatabase does it). `onCommitted` hears of
+ * From KV_FILE_MIGRATION on, the KV file must be attached (openDatabase does it). `onCommitted` hears of
  * each commit ('<version> before' for a migration's `before`, then '<version>'), for progress and
  * for the kill tests.
  */

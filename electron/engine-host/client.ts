@@ -8,11 +8,11 @@ import {
   type RequestArgs,
   type RequestName,
   type RequestResults,
-} from '../contract.ts';
+} from '../contract/types.ts';
 import type { EngineWorkerData, FromWorker, ToWorker } from './messages.ts';
 
 export interface EngineClient {
-  request<N extends RequestName>(name: N, args: RequestArgs<N> | unknown): Promise<RequestResults[N]>;
+  request<N extends RequestName>(name: N, args: RequestArgs<N>): Promise<RequestResults[N]>;
   /** Every event the worker posts. Returns the unsubscribe function. */
   onEvent(listener: <E extends EventName>(name: E, payload: EventPayloads[E]) => void): () => void;
   /** Stops the worker after its current database transaction and closes the database. */

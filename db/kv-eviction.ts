@@ -31,3 +31,10 @@ export function priorityAfterUse(previous: number | undefined, use: number, at: 
   const decayed = previous === undefined ? 0 : 2 ** (previous - now);
   return now + Math.log2(decayed + use);
 }
+
+export type KvEvictionPolicy = 'use-score' | 'lru';
+
+/** Least recently used first: the priority is the last use alone (in half-lives, as priorityAfterUse's). */
+export function lruPriority(at: number): number {
+  return at / HALF_LIFE_MS;
+}

@@ -58,6 +58,27 @@ export const KV_MIGRATIONS: readonly KvMigration[] = [
         );
       `),
   },
+  {
+    version: 2,
+    name: "each passage's block key per model, for exact coverage (passage-keys.ts)",
+    // Here and not in the library: a passage's key is derived from its text by the model's
+    // tokenizer, recomputable like the blocks, and only means something next to them; it shares
+    // their lifecycle (deleting this file clears both, and coverage is then truly 0), it commits
+    // with the block it describes, and the library keeps only the user's own data. Passage ids are
+    // AUTOINCREMENT in the library, so the row of a deleted passage can never name another one; it
+    // is ignored by every join with the passages and pruned after indexing.
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE kv.passage_keys (
+          model_fingerprint TEXT NOT NULL,
+          passage_id INTEGER NOT NULL,
+          token_hash TEXT NOT NULL,
+          -- the block's tokens (title line included): what its KV will cost, before it is computed
+          tokens INTEGER NOT NULL,
+          PRIMARY KEY (model_fingerprint, passage_id)
+        ) WITHOUT ROWID;
+      `),
+  },
 ];
 
 export const KV_SCHEMA_VERSION = KV_MIGRATIONS[KV_MIGRATIONS.length - 1].version;

@@ -9,7 +9,7 @@
 import type { KvCache } from '../native-models/kv.ts';
 import { checksumOf, verifyChecksum } from './checksum.ts';
 import { decodeKv, encodeKv, KvCodecError, type KvCodec } from './kv-codec.ts';
-import { PREFETCH_USE, priorityAfterUse } from './kv-eviction.ts';
+import { lruPriority, PREFETCH_USE, priorityAfterUse, type KvEvictionPolicy } from './kv-eviction.ts';
 import type { Db } from './open.ts';
 
 /** 2 GiB: about 680 blocks of 256 tokens of a Qwen2.5-0.5B-sized model in float16 (170K tokens). */
@@ -80,6 +80,11 @@ export interface KvStoreOptions {
   budgetBytes?: number;
   /** How new blocks are stored (default float16); blocks stored with another codec still read. */
   codec?: KvCodec;
+  /**
+   * 'use-score' (the default, kv-eviction.ts) or 'lru': least recently used first, every use alike,
+   * prefetches too (the policy before use scores; bench/coverage.ts compares the two).
+   */
+  eviction?: KvEvictionPolicy;
   /** Clock (ms), for tests. */
   now?: () => number;
 }
@@ -135,6 +140,7 @@ export function storedKvTotals(db: Db): { entries: number; bytes: number } {
 export class KvStore {
   private budget: number;
   private readonly codec: KvCodec;
+  private readonly eviction: KvEvictionPolicy;
   private readonly now: () => number;
   private lastStamp: number;
   private counts = { hits: 0, misses: 0, corrupt: 0, evictions: 0 };
@@ -145,6 +151,7 @@ export class KvStore {
   ) {
     this.budget = checkBudget(options.budgetBytes ?? DEFAULT_KV_BUDGET_BYTES);
     this.codec = options.codec ?? 'float16';
+    this.eviction = options.eviction ?? 'use-score';
     this.now = options.now ?? Date.now;
     this.lastStamp = (db.prepare('SELECT MAX(last_used_at) FROM kv.kv_blocks').pluck().get() as number | null) ?? 0;
   }
@@ -210,7 +217,7 @@ export class KvStore {
         // The same block twice in one question: its row already counts the first use.
         const current = this.db.prepare('SELECT priority FROM kv.kv_blocks WHERE id = ?').pluck().get(r.entry.id) as number;
         r.entry.lastUsedAt = this.stamp();
-        r.entry.priority = priorityAfterUse(current, 1, r.entry.lastUsedAt);
+        r.entry.priority = this.priorityAfterUse(current, 1, r.entry.lastUsedAt);
         r.entry.hits++;
         touch.run(r.entry.lastUsedAt, r.entry.priority, r.entry.id);
       }
@@ -268,7 +275,7 @@ export class KvStore {
         | { id: number; checksum: string; priority: number; hits: number }
         | undefined;
       // A block stored again (by another connection meanwhile, or with another codec) keeps its history.
-      const priority = priorityAfterUse(old?.priority, use, at);
+      const priority = this.priorityAfterUse(old?.priority, use, at);
       if (old && old.checksum === checksum) {
         this.db.prepare('UPDATE kv.kv_blocks SET last_used_at = ?, priority = ? WHERE id = ?').run(at, priority, old.id);
         return { stored: true, entry: this.info(key)!, evicted: 0 };
@@ -277,7 +284,7 @@ export class KvStore {
       // refusing it would keep a new topic out until old scores decayed). A prefetched one only
       // displaces blocks that rank below it.
       const adding = blob.byteLength - (old ? this.bytesOf(old.id) : 0);
-      const victims = this.victims(adding, old?.id, options.prefetch ? { priority, at } : undefined);
+      const victims = this.victims(adding, old?.id, options.prefetch && this.eviction === 'use-score' ? { priority, at } : undefined);
       if (!victims) {
         return { stored: false, reason: 'the budget is full of blocks more likely to be asked again', evicted: 0 };
       }
@@ -308,6 +315,10 @@ export class KvStore {
       this.db.prepare('INSERT INTO kv.kv_blobs(block_id, data) VALUES (?, ?)').run(row.id, blob);
       return { stored: true, entry: toEntry(row), evicted: victims.length };
     }).immediate();
+  }
+
+  private priorityAfterUse(previous: number | undefined, use: number, at: number): number {
+    return this.eviction === 'lru' ? lruPriority(at) : priorityAfterUse(previous, use, at);
   }
 
   private bytesOf(id: number): number {

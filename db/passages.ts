@@ -105,22 +105,6 @@ export function countFolderPassages(db: Db, folderId: number): number {
     .get(folderId) as number;
 }
 
-/** A passage's id and stored token count (0 when not known yet). */
-export interface PassageSize {
-  passageId: number;
-  tokenCount: number;
-}
-
-/** The folder's passages, most recently modified documents first, in document order within each. */
-export function listFolderPassagesNewestFirst(db: Db, folderId: number): PassageSize[] {
-  return db
-    .prepare(
-      `SELECT p.id AS passageId, COALESCE(p.token_count, 0) AS tokenCount FROM passages p JOIN documents d ON d.id = p.document_id
-       WHERE d.folder_id = ? ORDER BY d.mtime_ms DESC, d.id, p.ordinal`,
-    )
-    .all(folderId) as PassageSize[];
-}
-
 /** A passage's text with the title its block shows: its own (heading path), else its document's. */
 export interface TitledPassage {
   passageId: number;
@@ -143,4 +127,56 @@ export function getTitledPassages(db: Db, ids: readonly number[]): TitledPassage
 /** Records a token count learnt later (e.g. when the passage is first tokenized for prefill). */
 export function setPassageTokenCount(db: Db, id: number, tokenCount: number): void {
   db.prepare('UPDATE passages SET token_count = ? WHERE id = ?').run(tokenCount, id);
+}
+
+/**
+ * The passages next to these ones in their documents (ordinals within `window` either side), in
+ * the order of the passages given, nearest first; the given passages themselves are left out.
+ */
+export function neighbourPassageIds(db: Db, ids: readonly number[], window = 1): number[] {
+  const rows = db
+    .prepare(
+      `SELECT n.id FROM json_each(?) g
+       JOIN passages p ON p.id = g.value
+       JOIN passages n ON n.document_id = p.document_id AND n.ordinal BETWEEN p.ordinal - ? AND p.ordinal + ? AND n.id != p.id
+       ORDER BY g.key, ABS(n.ordinal - p.ordinal), n.ordinal`,
+    )
+    .pluck()
+    .all(JSON.stringify(ids), window, window) as number[];
+  const given = new Set(ids);
+  return [...new Set(rows)].filter((id) => !given.has(id));
+}
+
+/** A passage as background prefill plans it. */
+export interface PrefillCandidate {
+  passageId: number;
+  folderId: number;
+  /** Its document's modification time (ms). */
+  mtimeMs: number;
+  /** Tokens of its text as counted at indexing (the model's tokenizer, or the estimate); 0 when unknown. */
+  tokenCount: number;
+}
+
+/** Every passage of the library (or of one folder): most recently modified documents first, in document order within each. */
+export function listPrefillCandidates(db: Db, folderId?: number): PrefillCandidate[] {
+  return db
+    .prepare(
+      `SELECT p.id AS passageId, d.folder_id AS folderId, d.mtime_ms AS mtimeMs, COALESCE(p.token_count, 0) AS tokenCount
+       FROM passages p JOIN documents d ON d.id = p.document_id
+       WHERE @folder IS NULL OR d.folder_id = @folder
+       ORDER BY d.mtime_ms DESC, d.id, p.ordinal`,
+    )
+    .all({ folder: folderId ?? null }) as PrefillCandidate[];
+}
+
+/** These passages as prefill candidates, in the order given (passages no longer stored are left out). */
+export function getPrefillCandidates(db: Db, ids: readonly number[]): PrefillCandidate[] {
+  const rows = db
+    .prepare(
+      `SELECT p.id AS passageId, d.folder_id AS folderId, d.mtime_ms AS mtimeMs, COALESCE(p.token_count, 0) AS tokenCount
+       FROM passages p JOIN documents d ON d.id = p.document_id WHERE p.id IN (SELECT value FROM json_each(?))`,
+    )
+    .all(JSON.stringify(ids)) as PrefillCandidate[];
+  const byId = new Map(rows.map((r) => [r.passageId, r]));
+  return ids.flatMap((id) => byId.get(id) ?? []);
 }

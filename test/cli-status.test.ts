@@ -9,7 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../db/open.ts';
 import { loadModelFolder, modelFingerprint } from '../native-models/model-folder.ts';
 import { TextTokenizer } from '../native-models/tokenizer.ts';
+import { tokenHash } from '../db/hash.ts';
 import { kvCoverage } from '../electron/answering/kv-coverage.ts';
+import { passageBlockText, promptFrame } from '../electron/answering/prompt-blocks.ts';
+import { kvVariant } from '../electron/answering/quality-modes.ts';
 import type { IndexCommandSummary } from '../electron/cli/index.ts';
 import type { StatusReport } from '../electron/cli/status.ts';
 import { tinySpec } from './tools/tiny-model-spec.ts';
@@ -68,6 +71,7 @@ describe('quire status', () => {
     const docs = folderOf(SAMPLE_TEXTS, 'notes\x1b[31m\x1b[2J');
     const indexed = await json<IndexCommandSummary>(['index', docs, '--model', modelDir]);
     expect(indexed).toMatchObject({ provider: 'cpu', kvBudgetBytes: appBudget, kvBlocks: SAMPLE_TEXTS.length, kvSkippedForBudget: 0 });
+    expect(indexed.kvCoverage).toEqual([{ folderId: 1, root: docs, passages: SAMPLE_TEXTS.length, stored: SAMPLE_TEXTS.length, limitedBy: null }]);
 
     const s = await json<StatusReport>(['status']);
     expect(s.provider).toBe('cpu');
@@ -81,7 +85,7 @@ describe('quire status', () => {
     expect(s.folders).toEqual([
       {
         id: 1, path: docs, files: SAMPLE_TEXTS.length, indexed: SAMPLE_TEXTS.length, failed: 0, skipped: 0, pending: 0,
-        passages: SAMPLE_TEXTS.length, coverage: 1, coverageChecked: SAMPLE_TEXTS.length, kvStoredPassages: SAMPLE_TEXTS.length,
+        passages: SAMPLE_TEXTS.length, coverage: 1, kvStoredPassages: SAMPLE_TEXTS.length, kvLimitedBy: null,
       },
     ]);
     expect(s.coverageProblem).toBeNull();
@@ -103,6 +107,7 @@ describe('quire status', () => {
     expect(indexed.kvStoredBytes!).toBeLessThanOrEqual(budget);
     expect(indexed.kvSkippedForBudget).toBeGreaterThan(0);
     expect(indexed.kvBlocks + indexed.kvSkippedForBudget).toBe(SAMPLE_TEXTS.length);
+    expect(indexed.kvCoverage).toEqual([{ folderId: 2, root: more, passages: SAMPLE_TEXTS.length, stored: indexed.kvBlocks, limitedBy: 'budget' }]);
 
     const s = await json<StatusReport>(['status']);
     expect(s.kv.storedBytes).toBe(indexed.kvStoredBytes);
@@ -116,25 +121,31 @@ describe('quire status', () => {
     expect(text.stdout).toMatch(/stored KV: .* of a .* budget/);
   });
 
-  it('coverage of a folder larger than the sample is estimated from a fixed sample, exact otherwise', async () => {
+  it('coverage is exact: it agrees with every passage block tokenized, hashed and looked up afresh', async () => {
     const db = openDatabase(path.join(home, 'quire.db'), { readonly: true });
     try {
       const model = loadModelFolder(modelDir);
       const light = { model, tokenizer: new TextTokenizer(model) };
       const fingerprint = await modelFingerprint(model);
+      // the oracle: what passage-kv.ts keys a block by, recomputed here for every passage
+      const variant = kvVariant('shared-prefix', promptFrame(light).instructionIds);
+      const rows = db
+        .prepare('SELECT d.folder_id AS folderId, COALESCE(p.title, d.title) AS title, p.text FROM passages p JOIN documents d ON d.id = p.document_id')
+        .all() as { folderId: number; title: string | null; text: string }[];
+      const storedBlock = db.prepare('SELECT 1 FROM kv.kv_blocks WHERE model_fingerprint = ? AND token_hash = ? AND variant = ?');
+      const expected = new Map<number, number>();
+      for (const r of rows) {
+        const hit = storedBlock.get(fingerprint, tokenHash(light.tokenizer.encode(passageBlockText(r))), variant) !== undefined;
+        expected.set(r.folderId, (expected.get(r.folderId) ?? 0) + (hit ? 1 : 0));
+      }
       const exact = kvCoverage(db, light, fingerprint, 'shared-prefix');
+      expect(exact.map((c) => c.stored)).toEqual(exact.map((c) => expected.get(c.folderId)));
+      expect(exact[1].stored).toBeLessThan(exact[1].passages); // the second folder's run stopped at its --kv-budget
       const s = await json<StatusReport>(['status']);
-      expect(exact.map((c) => c.stored)).toEqual(s.folders.map((f) => f.kvStoredPassages));
-      expect(exact.every((c) => c.checked === c.passages)).toBe(true);
-      const sampled = kvCoverage(db, light, fingerprint, 'shared-prefix', { samplePerFolder: 2 });
-      expect(sampled.map((c) => c.checked)).toEqual([2, 2]);
-      sampled.forEach((c, i) => {
-        // the sample's stored passages are some of the folder's: between what the unsampled could hide and all of them
-        expect(c.stored).toBeLessThanOrEqual(Math.min(c.checked, exact[i].stored));
-        expect(c.stored).toBeGreaterThanOrEqual(Math.max(0, exact[i].stored - (c.passages - c.checked)));
-      });
-      expect(kvCoverage(db, light, fingerprint, 'shared-prefix', { samplePerFolder: 4 })).toEqual(exact);
-      expect(kvCoverage(db, light, fingerprint, 'shared-prefix', { samplePerFolder: 2 })).toEqual(sampled); // the same sample each time
+      expect(s.folders.map((f) => f.kvStoredPassages)).toEqual(exact.map((c) => c.stored));
+      // against the app's budget (16 MiB, far from full), the rest is for the app's background prefill
+      expect(s.folders.map((f) => f.kvLimitedBy)).toEqual(exact.map((c) => (c.stored < c.passages ? 'not-prefilled' : null)));
+      expect(kvCoverage(db, light, fingerprint, 'shared-prefix', { folderId: exact[1].folderId })).toEqual([exact[1]]);
       // another mode's keys are not this mode's coverage
       expect(kvCoverage(db, light, fingerprint, 'isolated').map((c) => c.stored)).toEqual([0, 0]);
     } finally {

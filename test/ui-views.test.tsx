@@ -202,7 +202,7 @@ describe('SettingsView', () => {
     const { api, request } = fakeApi({
       'settings.get': () => settings,
       'settings.set': (patch: object) => ({ ...settings, ...patch }),
-      'kv.stats': () => ({ entries: 5, bytes: 3 * 1024 * 1024, budgetBytes: settings.kvBudgetBytes }),
+      'kv.stats': () => ({ entries: 5, bytes: 3 * 1024 * 1024, budgetBytes: settings.kvBudgetBytes, codec: 'float16', folders: [], prefill: { queued: 0, msPerBlock: null } }),
       'models.catalog': () => [],
     });
     render(<SettingsView api={api} model={noModel} />);

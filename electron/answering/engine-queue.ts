@@ -17,6 +17,7 @@ interface Task {
 export class EngineQueue {
   private readonly waiting: Task[] = [];
   private running = false;
+  private idleWaiters: (() => void)[] = [];
 
   /** Tasks waiting (not counting the one running). */
   get pending(): number {
@@ -30,6 +31,12 @@ export class EngineQueue {
   /** Whether a question is waiting: background work checks this between steps and yields. */
   get questionWaiting(): boolean {
     return this.waiting.some((t) => t.priority === 'question');
+  }
+
+  /** Resolves when nothing runs and nothing waits (before an engine is released: no task may still use it). */
+  idle(): Promise<void> {
+    if (!this.running && this.waiting.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   run<T>(fn: () => Promise<T>, options: { priority?: Priority; signal?: AbortSignal } = {}): Promise<T> {
@@ -64,7 +71,10 @@ export class EngineQueue {
   private pump(): void {
     if (this.running) return;
     const task = this.waiting.shift();
-    if (!task) return;
+    if (!task) {
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+      return;
+    }
     this.running = true;
     void (async () => {
       try {

@@ -1,9 +1,12 @@
 // Passage blocks' KV: loaded from the KvStore when stored (one getMany, one transaction, for all the
-// blocks of a question), computed and stored when missing or corrupt. Also the background prefill
-// the indexer calls after indexing (prefillPassages / PrefillQueue), which yields to questions.
+// blocks of a question), computed and stored when missing or corrupt. Also the background prefill of
+// passages ahead of questions (prefillPassages; prefill-queue.ts orders it), which yields to
+// questions. Every passage tokenized here has its block key recorded (db/passage-keys.ts) before
+// its block can be stored: what exact coverage counts rely on.
 import type { Db } from '../../db/open.ts';
 import { tokenHash } from '../../db/hash.ts';
 import { KvStore, type KvKey } from '../../db/kv-store.ts';
+import { recordPassageKeys, type PassageKey } from '../../db/passage-keys.ts';
 import { getTitledPassages, setPassageTokenCount, type TitledPassage } from '../../db/passages.ts';
 import type { Engine } from '../../native-models/engine.ts';
 import type { KvCache } from '../../native-models/kv.ts';
@@ -25,8 +28,11 @@ export interface AnswerContext {
   instructionKv: KvCache;
   defaultQuality: QualityMode;
   queue: EngineQueue;
-  /** Token ids per passage, keyed by passage id + text (passages change when re-indexed). */
-  tokenCache: Map<number, { text: string; ids: number[] }>;
+  /**
+   * Token ids per passage, keyed by passage id + text (passages change when re-indexed); `keyed`:
+   * its block key is recorded in the KV file for this model.
+   */
+  tokenCache: Map<number, { text: string; ids: number[]; keyed: boolean }>;
 }
 
 export interface AnswerContextOptions {
@@ -59,13 +65,32 @@ const TOKEN_CACHE_LIMIT = 4096;
 
 /** A passage block's token ids (memoised per passage text). */
 export function passageIds(ctx: AnswerContext, p: PassageForBlock): number[] {
+  return tokenized(ctx, p).ids;
+}
+
+function tokenized(ctx: AnswerContext, p: PassageForBlock): { text: string; ids: number[]; keyed: boolean } {
   const known = ctx.tokenCache.get(p.passageId);
   const text = passageBlockText(p);
-  if (known && known.text === text) return known.ids;
-  const ids = ctx.engine.tokenizer.encode(text);
+  if (known && known.text === text) return known;
+  const entry = { text, ids: ctx.engine.tokenizer.encode(text), keyed: false };
   if (ctx.tokenCache.size >= TOKEN_CACHE_LIMIT) ctx.tokenCache.delete(ctx.tokenCache.keys().next().value!);
-  ctx.tokenCache.set(p.passageId, { text, ids });
-  return ids;
+  ctx.tokenCache.set(p.passageId, entry);
+  return entry;
+}
+
+/**
+ * The passages' block token ids, in order, with their keys recorded for this model (one transaction
+ * for those not recorded yet by this context) before any of their blocks is stored.
+ */
+export function keyedPassageIds(ctx: AnswerContext, passages: readonly PassageForBlock[]): number[][] {
+  const entries = passages.map((p) => tokenized(ctx, p));
+  const fresh: PassageKey[] = [];
+  entries.forEach((e, i) => {
+    if (!e.keyed) fresh.push({ passageId: passages[i].passageId, tokenHash: tokenHash(e.ids), tokens: e.ids.length });
+  });
+  recordPassageKeys(ctx.db, ctx.fingerprint, fresh);
+  for (const e of entries) e.keyed = true;
+  return entries.map((e) => e.ids);
 }
 
 export function kvKey(ctx: AnswerContext, mode: QualityMode, ids: readonly number[]): KvKey {
@@ -93,7 +118,7 @@ export async function passageBlocks(
   signal?: AbortSignal,
 ): Promise<PassageBlocks> {
   const t0 = performance.now();
-  const ids = passages.map((p) => passageIds(ctx, p));
+  const ids = keyedPassageIds(ctx, passages);
   const keys = ids.map((x) => kvKey(ctx, mode, x));
   const got = ctx.store.getMany(keys);
   const t1 = performance.now();
@@ -118,13 +143,18 @@ export async function passageBlocks(
 
 export interface PrefillResult {
   computed: number;
+  /** Of the computed blocks, those the store kept (a prefetch that would displace likelier blocks is refused). */
+  stored: number;
   /** Already stored (or gone from the database). */
   skipped: number;
+  /** Time in the engine turns that computed and stored blocks (not waiting behind questions). */
+  computeMs: number;
 }
 
 /**
- * Background prefill for the indexer: computes and stores the KV of passages not stored yet, one
- * block per engine turn, so a question waits for one block at most. Stops (rejects) on `signal`.
+ * Background prefill: computes and stores the KV of passages not stored yet, one block per engine
+ * turn, so a question waits for one block at most. Each block is stored as a prefetch (half a use,
+ * and only in place of blocks less likely to be asked: db/kv-eviction.ts). Stops (rejects) on `signal`.
  */
 export async function prefillPassages(
   ctx: AnswerContext,
@@ -134,17 +164,21 @@ export async function prefillPassages(
   const mode = options.mode ?? ctx.defaultQuality;
   const passages = getTitledPassages(ctx.db, passageIdList);
   let computed = 0;
+  let stored = 0;
+  let computeMs = 0;
   let done = 0;
   for (const p of passages) {
     options.signal?.throwIfAborted();
-    const ids = passageIds(ctx, p);
+    const [ids] = keyedPassageIds(ctx, [p]);
     const key = kvKey(ctx, mode, ids);
     if (!ctx.store.info(key)) {
       await ctx.queue.run(
         async () => {
+          const t0 = performance.now();
           const kv = await computePassageBlock(ctx.engine, mode, ctx.instructionKv, ids);
-          ctx.store.put(key, kv);
+          if (ctx.store.put(key, kv, { prefetch: true }).stored) stored++;
           setPassageTokenCount(ctx.db, p.passageId, ids.length);
+          computeMs += performance.now() - t0;
         },
         { priority: 'background', signal: options.signal },
       );
@@ -152,78 +186,5 @@ export async function prefillPassages(
     }
     options.onProgress?.(++done, passages.length);
   }
-  return { computed, skipped: passageIdList.length - computed };
-}
-
-/**
- * A pausable background prefill queue: add passage ids as the indexer produces them; blocks are
- * computed one at a time behind any waiting question (EngineQueue priorities). pause() stops
- * after the current block; resume() continues; idle() resolves when nothing is left; close() drops all.
- */
-export class PrefillQueue {
-  private readonly ids: number[] = [];
-  private readonly seen = new Set<number>();
-  private paused = false;
-  private loop: Promise<void> | undefined;
-  private controller = new AbortController();
-  computed = 0;
-  errors: Error[] = [];
-
-  constructor(
-    private readonly ctx: AnswerContext,
-    private readonly mode: QualityMode = ctx.defaultQuality,
-  ) {}
-
-  get pending(): number {
-    return this.ids.length;
-  }
-
-  add(passageIdList: Iterable<number>): void {
-    for (const id of passageIdList) {
-      if (this.seen.has(id)) continue;
-      this.seen.add(id);
-      this.ids.push(id);
-    }
-    this.start();
-  }
-
-  pause(): void {
-    this.paused = true;
-  }
-
-  resume(): void {
-    this.paused = false;
-    this.start();
-  }
-
-  /** Resolves when the queue is empty or paused. */
-  async idle(): Promise<void> {
-    while (this.loop) await this.loop;
-  }
-
-  /** Stops at once (the block being computed is abandoned) and forgets the queue. */
-  close(): void {
-    this.ids.length = 0;
-    this.controller.abort();
-    this.controller = new AbortController();
-  }
-
-  private start(): void {
-    if (this.loop || this.paused || this.ids.length === 0) return;
-    this.loop = (async () => {
-      while (!this.paused && this.ids.length > 0) {
-        const id = this.ids.shift()!;
-        try {
-          const r = await prefillPassages(this.ctx, [id], { signal: this.controller.signal, mode: this.mode });
-          this.computed += r.computed;
-        } catch (e) {
-          if ((e as Error).name !== 'AbortError') this.errors.push(e as Error);
-        } finally {
-          this.seen.delete(id);
-        }
-      }
-    })().finally(() => {
-      this.loop = undefined;
-    });
-  }
+  return { computed, stored, skipped: passageIdList.length - computed, computeMs };
 }

@@ -15,6 +15,8 @@ import { UsageError } from './args.ts';
 import { DB, JSON_OUTPUT, MAX_FILE_MB, MODEL, NO_KV, type ParsedArgs } from './options.ts';
 import { formatBytes, formatDuration, ProgressRenderer } from './progress.ts';
 import { escapeForTerminal } from './terminal-text.ts';
+import { coverageLimit, type KvCoverageLimit } from '../answering/kv-coverage-limits.ts';
+import type { FolderKvCoverage } from '../answering/kv-coverage.ts';
 
 /** The folders' summaries added up (see IndexSummary), with each folder's own figures. */
 export interface IndexCommandSummary extends Omit<IndexSummary, 'root' | 'folderId'> {
@@ -31,6 +33,21 @@ export interface IndexCommandSummary extends Omit<IndexSummary, 'root' | 'folder
    * evict); they get their KV when a question first uses them. Already stored ones are counted too.
    */
   kvSkippedForBudget: number;
+  /**
+   * Per folder indexed, after the run: its passages whose KV is stored for the model (exact), and why
+   * not more ('budget': the run stopped prefilling at a full budget; 'not-prefilled': passages of
+   * documents this run did not change, prefilled by the app or quire serve in the background).
+   * Null without a model or with --no-kv.
+   */
+  kvCoverage: FolderCoverageSummary[] | null;
+}
+
+export interface FolderCoverageSummary {
+  folderId: number;
+  root: string;
+  passages: number;
+  stored: number;
+  limitedBy: KvCoverageLimit | null;
 }
 
 export async function indexCommand(args: ParsedArgs): Promise<void> {
@@ -48,6 +65,8 @@ export async function indexCommand(args: ParsedArgs): Promise<void> {
   const release: (() => Promise<void>)[] = [];
   const renderer = new ProgressRenderer(process.stderr);
   let budget: { bytes: number; stored: () => number } | undefined;
+  let coverageOf: ((folderId: number) => FolderKvCoverage | undefined) | undefined;
+  let full = false;
   let provider: string | null = null;
   let skippedForBudget = 0;
   try {
@@ -70,12 +89,13 @@ export async function indexCommand(args: ParsedArgs): Promise<void> {
         const store = kvStoreFor(db, args, dataDir);
         const ctx = await createAnswerContext(db, engine, { store });
         budget = { bytes: store.budgetBytes, stored: () => store.stats().bytes };
+        const { kvCoverage } = await import('../answering/kv-coverage.ts');
+        coverageOf = (folderId) => kvCoverage(db, engine, ctx.fingerprint, ctx.defaultQuality, { folderId })[0];
         // As the app's background prefill does: fill the budget's free room, never evict stored
         // blocks (those questions use among them) to make room for more. Prefill goes one block at
-        // a time and stops at the first block the store had to evict for, or refused (larger than
-        // the budget): at most one block's bytes were evicted. KvStore keeps the total within the
-        // budget either way.
-        let full = false;
+        // a time, each stored as a prefetch, and stops at the first block the store had to evict
+        // for, or refused (larger than the budget, or only likelier blocks to displace): at most one
+        // block's bytes were evicted. KvStore keeps the total within the budget either way.
         afterDocument = async (_doc, passages) => {
           let computed = 0;
           for (const p of passages) {
@@ -87,7 +107,7 @@ export async function indexCommand(args: ParsedArgs): Promise<void> {
             const r = await prefillPassages(ctx, [p.id], { signal: controller.signal });
             const after = store.stats();
             computed += r.computed;
-            full = after.evictions > before.evictions || (r.computed > 0 && after.entries === before.entries);
+            full = after.evictions > before.evictions || r.computed > r.stored;
           }
           return computed;
         };
@@ -112,6 +132,14 @@ export async function indexCommand(args: ParsedArgs): Promise<void> {
       kvBudgetBytes: budget?.bytes ?? null,
       kvStoredBytes: budget?.stored() ?? null,
       kvSkippedForBudget: skippedForBudget,
+      kvCoverage: coverageOf
+        ? summaries.flatMap((f) => {
+            const c = coverageOf!(f.folderId);
+            if (!c) return [];
+            const limitedBy = coverageLimit(c, { model: true, prefillOn: true, paused: false, queued: 0, budgetFull: full });
+            return [{ folderId: f.folderId, root: f.root, passages: c.passages, stored: c.stored, limitedBy }];
+          })
+        : null,
     };
     if (args.has(JSON_OUTPUT)) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else process.stdout.write(describe(summary));
@@ -123,7 +151,10 @@ export async function indexCommand(args: ParsedArgs): Promise<void> {
   }
 }
 
-function combine(dbPath: string, summaries: IndexSummary[]): Omit<IndexCommandSummary, 'provider' | 'kvBudgetBytes' | 'kvStoredBytes' | 'kvSkippedForBudget'> {
+function combine(
+  dbPath: string,
+  summaries: IndexSummary[],
+): Omit<IndexCommandSummary, 'provider' | 'kvBudgetBytes' | 'kvStoredBytes' | 'kvSkippedForBudget' | 'kvCoverage'> {
   const sum = (key: 'files' | 'indexed' | 'unchanged' | 'passages' | 'passagesWritten' | 'removed' | 'renamed' | 'kvBlocks' | 'bytes' | 'elapsedMs') =>
     summaries.reduce((s, x) => s + x[key], 0);
   return {
@@ -157,6 +188,11 @@ function describe(s: IndexCommandSummary): string {
       `stored KV: ${formatByteSize(s.kvStoredBytes ?? 0)} of a ${formatByteSize(s.kvBudgetBytes)} budget` +
         (s.kvSkippedForBudget ? `; ${s.kvSkippedForBudget} passages not prefilled: the budget is full (--kv-budget raises it)` : ''),
     );
+  }
+  for (const c of s.kvCoverage ?? []) {
+    const share = c.passages > 0 ? Math.round((c.stored / c.passages) * 100) : 100;
+    const why = c.limitedBy === 'budget' ? ': the KV budget is full' : c.limitedBy === 'not-prefilled' ? ': the rest is prefilled in the background by the app or quire serve' : '';
+    lines.push(`${escapeForTerminal(c.root)}: ${share}% of ${c.passages} passages answer without prefill (KV stored for ${c.stored})${why}`);
   }
   for (const f of s.failed) lines.push(`failed  ${escapeForTerminal(f.path)}: ${escapeForTerminal(f.reason)}`);
   for (const f of s.skipped) lines.push(`skipped ${escapeForTerminal(f.path)}: ${escapeForTerminal(f.reason)}`);

@@ -1,19 +1,22 @@
 // `quire status`: where Quire keeps its data and what is in it, read without changing anything: the
 // data directory, the database, the folders with their counts, the chosen model and the provider
 // setting, the KV budget, the stored KV and, per folder, the share of passages whose KV is stored for
-// the chosen model (coverage: what answers without prefill). The database is opened read-only; the
-// model's folder and tokenizer are read, no inference session is started.
+// the chosen model (coverage: what answers without prefill), exact (each passage's block key is
+// recorded: db/passage-keys.ts), and why not more. The database is opened read-only; the model's
+// folder and tokenizer are read, no inference session is started.
 import fs from 'node:fs';
 import path from 'node:path';
+import { storedKvTotals } from '../../db/kv-store.ts';
 import { openDatabase, type Db } from '../../db/open.ts';
 import { loadModelFolder, modelFingerprint } from '../../native-models/model-folder.ts';
 import { TextTokenizer } from '../../native-models/tokenizer.ts';
-import { kvCoverage } from '../answering/kv-coverage.ts';
+import { coverageLimit, kvCoverage, type KvCoverageLimit } from '../answering/kv-coverage.ts';
 import { defaultQualityMode, type QualityMode } from '../answering/quality-modes.ts';
 import { dataDirForDb, defaultDbPath } from '../app-paths.ts';
 import { readAppSettings } from '../app-settings.ts';
 import { formatByteSize } from '../byte-size.ts';
 import { DEFAULT_MODEL_ID, readSettings, resolveModelDir } from '../models/catalog.ts';
+import type { Settings } from '../contract/types.ts';
 import { DB, JSON_OUTPUT, type ParsedArgs } from './options.ts';
 import { escapeForTerminal } from './terminal-text.ts';
 import { QUIRE_VERSION } from './version.ts';
@@ -29,15 +32,18 @@ export interface FolderStatus {
   pending: number;
   passages: number;
   /**
-   * Share of the passages whose KV is stored for the chosen model: exact when every passage was
-   * checked, else estimated from a fixed sample (coverageChecked < passages). Null when it cannot be
-   * known (see coverageProblem) or the folder has no passages.
+   * Share of the passages whose KV is stored for the chosen model and quality mode. Null when it
+   * cannot be known (see coverageProblem) or the folder has no passages.
    */
   coverage: number | null;
-  /** Passages looked up for coverage. */
-  coverageChecked: number;
-  /** Passages whose KV is stored, when every passage was checked; else null. */
+  /** Passages whose KV is stored (exact); null when coverage cannot be known. */
   kvStoredPassages: number | null;
+  /**
+   * Why not every passage is stored: 'budget' (stored KV is at the budget), 'off' (background prefill
+   * switched off in the app), 'not-prefilled' (no engine runs here; the app or quire serve prefills in
+   * the background); null when every one is, or coverage is unknown.
+   */
+  kvLimitedBy: KvCoverageLimit | null;
 }
 
 export interface StatusReport {
@@ -115,11 +121,13 @@ export async function collectStatus(dbOption: string | undefined): Promise<Statu
   }
   try {
     report.database.schemaVersion = db.pragma('user_version', { simple: true }) as number;
-    const kv = db.prepare('SELECT COUNT(*) AS blocks, COALESCE(SUM(bytes), 0) AS bytes FROM kv_blocks').get() as { blocks: number; bytes: number };
-    report.kv.storedBlocks = kv.blocks;
-    report.kv.storedBytes = kv.bytes;
+    if (kvAttached(db)) {
+      const kv = storedKvTotals(db);
+      report.kv.storedBlocks = kv.entries;
+      report.kv.storedBytes = kv.bytes;
+    }
     report.folders = folderCounts(db);
-    await addCoverage(db, report, appSettings.saved.quality);
+    await addCoverage(db, report, appSettings.settings);
   } finally {
     db.close();
   }
@@ -146,12 +154,17 @@ function folderCounts(db: Db): FolderStatus[] {
          (SELECT COUNT(*) FROM passages p JOIN documents d ON d.id = p.document_id WHERE d.folder_id = f.id) AS passages
        FROM folders f ORDER BY f.path`,
     )
-    .all() as Omit<FolderStatus, 'kvStoredPassages' | 'coverage' | 'coverageChecked'>[];
-  return rows.map((r) => ({ ...r, coverage: null, coverageChecked: 0, kvStoredPassages: null }));
+    .all() as Omit<FolderStatus, 'kvStoredPassages' | 'coverage' | 'kvLimitedBy'>[];
+  return rows.map((r) => ({ ...r, coverage: null, kvStoredPassages: null, kvLimitedBy: null }));
 }
 
-/** Fills kvStoredPassages/coverage per folder for the chosen model, or says why it cannot. */
-async function addCoverage(db: Db, report: StatusReport, qualitySetting: 'auto' | QualityMode | undefined): Promise<void> {
+/** Whether the KV file is attached (a read-only connection finds none when it was deleted). */
+function kvAttached(db: Db): boolean {
+  return db.prepare(`SELECT 1 FROM pragma_database_list WHERE name = 'kv'`).get() !== undefined;
+}
+
+/** Fills coverage per folder for the chosen model, or says why it cannot. */
+async function addCoverage(db: Db, report: StatusReport, settings: Pick<Settings, 'quality' | 'eagerPrefill'>): Promise<void> {
   if (!report.model.dir) {
     report.coverageProblem = `no model to count coverage for (${report.model.problem})`;
     return;
@@ -166,18 +179,37 @@ async function addCoverage(db: Db, report: StatusReport, qualitySetting: 'auto' 
   const light = { model, tokenizer: new TextTokenizer(model) };
   const fingerprint = await modelFingerprint(model);
   report.model.fingerprint = fingerprint;
-  report.kv.modelBytes = db.prepare('SELECT COALESCE(SUM(bytes), 0) FROM kv_blocks WHERE model_fingerprint = ?').pluck().get(fingerprint) as number;
-  const quality = !qualitySetting || qualitySetting === 'auto' ? defaultQualityMode(light) : qualitySetting;
+  const attached = kvAttached(db);
+  report.kv.modelBytes = attached
+    ? (db.prepare('SELECT COALESCE(SUM(bytes), 0) FROM kv.kv_blocks WHERE model_fingerprint = ?').pluck().get(fingerprint) as number)
+    : 0;
+  const quality = settings.quality === 'auto' ? defaultQualityMode(light) : settings.quality;
   report.quality = quality;
+  // No engine runs here, so nothing is queued or paused; the budget is full when the free room
+  // cannot take one more of this model's blocks (their mean size) without evicting.
+  const blockBytes = attached
+    ? ((db.prepare('SELECT AVG(bytes) FROM kv.kv_blocks WHERE model_fingerprint = ?').pluck().get(fingerprint) as number | null) ?? 0)
+    : 0;
+  const budgetFull = report.kv.budgetBytes - report.kv.storedBytes < blockBytes;
   const coverage = new Map(kvCoverage(db, light, fingerprint, quality).map((c) => [c.folderId, c]));
   for (const f of report.folders) {
     const c = coverage.get(f.id);
     if (!c) continue; // a folder added since the counts were read
-    f.coverageChecked = c.checked;
-    f.coverage = c.checked > 0 ? c.stored / c.checked : null;
-    f.kvStoredPassages = c.checked === c.passages ? c.stored : null;
+    f.kvStoredPassages = c.stored;
+    f.coverage = c.passages > 0 ? c.stored / c.passages : null;
+    f.kvLimitedBy = coverageLimit(c, { model: true, prefillOn: settings.eagerPrefill, paused: false, queued: 0, budgetFull });
   }
 }
+
+/** What each limit means here, where no engine runs. */
+const LIMIT_TEXT: Record<KvCoverageLimit, string> = {
+  budget: 'the KV budget is full (--kv-budget or Settings raises it)',
+  prefilling: 'prefilling',
+  paused: 'paused',
+  off: 'background prefill is off in Settings',
+  'no-model': 'no model',
+  'not-prefilled': 'the rest is prefilled in the background while the app or quire serve runs',
+};
 
 function describe(r: StatusReport): string {
   const e = escapeForTerminal;
@@ -200,9 +232,10 @@ function describe(r: StatusReport): string {
   else if (r.folders.length > 0) lines.push('folders');
   for (const f of r.folders) {
     const problems = [f.failed ? `${f.failed} failed` : '', f.skipped ? `${f.skipped} skipped` : '', f.pending ? `${f.pending} pending` : ''].filter(Boolean);
-    const counted =
-      f.kvStoredPassages !== null ? `${f.kvStoredPassages}/${f.passages}` : `estimated from ${f.coverageChecked} of ${f.passages} passages`;
-    const coverage = f.coverage !== null ? `, KV stored for ${percent(f.coverage)} (${counted}, ${r.quality})` : '';
+    const coverage =
+      f.coverage !== null
+        ? `, KV stored for ${percent(f.coverage)} (${f.kvStoredPassages}/${f.passages}, ${r.quality})${f.kvLimitedBy ? `: ${LIMIT_TEXT[f.kvLimitedBy]}` : ''}`
+        : '';
     lines.push(`  ${e(f.path)}: ${f.files} files${problems.length ? ` (${problems.join(', ')})` : ''}, ${f.passages} passages${coverage}`);
   }
   if (r.coverageProblem && r.folders.length > 0) lines.push(`coverage        unknown: ${e(r.coverageProblem)}`);

@@ -80,7 +80,7 @@ export const requestSchemas = {
   'chats.delete': z.object({ chatId: id }).strict(),
   'settings.get': noArgs,
   'settings.set': settingsSchema.partial().strict(),
-  'kv.stats': noArgs,
+  'kv.stats': z.object({ folderId: id.optional() }).strict(),
   'models.catalog': noArgs,
   'models.download': z.object({ modelId: text(200).min(1) }).strict(),
   'models.useFolder': z.object({ path: text(4096).min(1) }).strict(),

@@ -7,11 +7,12 @@
 import { ATTENTION_MODES, type AttentionMode } from '../../native-models/attention-modes.ts';
 import { PROVIDER_CHOICES, type ProviderChoice } from '../../native-models/provider-names.ts';
 import { QUALITY_MODES, type QualityMode } from '../answering/quality-mode-names.ts';
+import { KV_COVERAGE_LIMITS, type KvCoverageLimit } from '../answering/kv-coverage-limits.ts';
 import type { MessageRole } from '../../db/chats.ts';
 import type { DocumentStatus } from '../../db/documents.ts';
 import type { FolderCounts } from '../../db/folders.ts';
 
-export { ATTENTION_MODES, PROVIDER_CHOICES, QUALITY_MODES, type AttentionMode, type ProviderChoice, type QualityMode };
+export { ATTENTION_MODES, KV_COVERAGE_LIMITS, PROVIDER_CHOICES, QUALITY_MODES, type AttentionMode, type KvCoverageLimit, type ProviderChoice, type QualityMode };
 export type { DocumentStatus, FolderCounts, MessageRole };
 
 /** The Quality setting: 'auto' lets answering pick by model (quality-modes.ts defaultQualityMode). */
@@ -28,7 +29,10 @@ export interface Settings {
   kvBudgetBytes: number;
   /** Target tokens per passage (applies on the next indexing). */
   passageTokens: number;
-  /** Prefill passage KV in the background after indexing (newest documents first, within the KV budget). */
+  /**
+   * Prefill passage KV in the background (what the last question will likely need next, then recently
+   * modified documents, the folders you chat with and the rest, within the KV budget).
+   */
   eagerPrefill: boolean;
   /** Passages retrieved per question. */
   k: number;
@@ -91,7 +95,8 @@ export interface RequestArgsByName {
   'chats.delete': { chatId: number };
   'settings.get': NoArgs;
   'settings.set': Partial<Settings>;
-  'kv.stats': NoArgs;
+  /** With folderId: that folder's coverage only. */
+  'kv.stats': { folderId?: number };
   'models.catalog': NoArgs;
   'models.download': { modelId: string };
   'models.useFolder': { path: string };
@@ -281,10 +286,32 @@ export interface AppInfo {
   features: { indexing: boolean; answering: boolean; downloads: boolean };
 }
 
+/** A folder's share of passages that answer without prefill, for the loaded model and quality mode. */
+export interface FolderKvCoverageView {
+  folderId: number;
+  passages: number;
+  /** Passages whose block KV is stored (exact: each passage's block key is recorded). */
+  stored: number;
+  /** Why not every passage is stored; null when every one is. */
+  limitedBy: KvCoverageLimit | null;
+  /** limitedBy 'prefilling': time until its queued passages are stored, at the measured prefill rate; else null. */
+  etaMs: number | null;
+}
+
 export interface KvStatsView {
   entries: number;
   bytes: number;
   budgetBytes: number;
+  /** The codec new blocks are stored with (db/kv-codec.ts). */
+  codec: string;
+  /** Per folder (one with kv.stats' folderId); stored counts 0 without a model. */
+  folders: FolderKvCoverageView[];
+  prefill: {
+    /** Passages waiting in the background prefill queue. */
+    queued: number;
+    /** The measured prefill time per block (ms; null before the first block). */
+    msPerBlock: number | null;
+  };
 }
 
 /** Request name -> result type. */

@@ -6,6 +6,7 @@ import type { Db } from '../../db/open.ts';
 import { ask, type AskResult } from '../answering/ask.ts';
 import { ChatSessions } from '../answering/chat-sessions.ts';
 import { QuireRequestError, type AnswerView, type CitationView, type EmitEvent, type RequestArgs } from '../contract/types.ts';
+import type { AnsweredQuestion } from './kv-service.ts';
 import type { ModelService } from './model-service.ts';
 import type { RequestHandlers } from './request-handlers.ts';
 import type { SettingsStore } from './settings-store.ts';
@@ -24,6 +25,8 @@ export class AnswerService {
     private readonly settings: SettingsStore,
     private readonly models: ModelService,
     private readonly emit: EmitEvent,
+    /** Hears of each question answered from passages (kv-service.ts prefills what it predicts). */
+    private readonly onAnswered: (q: AnsweredQuestion) => void = () => undefined,
   ) {
     this.chats = new ChatSessions(settings.get().chatKvBytes);
     this.unsubscribe = [
@@ -96,6 +99,7 @@ export class AnswerService {
           if (controller.signal.aborted) return null;
           throw e;
         });
+        if (out?.ranModel) this.onAnswered({ question, k, passageIds: out.passages.map((p) => p.passageId) });
         const view = answerView(requestId, chat.id, out, text, ctx.engine.provider);
         this.emit('answer.done', view);
         return view;

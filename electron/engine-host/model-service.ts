@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Db } from '../../db/open.ts';
-import { KvStore } from '../../db/kv-store.ts';
+import type { KvStore } from '../../db/kv-store.ts';
 import { Engine } from '../../native-models/engine.ts';
 import { createAnswerContext, type AnswerContext } from '../answering/passage-kv.ts';
 import { QuireRequestError, type EmitEvent, type ModelStatus } from '../contract/types.ts';
@@ -23,12 +23,15 @@ export class ModelService {
   private downloading: string | null = null;
   private disposed = false;
   private readonly unloadListeners = new Set<() => void>();
+  private readonly loadListeners = new Set<(context: AnswerContext) => void>();
   private readonly unsubscribe: () => void;
 
   constructor(
     private readonly db: Db,
     private readonly settings: SettingsStore,
     private readonly emit: EmitEvent,
+    /** The stored passage KV every loaded model's answers use (its budget kept by kv-service.ts). */
+    private readonly store: KvStore,
     /** Where `auto` remembers its provider decision per model and machine (app-paths.ts providerChoicePath). */
     private readonly providerCache?: string,
   ) {
@@ -39,13 +42,16 @@ export class ModelService {
 
   /** (Re)loads the model the settings name; the previous one is released first. */
   load(): void {
-    const { modelDir: dir, provider, kvBudgetBytes } = this.settings.get();
+    const { modelDir: dir, provider } = this.settings.get();
     const previous = this.takeContext();
     const before = this.loading;
     this.loading = (async () => {
       await before;
       // a load that was under way has finished by now: its model goes too
-      for (const context of [previous, this.takeContext()]) await context?.engine.release().catch(() => undefined);
+      for (const context of [previous, this.takeContext()]) {
+        await context?.queue.idle(); // background prefill stops at its block's end (kv-service.ts)
+        await context?.engine.release().catch(() => undefined);
+      }
       if (!dir) {
         this.problem = 'no model chosen yet';
         return;
@@ -53,12 +59,13 @@ export class ModelService {
       try {
         const engine = await Engine.load(dir, { provider, providerCache: this.providerCache });
         try {
-          this.context = await createAnswerContext(this.db, engine, { store: new KvStore(this.db, { budgetBytes: kvBudgetBytes }) });
+          this.context = await createAnswerContext(this.db, engine, { store: this.store });
         } catch (e) {
           await engine.release().catch(() => undefined);
           throw e;
         }
         this.problem = null;
+        for (const listener of this.loadListeners) listener(this.context);
       } catch (e) {
         this.problem = `the model at ${dir} did not load: ${(e as Error).message}`;
       }
@@ -71,6 +78,12 @@ export class ModelService {
   async ready(): Promise<AnswerContext | null> {
     await this.loading;
     return this.context;
+  }
+
+  /** Calls `listener` with the answer context of each model loaded (a model chosen); returns the unsubscribe function. */
+  onDidLoad(listener: (context: AnswerContext) => void): () => void {
+    this.loadListeners.add(listener);
+    return () => this.loadListeners.delete(listener);
   }
 
   /** Calls `listener` when the loaded model is released (reload or dispose); returns the unsubscribe function. */
@@ -154,6 +167,8 @@ export class ModelService {
     this.disposed = true;
     this.unsubscribe();
     await this.loading;
-    await this.takeContext()?.engine.release().catch(() => undefined);
+    const context = this.takeContext();
+    await context?.queue.idle();
+    await context?.engine.release().catch(() => undefined);
   }
 }

@@ -3,12 +3,13 @@
 // work. The work is split by concern into parts that each own and dispose their resources:
 //   settings-store.ts  settings file          model-service.ts   model, catalog, downloads
 //   library-service.ts folders, index queue, watcher, progress
-//   kv-service.ts      KV totals, background prefill of folders
+//   kv-service.ts      KV budget, totals and coverage, background prefill (predicted, recent, chatted, library)
 //   search-service.ts  search, passage view   answer-service.ts  ask/cancel, chats, chat KV
 //   completion-service.ts  the OpenAI-compatible API's completions (its conversations' KV in the chats' pool)
 import fs from 'node:fs';
 import { listFolders } from '../../db/folders.ts';
 import { openDatabase, type Db } from '../../db/open.ts';
+import { KvStore } from '../../db/kv-store.ts';
 import { parseRequest } from '../contract/schemas.ts';
 import {
   isHostRequest,
@@ -62,10 +63,11 @@ export class EngineService {
     const emit: EmitEvent = (name, payload) => {
       if (!this.closed) options.emit(name, payload);
     };
-    this.models = new ModelService(this.db, this.settings, emit, providerChoicePath(options.dataDir));
-    this.kv = new KvService(this.db, this.settings, this.models);
+    const store = new KvStore(this.db, { budgetBytes: this.settings.get().kvBudgetBytes });
+    this.models = new ModelService(this.db, this.settings, emit, store, providerChoicePath(options.dataDir));
+    this.kv = new KvService(this.db, this.settings, this.models, store);
     this.library = new LibraryService(this.db, this.settings, this.models, this.kv, emit, options);
-    this.answers = new AnswerService(this.db, this.settings, this.models, emit);
+    this.answers = new AnswerService(this.db, this.settings, this.models, emit, (q) => this.kv.afterQuestion(q));
     this.completions = new CompletionService(this.db, this.settings, this.models, this.answers.chats, emit);
     this.handlers = {
       ...this.library.handlers,
@@ -114,7 +116,7 @@ export class EngineService {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([this.library.dispose(), this.answers.dispose(), this.completions.dispose()]);
+    await Promise.all([this.library.dispose(), this.answers.dispose(), this.completions.dispose(), this.kv.dispose()]);
     await this.models.dispose();
     this.db.close();
   }

@@ -1,6 +1,7 @@
 import { useState, type DragEvent } from 'react';
 import type { FileView, FolderView } from '../../electron/contract/types.ts';
 import type { RendererApi } from '../api.ts';
+import { KvCoverage } from '../components/KvCoverage.tsx';
 import { ProgressBar } from '../components/ProgressBar.tsx';
 
 const STATE_LABEL: Record<FolderView['state'], string> = {
@@ -28,6 +29,7 @@ function FolderCard({ api, folder }: { api: RendererApi; folder: FolderView }) {
       </div>
       <ProgressBar label="Parsing" progress={folder.parse} />
       <ProgressBar label="KV prefill" progress={folder.prefill} />
+      <KvCoverage api={api} folder={folder} />
       <p className="folder-counts">
         {folder.indexed} indexed · {folder.passages} passages · {folder.skipped} skipped · {folder.failed} failed
       </p>

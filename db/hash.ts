@@ -17,3 +17,8 @@ export function tokenHash(ids: ArrayLike<number>): string {
   }
   return createHash('sha256').update(bytes).digest('hex');
 }
+
+/** SHA-256 (hex) of a text's UTF-8 bytes: a passage block's text, to find its recorded key again (passage-keys.ts). */
+export function textHash(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}

@@ -66,7 +66,8 @@ export const KV_MIGRATIONS: readonly KvMigration[] = [
     // their lifecycle (deleting this file clears both, and coverage is then truly 0), it commits
     // with the block it describes, and the library keeps only the user's own data. Passage ids are
     // AUTOINCREMENT in the library, so the row of a deleted passage can never name another one; it
-    // is ignored by every join with the passages and pruned after indexing.
+    // is ignored by every join with the passages, and after indexing its key is carried over to a
+    // new passage with the same block text (by text_hash), then pruned.
     up: (db) =>
       db.exec(`
         CREATE TABLE kv.passage_keys (
@@ -75,8 +76,11 @@ export const KV_MIGRATIONS: readonly KvMigration[] = [
           token_hash TEXT NOT NULL,
           -- the block's tokens (title line included): what its KV will cost, before it is computed
           tokens INTEGER NOT NULL,
+          -- SHA-256 of the block's text: a re-indexed passage with the same text gets the same key
+          text_hash TEXT NOT NULL,
           PRIMARY KEY (model_fingerprint, passage_id)
         ) WITHOUT ROWID;
+        CREATE INDEX kv.passage_keys_text ON passage_keys(model_fingerprint, text_hash);
       `),
   },
 ];

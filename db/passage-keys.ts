@@ -5,10 +5,12 @@
 // thousands of passages, where tokenizing every passage again took 0.5-5 ms each.
 //
 // Invariant the coverage counts rely on: every passage block stored through electron/answering
-// (passage-kv.ts) has its key recorded first. A passage with no key for the model has never been
-// tokenized for it, so its block was never stored under it: counted as not stored. (Blocks stored
-// by a Quire from before the table count once their passage is tokenized again, at its next
-// prefill pass or question; a passage whose text equals another's counts once its own key is known.)
+// (passage-kv.ts) has its key recorded first, and a passage whose block text is that of a passage
+// with a recorded key (the same paragraph after re-indexing, or a duplicate) gets that key after
+// each index run (carryPassageKeys: no tokenizer needed, the key is the text's). So a passage with
+// no key for the model has a block text never tokenized for it, and its block was never stored:
+// counted as not stored. (Blocks stored by a Quire from before the table count once their passage
+// is tokenized again, at its next prefill pass or question.)
 import type { Db } from './open.ts';
 
 export interface PassageKey {
@@ -16,17 +18,50 @@ export interface PassageKey {
   tokenHash: string;
   /** Tokens of the passage's block (title line included). */
   tokens: number;
+  /** hash.ts textHash of the block's text. */
+  textHash: string;
 }
 
 /** Records (or replaces) the keys of passages under a model, in one transaction. Readers skip it. */
 export function recordPassageKeys(db: Db, modelFingerprint: string, keys: readonly PassageKey[]): void {
   if (db.readonly || keys.length === 0) return;
   const insert = db.prepare(
-    'INSERT OR REPLACE INTO kv.passage_keys(model_fingerprint, passage_id, token_hash, tokens) VALUES (?, ?, ?, ?)',
+    'INSERT OR REPLACE INTO kv.passage_keys(model_fingerprint, passage_id, token_hash, tokens, text_hash) VALUES (?, ?, ?, ?, ?)',
   );
   db.transaction(() => {
-    for (const k of keys) insert.run(modelFingerprint, k.passageId, k.tokenHash, k.tokens);
+    for (const k of keys) insert.run(modelFingerprint, k.passageId, k.tokenHash, k.tokens, k.textHash);
   }).immediate();
+}
+
+/** A passage's block text, as the answering layer renders it (prompt-blocks.ts passageBlockText). */
+export type BlockText = (p: { title: string | null; text: string }) => string;
+
+/**
+ * After indexing: every passage without a key for a model that has keys gets the key recorded for
+ * the same block text (its own earlier passage, replaced by re-indexing, or a duplicate), then the
+ * keys of passages no longer in the library are deleted. Hashes only the texts of passages without a
+ * key (microseconds each). Returns how many keys were carried over and how many pruned.
+ */
+export function carryPassageKeys(db: Db, blockText: BlockText, textHash: (text: string) => string): { carried: number; pruned: number } {
+  if (db.readonly) return { carried: 0, pruned: 0 };
+  const models = db.prepare('SELECT DISTINCT model_fingerprint FROM kv.passage_keys').pluck().all() as string[];
+  const missing = db.prepare(
+    `SELECT p.id, COALESCE(p.title, d.title) AS title, p.text FROM passages p JOIN documents d ON d.id = p.document_id
+     WHERE NOT EXISTS (SELECT 1 FROM kv.passage_keys k WHERE k.model_fingerprint = ? AND k.passage_id = p.id)`,
+  );
+  const known = db.prepare('SELECT token_hash AS tokenHash, tokens FROM kv.passage_keys WHERE model_fingerprint = ? AND text_hash = ? LIMIT 1');
+  let carried = 0;
+  for (const model of models) {
+    const keys: PassageKey[] = [];
+    for (const p of missing.iterate(model) as Iterable<{ id: number; title: string | null; text: string }>) {
+      const hash = textHash(blockText(p));
+      const k = known.get(model, hash) as { tokenHash: string; tokens: number } | undefined;
+      if (k) keys.push({ passageId: p.id, tokenHash: k.tokenHash, tokens: k.tokens, textHash: hash });
+    }
+    recordPassageKeys(db, model, keys);
+    carried += keys.length;
+  }
+  return { carried, pruned: prunePassageKeys(db) };
 }
 
 /** The recorded block token counts of these passages under a model (passages never tokenized for it are absent). */

@@ -232,6 +232,25 @@ describe('KvStore budget, eviction and stats', () => {
     expect([3, 4, 5].map((i) => store.info(key(i)) !== undefined)).toEqual([false, true, true]);
   });
 
+  it("with eviction 'lru' (the old policy, for bench:coverage's comparison): the least recently used goes, uses and prefetches alike", () => {
+    let clock = 0;
+    const store = new KvStore(t.db, { budgetBytes: 4 * BLOB, now: () => clock, eviction: 'lru' });
+    const popular = key(100);
+    store.put(popular, randomKv(shape, 100));
+    for (let q = 0; q < 4; q++) {
+      clock += 10 * MINUTE;
+      expect(store.get(popular).status).toBe('hit');
+    }
+    // the same burst that use scores keep it through: LRU drops it at the fourth one-off
+    for (let i = 0; i < 4; i++) {
+      clock += 2 * MINUTE;
+      expect(store.put(key(i), randomKv(shape, 1), { prefetch: true })).toMatchObject({ stored: true });
+    }
+    expect(store.info(popular)).toBeUndefined();
+    expect([0, 1, 2, 3].every((i) => store.info(key(i)) !== undefined)).toBe(true);
+    expect(store.stats()).toMatchObject({ entries: 4, evictions: 1 });
+  });
+
   it('orders uses within the same millisecond (a frozen clock) by when they happened', () => {
     const store = new KvStore(t.db, { budgetBytes: 2 * BLOB, now: () => 5 });
     store.put(key(1), randomKv(shape, 1));

@@ -12,7 +12,8 @@ import { KvStore } from '../db/kv-store.ts';
 import { tokenHash } from '../db/hash.ts';
 import { checksumOf } from '../db/checksum.ts';
 import { encodeKv, KV_HEADER_BYTES } from '../db/kv-codec.ts';
-import { kvFileFor, KV_SCHEMA_VERSION } from '../db/kv-file.ts';
+import { kvFileFor, KV_MIGRATIONS, KV_SCHEMA_VERSION } from '../db/kv-file.ts';
+import { recordPassageKeys } from '../db/passage-keys.ts';
 import { addMessage, createChat, listMessages } from '../db/chats.ts';
 import { randomKv } from './fixtures/db-random-kv.ts';
 import { tempDir } from './fixtures/db-temp.ts';
@@ -189,6 +190,29 @@ describe('the KV file', () => {
     const aside = fs.readdirSync(path.dirname(file)).filter((f) => f.startsWith('quire-kv.db.broken-') && !/-(wal|shm)$/.test(f));
     expect(aside).toHaveLength(1);
     expect(fs.readFileSync(path.join(path.dirname(file), aside[0]))).toEqual(Buffer.alloc(8192, 0x5a));
+  });
+
+  it('migrates a KV file of version 1 (blocks only): the passage keys table arrives and the store works', () => {
+    const file = freshFile();
+    openDatabase(file).close();
+    for (const suffix of ['', '-wal', '-shm']) fs.rmSync(kvFileFor(file) + suffix, { force: true });
+    // a KV file as version 1 made it, with a block in it
+    const raw = new Database(file);
+    raw.prepare('ATTACH DATABASE ? AS kv').run(kvFileFor(file));
+    KV_MIGRATIONS[0].up(raw);
+    raw.pragma('kv.user_version = 1');
+    raw.close();
+    const v1 = openDatabase(file, { readonly: false });
+    try {
+      expect(v1.pragma('kv.user_version', { simple: true })).toBe(KV_SCHEMA_VERSION);
+      expect(KV_SCHEMA_VERSION).toBeGreaterThanOrEqual(2);
+      expect(v1.prepare(`SELECT name FROM kv.sqlite_schema WHERE name = 'passage_keys'`).pluck().get()).toBe('passage_keys');
+      expect(new KvStore(v1).put(kvKey, randomKv(kvShape, 1)).stored).toBe(true);
+      recordPassageKeys(v1, 'm', [{ passageId: 1, tokenHash: kvKey.tokenHash, tokens: 3, textHash: 'x' }]);
+      expect(v1.prepare('SELECT COUNT(*) FROM kv.passage_keys').pluck().get()).toBe(1);
+    } finally {
+      v1.close();
+    }
   });
 
   it('refuses a KV file written by a newer Quire', () => {

@@ -116,6 +116,22 @@ describe('LibraryView', () => {
     await waitFor(() => expect(request).toHaveBeenCalledWith('folders.pause', { folderId: 1 }));
   });
 
+  it("shows each folder's coverage: the share that answers instantly, why not more, and the ETA", async () => {
+    const coverage = { folderId: 1, passages: 1000, stored: 624, limitedBy: 'prefilling' as const, etaMs: 4.4 * 60_000 };
+    const { api, request } = fakeApi({
+      'kv.stats': () => ({ entries: 624, bytes: 1, budgetBytes: 2, codec: 'float16', folders: [coverage], prefill: { queued: 376, msPerBlock: 700 } }),
+    });
+    const { rerender } = render(<LibraryView api={api} folders={[folder({ state: 'prefilling' })]} />);
+    expect((await screen.findByTestId('kv-coverage')).textContent).toBe('62% answer instantly · preparing the rest, about 4 min left');
+    expect(request).toHaveBeenCalledWith('kv.stats', { folderId: 1 });
+    Object.assign(coverage, { stored: 999, limitedBy: 'budget', etaMs: null });
+    rerender(<LibraryView api={api} folders={[folder({ state: 'done' })]} />);
+    await waitFor(() => expect(screen.getByTestId('kv-coverage').textContent).toBe('99% answer instantly · the KV budget is full: raise it in Settings to keep more'));
+    Object.assign(coverage, { stored: 1000, limitedBy: null });
+    rerender(<LibraryView api={api} folders={[folder({ state: 'done', prefill: { done: 1, total: 1 } })]} />);
+    await waitFor(() => expect(screen.getByTestId('kv-coverage').textContent).toBe('100% answer instantly'));
+  });
+
   it('tells a new user what to do when empty, and adds a typed path', async () => {
     const { api, request } = fakeApi({ 'folders.add': () => folder() });
     render(<LibraryView api={api} folders={[]} />);

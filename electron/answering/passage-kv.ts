@@ -4,9 +4,9 @@
 // questions. Every passage tokenized here has its block key recorded (db/passage-keys.ts) before
 // its block can be stored: what exact coverage counts rely on.
 import type { Db } from '../../db/open.ts';
-import { tokenHash } from '../../db/hash.ts';
+import { textHash, tokenHash } from '../../db/hash.ts';
 import { KvStore, type KvKey } from '../../db/kv-store.ts';
-import { recordPassageKeys, type PassageKey } from '../../db/passage-keys.ts';
+import { carryPassageKeys, recordPassageKeys, type PassageKey } from '../../db/passage-keys.ts';
 import { getTitledPassages, setPassageTokenCount, type TitledPassage } from '../../db/passages.ts';
 import type { Engine } from '../../native-models/engine.ts';
 import type { KvCache } from '../../native-models/kv.ts';
@@ -79,6 +79,14 @@ function tokenized(ctx: AnswerContext, p: PassageForBlock): { text: string; ids:
 }
 
 /**
+ * After indexing: passages whose block text had a key recorded (re-indexed, or duplicates) get it
+ * again, and keys of removed passages go (db/passage-keys.ts), so coverage stays exact.
+ */
+export function carryBlockKeys(db: Db): { carried: number; pruned: number } {
+  return carryPassageKeys(db, passageBlockText, textHash);
+}
+
+/**
  * The passages' block token ids, in order, with their keys recorded for this model (one transaction
  * for those not recorded yet by this context) before any of their blocks is stored.
  */
@@ -86,7 +94,7 @@ export function keyedPassageIds(ctx: AnswerContext, passages: readonly PassageFo
   const entries = passages.map((p) => tokenized(ctx, p));
   const fresh: PassageKey[] = [];
   entries.forEach((e, i) => {
-    if (!e.keyed) fresh.push({ passageId: passages[i].passageId, tokenHash: tokenHash(e.ids), tokens: e.ids.length });
+    if (!e.keyed) fresh.push({ passageId: passages[i].passageId, tokenHash: tokenHash(e.ids), tokens: e.ids.length, textHash: textHash(e.text) });
   });
   recordPassageKeys(ctx.db, ctx.fingerprint, fresh);
   for (const e of entries) e.keyed = true;

@@ -47,6 +47,7 @@ export class PrefillQueue {
   private readonly laneOf = new Map<number, PrefillReason>();
   private readonly listeners = new Set<(settled: PrefillSettled) => void>();
   private paused = false;
+  private running: (PrefillItem & { reason: PrefillReason }) | null = null;
   private loop: Promise<void> | undefined;
   private controller = new AbortController();
   private readonly mode: QualityMode;
@@ -66,6 +67,11 @@ export class PrefillQueue {
   /** Passages waiting (not counting the one being prefilled). */
   get pending(): number {
     return this.laneOf.size;
+  }
+
+  /** The passage being prefilled now, if any (not among `waiting()`). */
+  get current(): (PrefillItem & { reason: PrefillReason }) | null {
+    return this.running;
   }
 
   get isPaused(): boolean {
@@ -186,6 +192,7 @@ export class PrefillQueue {
       while (!this.paused) {
         const item = this.next();
         if (!item) break;
+        this.running = item;
         try {
           const r = await prefillPassages(this.ctx, [item.passageId], { signal: this.controller.signal, mode: this.mode });
           this.computed += r.computed;
@@ -194,6 +201,8 @@ export class PrefillQueue {
           const aborted = (e as Error).name === 'AbortError';
           if (!aborted) this.errors.push(e as Error);
           this.emit({ ...item, outcome: aborted ? 'removed' : 'failed', stored: false, ms: 0 });
+        } finally {
+          this.running = null;
         }
       }
     })().finally(() => {

@@ -126,6 +126,9 @@ export async function indexCommand(args: ParsedArgs): Promise<void> {
         }),
       );
     }
+    // re-indexed passages keep their block keys, removed ones' go: coverage stays exact
+    const { carryBlockKeys } = await import('../answering/passage-kv.ts');
+    carryBlockKeys(db);
     const summary: IndexCommandSummary = {
       ...combine(dbPath, summaries),
       provider,

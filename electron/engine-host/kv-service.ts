@@ -10,9 +10,8 @@ import { storedKvTotals, type KvStore } from '../../db/kv-store.ts';
 import { kvBlobBytes } from '../../db/kv-codec.ts';
 import { folderBlockCoverage } from '../../db/passage-keys.ts';
 import { getPrefillCandidates } from '../../db/passages.ts';
-import { prunePassageKeys } from '../../db/passage-keys.ts';
 import { coverageLimit } from '../answering/kv-coverage.ts';
-import type { AnswerContext } from '../answering/passage-kv.ts';
+import { carryBlockKeys, type AnswerContext } from '../answering/passage-kv.ts';
 import {
   libraryPrefillPlan,
   predictedPassages,
@@ -88,6 +87,11 @@ export class KvService {
         this.stop();
       }),
     ];
+  }
+
+  /** The loaded model's prefill queue (null without a model): for diagnostics and tests. */
+  get prefillQueue(): PrefillQueue | null {
+    return this.prefill?.queue ?? null;
   }
 
   readonly handlers: RequestHandlers<KvRequest> = {
@@ -190,7 +194,7 @@ export class KvService {
    */
   async prefillFolder(folderId: number, hooks: FolderPrefillHooks): Promise<void> {
     this.pausedFolders.delete(folderId);
-    prunePassageKeys(this.db); // keys of passages the run replaced or removed
+    carryBlockKeys(this.db); // re-indexed passages keep their keys; removed ones' go
     const ctx = this.settings.get().eagerPrefill ? await this.models.ready() : null;
     const p = ctx && this.prefill;
     if (!ctx || !p || hooks.signal.aborted) {
@@ -228,7 +232,8 @@ export class KvService {
     const p = this.prefill;
     const { eagerPrefill } = this.settings.get();
     const queuedByFolder = new Map<number, number>();
-    for (const item of p?.queue.waiting() ?? []) {
+    const current = p?.queue.current;
+    for (const item of [...(p?.queue.waiting() ?? []), ...(current ? [current] : [])]) {
       if (item.folderId !== null) queuedByFolder.set(item.folderId, (queuedByFolder.get(item.folderId) ?? 0) + 1);
     }
     const room = this.store.budgetBytes - totals.bytes;

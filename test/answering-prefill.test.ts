@@ -26,8 +26,7 @@ import { makeModelDir, removeDir } from './helpers/models.ts';
 const DAY = 24 * 60 * 60 * 1000;
 const NOW = Date.now();
 
-/** Five passages a document, each naming its document's topic and its own place. */
-const TOPICS = ['lighthouse', 'orchard', 'glacier', 'violin', 'comet', 'harbour'];
+/** Five passages a document (one topic each), each naming its topic and its own place. */
 const passagesOf = (topic: string, edit = '') =>
   Array.from({ length: 5 }, (_, i) => `The ${topic} notes, part ${i}: ${topic} ${i % 2 ? 'evening' : 'morning'} records and ${topic} maps${edit}.`);
 

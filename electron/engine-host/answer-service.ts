@@ -6,7 +6,7 @@ import type { Db } from '../../db/open.ts';
 import { ask, type AskResult } from '../answering/ask.ts';
 import { ChatSessions } from '../answering/chat-sessions.ts';
 import { QuireRequestError, type AnswerView, type CitationView, type EmitEvent, type RequestArgs } from '../contract/types.ts';
-import type { AnsweredQuestion } from './kv-service.ts';
+import type { AnsweredQuestion } from '../answering/background-prefill.ts';
 import type { ModelService } from './model-service.ts';
 import type { RequestHandlers } from './request-handlers.ts';
 import type { SettingsStore } from './settings-store.ts';

@@ -9,18 +9,11 @@ import type { Db } from '../../db/open.ts';
 import { storedKvTotals, type KvStore } from '../../db/kv-store.ts';
 import { kvBlobBytes } from '../../db/kv-codec.ts';
 import { folderBlockCoverage } from '../../db/passage-keys.ts';
-import { getPrefillCandidates } from '../../db/passages.ts';
+import { BackgroundPrefill, markChatted, type AnsweredQuestion } from '../answering/background-prefill.ts';
 import { coverageLimit } from '../answering/kv-coverage.ts';
 import { carryBlockKeys, type AnswerContext } from '../answering/passage-kv.ts';
-import {
-  libraryPrefillPlan,
-  predictedPassages,
-  prefillItemsFor,
-  TITLE_TOKENS,
-  UNKNOWN_PASSAGE_TOKENS,
-  type PlanModel,
-} from '../answering/prefill-plan.ts';
-import { PrefillQueue, type PrefillSettled } from '../answering/prefill-queue.ts';
+import { TITLE_TOKENS, UNKNOWN_PASSAGE_TOKENS } from '../answering/prefill-plan.ts';
+import type { PrefillQueue } from '../answering/prefill-queue.ts';
 import { kvVariant } from '../answering/quality-modes.ts';
 import type { FolderKvCoverageView, KvStatsView, Progress, Settings } from '../contract/types.ts';
 import type { ModelService } from './model-service.ts';
@@ -29,16 +22,6 @@ import type { SettingsStore } from './settings-store.ts';
 
 export type KvRequest = 'kv.stats';
 
-/** A question answered, as the prefill predictions need it. */
-export interface AnsweredQuestion {
-  question: string;
-  /** Its retrieval's depth. */
-  k: number;
-  folderId?: number;
-  /** The passages in its context, best first. */
-  passageIds: readonly number[];
-}
-
 export interface FolderPrefillHooks {
   signal: AbortSignal;
   /** Called once with what will be prefilled (total 0: nothing, or no model to do it with). */
@@ -46,25 +29,15 @@ export interface FolderPrefillHooks {
   onProgress(progress: Progress): void;
 }
 
-/** Weight of the newest block in the measured time per block (an exponential moving average). */
-const RATE_WEIGHT = 0.2;
-
-interface Prefill {
-  queue: PrefillQueue;
-  model: PlanModel;
-}
-
 export class KvService {
   /** The loaded model's answer context (null: none loaded). */
   private ctx: AnswerContext | null = null;
-  private prefill: Prefill | null = null;
-  private msPerBlock: number | null = null;
-  /** Folders whose passages answered questions, with the time of the last one. */
+  /** Its background prefill (null: no model loaded, or background prefill is off). */
+  private prefill: BackgroundPrefill | null = null;
+  /** Folders whose passages answered questions, with the time of the last one (across models). */
   private readonly chattedFolders = new Map<number, number>();
   /** Folders whose indexing was paused: not prefilled until they run again. */
   private readonly pausedFolders = new Set<number>();
-  /** Per folder, passages the last plan left out for lack of room. */
-  private readonly leftOut = new Map<number, number>();
   private readonly unsubscribe: (() => void)[];
 
   constructor(
@@ -102,88 +75,31 @@ export class KvService {
     if (next.kvBudgetBytes !== previous.kvBudgetBytes) {
       // a promise: stored KV never exceeds the budget, so a lower one evicts at once
       this.store.setBudget(next.kvBudgetBytes);
-      this.replan();
+      this.prefill?.replan(next.kvBudgetBytes, this.pausedFolders);
     }
     if (next.eagerPrefill !== previous.eagerPrefill || next.quality !== previous.quality) this.start();
   }
 
-  /** A model was loaded (or prefill's settings changed): a queue for it, and the library planned. */
+  /** A model was loaded (or prefill's settings changed): its background prefill, the library planned. */
   private start(): void {
     this.stop();
     const ctx = this.ctx;
-    if (!ctx) return;
-    const { quality } = this.settings.get();
+    const { quality, eagerPrefill } = this.settings.get();
+    if (!ctx || !eagerPrefill) return;
     const mode = quality === 'auto' ? ctx.defaultQuality : quality;
-    const queue = new PrefillQueue(ctx, { mode });
-    queue.onSettled((s) => this.settled(s));
-    this.prefill = {
-      queue,
-      model: { fingerprint: ctx.fingerprint, variant: kvVariant(mode, ctx.frame.instructionIds), codec: this.store.defaultCodec, kvShape: ctx.engine.runner.kvShape },
-    };
-    this.planLibrary();
+    this.prefill = new BackgroundPrefill(this.db, ctx, { mode, chattedFolders: this.chattedFolders });
+    this.prefill.planLibrary(this.store.budgetBytes, { skipFolders: this.pausedFolders });
   }
 
   private stop(): void {
-    this.prefill?.queue.close();
+    this.prefill?.close();
     this.prefill = null;
-    this.leftOut.clear();
   }
 
-  private settled(s: PrefillSettled): void {
-    if (s.outcome !== 'prefilled') return;
-    this.msPerBlock = this.msPerBlock === null ? s.ms : this.msPerBlock + RATE_WEIGHT * (s.ms - this.msPerBlock);
-    if (!s.stored && s.folderId !== null) this.leftOut.set(s.folderId, (this.leftOut.get(s.folderId) ?? 0) + 1);
-  }
-
-  /**
-   * Queues the library's (or a folder's) passages not stored yet, within the budget's free room less
-   * what is queued already. Nothing when prefill is off or no model is loaded.
-   */
-  private planLibrary(folderId?: number): void {
-    const p = this.prefill;
-    if (!p || !this.settings.get().eagerPrefill) return;
-    let queuedBytes = 0;
-    for (const item of p.queue.waiting()) queuedBytes += item.bytes;
-    const plan = libraryPrefillPlan(this.db, p.model, {
-      roomBytes: this.store.budgetBytes - storedKvTotals(this.db).bytes - queuedBytes,
-      folderId,
-      chattedFolders: new Set(this.chattedFolders.keys()),
-      skipFolders: this.pausedFolders,
-      queued: (id) => p.queue.has(id),
-    });
-    if (folderId === undefined) this.leftOut.clear();
-    else this.leftOut.delete(folderId);
-    for (const [folder, n] of plan.leftOutByFolder) this.leftOut.set(folder, n);
-    for (const lane of plan.lanes) p.queue.add(lane.items, lane.reason);
-  }
-
-  /** The budget changed: the library's share of the queue is planned again for the new room. */
-  private replan(): void {
-    const p = this.prefill;
-    if (!p) return;
-    p.queue.remove([...p.queue.waiting()].filter((i) => i.reason !== 'question').map((i) => i.passageId));
-    this.planLibrary();
-  }
-
-  /**
-   * After a question: its predicted passages go to the front of the queue, and its passages'
-   * folders become folders the user chats with (their queued passages move up).
-   */
+  /** After a question: what it predicts goes to the front of the queue (prefill-plan.ts). */
   afterQuestion(q: AnsweredQuestion): void {
-    const now = Date.now();
-    const fresh: number[] = [];
-    for (const c of getPrefillCandidates(this.db, q.passageIds)) {
-      if (!this.chattedFolders.has(c.folderId)) fresh.push(c.folderId);
-      this.chattedFolders.set(c.folderId, now);
-    }
-    const p = this.prefill;
-    if (!p || !this.settings.get().eagerPrefill) return;
-    if (fresh.length > 0) {
-      const moving = [...p.queue.waiting()].filter((i) => i.reason === 'library' && fresh.includes(i.folderId ?? -1));
-      p.queue.add(moving, 'chatted');
-    }
-    const predicted = predictedPassages(this.db, q.question, q.passageIds, { k: q.k, folderId: q.folderId });
-    p.queue.add(prefillItemsFor(this.db, p.model, predicted), 'question');
+    if (this.prefill) this.prefill.afterQuestion(q);
+    else markChatted(this.db, this.chattedFolders, q.passageIds);
   }
 
   /**
@@ -195,13 +111,13 @@ export class KvService {
   async prefillFolder(folderId: number, hooks: FolderPrefillHooks): Promise<void> {
     this.pausedFolders.delete(folderId);
     carryBlockKeys(this.db); // re-indexed passages keep their keys; removed ones' go
-    const ctx = this.settings.get().eagerPrefill ? await this.models.ready() : null;
-    const p = ctx && this.prefill;
-    if (!ctx || !p || hooks.signal.aborted) {
+    await this.models.ready();
+    const p = this.prefill;
+    if (!p || hooks.signal.aborted) {
       hooks.planned({ done: 0, total: 0 }, false);
       return;
     }
-    this.planLibrary(folderId);
+    p.planLibrary(this.store.budgetBytes, { folderId, skipFolders: this.pausedFolders });
     const ids = new Set([...p.queue.waiting()].filter((i) => i.folderId === folderId).map((i) => i.passageId));
     const total = ids.size;
     hooks.planned({ done: 0, total }, total > 0);
@@ -237,17 +153,22 @@ export class KvService {
       if (item.folderId !== null) queuedByFolder.set(item.folderId, (queuedByFolder.get(item.folderId) ?? 0) + 1);
     }
     const room = this.store.budgetBytes - totals.bytes;
-    const typicalBlock = p ? kvBlobBytes(p.model.codec, { ...p.model.kvShape, tokens: UNKNOWN_PASSAGE_TOKENS + TITLE_TOKENS }) : 0;
-    const folders = folderBlockCoverage(this.db, p?.model ?? null, folderId).map((c): FolderKvCoverageView => {
+    // coverage is counted for the loaded model and the quality mode prefill would use
+    const ctx = this.ctx;
+    const { quality } = this.settings.get();
+    const model = ctx && { fingerprint: ctx.fingerprint, variant: kvVariant(quality === 'auto' ? ctx.defaultQuality : quality, ctx.frame.instructionIds) };
+    const kvShape = ctx?.engine.runner.kvShape;
+    const typicalBlock = kvShape ? kvBlobBytes(this.store.defaultCodec, { ...kvShape, tokens: UNKNOWN_PASSAGE_TOKENS + TITLE_TOKENS }) : 0;
+    const folders = folderBlockCoverage(this.db, model, folderId).map((c): FolderKvCoverageView => {
       const queued = queuedByFolder.get(c.folderId) ?? 0;
       const limitedBy = coverageLimit(c, {
-        model: p !== null,
+        model: this.ctx !== null,
         prefillOn: eagerPrefill,
         paused: this.pausedFolders.has(c.folderId),
         queued,
-        budgetFull: room < typicalBlock || (this.leftOut.get(c.folderId) ?? 0) > 0,
+        budgetFull: room < typicalBlock || (p?.leftOutOf(c.folderId) ?? 0) > 0,
       });
-      const etaMs = limitedBy === 'prefilling' && this.msPerBlock !== null ? queued * this.msPerBlock : null;
+      const etaMs = limitedBy === 'prefilling' && p?.msPerBlock != null ? queued * p.msPerBlock : null;
       return { ...c, limitedBy, etaMs };
     });
     return {
@@ -255,7 +176,7 @@ export class KvService {
       budgetBytes: this.store.budgetBytes,
       codec: this.store.defaultCodec,
       folders,
-      prefill: { queued: p?.queue.pending ?? 0, msPerBlock: this.msPerBlock },
+      prefill: { queued: p?.queue.pending ?? 0, msPerBlock: p?.msPerBlock ?? null },
     };
   }
 

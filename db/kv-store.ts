@@ -12,8 +12,16 @@ import { decodeKv, encodeKv, KvCodecError, type KvCodec } from './kv-codec.ts';
 import { lruPriority, PREFETCH_USE, priorityAfterUse, type KvEvictionPolicy } from './kv-eviction.ts';
 import type { Db } from './open.ts';
 
-/** 2 GiB: about 680 blocks of 256 tokens of a Qwen2.5-0.5B-sized model in float16 (170K tokens). */
+/** 2 GiB: about 1300 blocks of 256 tokens of a Qwen2.5-0.5B-sized model in int8 (680 in float16). */
 export const DEFAULT_KV_BUDGET_BYTES = 2 * 1024 ** 3;
+
+/**
+ * How new blocks are stored unless a store is told otherwise: int8 (kv-grouped.ts). Half of
+ * float16's bytes (0.52x at Qwen2.5-0.5B's shape), so a budget holds 1.9x the blocks, at a KL of
+ * 5e-6 nats against float16 KV on the trained stories260K (top-1 agreement 99.8%); int4 (0.27x)
+ * moved the top-1 token at 2% of positions. Numbers and method: docs/BENCHMARKS.md.
+ */
+export const DEFAULT_KV_CODEC: KvCodec = 'int8';
 
 export interface KvKey {
   /** Hash of the model's ONNX file(s) and config: a different model never reads these states. */
@@ -78,7 +86,7 @@ export interface KvStoreStats {
 
 export interface KvStoreOptions {
   budgetBytes?: number;
-  /** How new blocks are stored (default float16); blocks stored with another codec still read. */
+  /** How new blocks are stored (default DEFAULT_KV_CODEC); blocks stored with another codec still read. */
   codec?: KvCodec;
   /**
    * 'use-score' (the default, kv-eviction.ts) or 'lru': least recently used first, every use alike,
@@ -150,7 +158,7 @@ export class KvStore {
     options: KvStoreOptions = {},
   ) {
     this.budget = checkBudget(options.budgetBytes ?? DEFAULT_KV_BUDGET_BYTES);
-    this.codec = options.codec ?? 'float16';
+    this.codec = options.codec ?? DEFAULT_KV_CODEC;
     this.eviction = options.eviction ?? 'use-score';
     this.now = options.now ?? Date.now;
     this.lastStamp = (db.prepare('SELECT MAX(last_used_at) FROM kv.kv_blocks').pluck().get() as number | null) ?? 0;

@@ -10,6 +10,7 @@ import { upsertDocument } from '../db/documents.ts';
 import { addFolder } from '../db/folders.ts';
 import { openDatabase, type Db } from '../db/open.ts';
 import { replacePassages } from '../db/passages.ts';
+import { DEFAULT_KV_CODEC, KvStore } from '../db/kv-store.ts';
 import { Engine } from '../native-models/engine.ts';
 import { positionRange } from '../native-models/prefill.ts';
 import { blockMask, causalMask, loadReferenceModel, referenceForward } from './tools/reference.ts';
@@ -54,7 +55,9 @@ describe('ask: end to end', () => {
     const other = upsertDocument(db, { folderId: otherFolder, path: '/other/storm.txt', size: 1, mtimeMs: 1, title: 'storm', status: 'indexed' });
     replacePassages(db, other.id, [{ title: 'storm', text: 'A storm in another folder.', charStart: 0, charEnd: 26 }]);
     engine = await Engine.load(dir, { provider: 'cpu' });
-    ctx = await createAnswerContext(db, engine);
+    // float16 storage: bit-exact for this float16-KV model, so a reused block answers exactly as the
+    // computed one did; the default codec (int8) is checked on its own below
+    ctx = await createAnswerContext(db, engine, { store: new KvStore(db, { codec: 'float16' }) });
   });
   afterAll(async () => {
     await engine?.release();
@@ -114,6 +117,33 @@ describe('ask: end to end', () => {
     const last = ids.length - 1;
     const ref = referenceForward(spec, weights, ids, positionRange(0, ids.length), blockMask(lengths), [last]).logits[last];
     for (const [id, v] of second.topLogits) expect(Math.abs(v - ref[id])).toBeLessThanOrEqual(2e-3);
+  });
+
+  it('with the default codec (int8), reused blocks answer within the codec\'s error of the block-mask reference', async () => {
+    expect(DEFAULT_KV_CODEC).toBe('int8');
+    // its own fingerprint: these blocks are not the float16 ones stored above
+    const int8 = await createAnswerContext(db, engine, { fingerprint: 'int8-default' });
+    const q = 'What did the lighthouse keeper write about storms and the sea?';
+    const first = await ask(int8, q, { k: 3, maxNewTokens: 1, quality: 'isolated' });
+    const second = await ask(int8, q, { k: 3, maxNewTokens: 1, quality: 'isolated' });
+    expect(second.figures).toMatchObject({ computedBlocks: 0, reusedBlocks: first.passages.length });
+    expect(db.prepare(`SELECT DISTINCT codec FROM kv.kv_blocks WHERE model_fingerprint = 'int8-default'`).pluck().all()).toEqual(['int8']);
+    const ids = [
+      ...int8.frame.instructionIds,
+      ...second.passages.flatMap((p) => engine.tokenizer.encode(passageBlockText(p))),
+      ...engine.tokenizer.encode(finalBlockText(q, int8.frame)),
+    ];
+    const lengths = [int8.frame.instructionIds.length, ...second.passages.map((p) => engine.tokenizer.encode(passageBlockText(p)).length)];
+    lengths.push(ids.length - lengths.reduce((a, b) => a + b, 0));
+    const { spec, weights } = loadReferenceModel(dir);
+    const last = ids.length - 1;
+    const ref = referenceForward(spec, weights, ids, positionRange(0, ids.length), blockMask(lengths), [last]).logits[last];
+    // int8 moves each KV element by at most half its group's step: measured 1.4e-3 on these logits
+    // (~2.5), against 7e-5 for the blocks as computed; a block attending across its boundary moves
+    // them by more than 1e-2 (the boundary recompute test)
+    for (const [id, v] of second.topLogits) expect(Math.abs(v - ref[id])).toBeLessThanOrEqual(5e-3);
+    for (const [id, v] of first.topLogits) expect(Math.abs(v - ref[id])).toBeLessThanOrEqual(2e-3);
+    expect(second.topLogits[0][0]).toBe(first.topLogits[0][0]);
   });
 
   it('a corrupted KV entry is recomputed and the answer is unchanged (default shared-prefix mode)', async () => {

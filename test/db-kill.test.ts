@@ -60,7 +60,7 @@ function checkConsistent(file: string, committed: number): void {
     expect(blocks % BATCH).toBe(0);
     expect(blocks).toBeGreaterThanOrEqual(committed);
     expect(blocks).toBeLessThanOrEqual(committed + BATCH);
-    const store = new KvStore(db);
+    const store = new KvStore(db, { codec: 'float16' });
     for (let i = 0; i < blocks; i++) {
       expect(store.get({ modelFingerprint: 'kill-test', tokenHash: tokenHash([i]) }).status).toBe('hit');
     }

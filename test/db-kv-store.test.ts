@@ -1,13 +1,16 @@
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { KvCache } from '../native-models/kv.ts';
-import { KvStore, type KvKey } from '../db/kv-store.ts';
+import { DEFAULT_KV_CODEC, KvStore, type KvKey } from '../db/kv-store.ts';
 import { encodeKv, KV_HEADER_BYTES } from '../db/kv-codec.ts';
 import { tokenHash } from '../db/hash.ts';
 import { openDatabase } from '../db/open.ts';
 import { randomKv, rng } from './fixtures/db-random-kv.ts';
 import { tempDb, type TempDb } from './fixtures/db-temp.ts';
 
+// The store's mechanics are tested with float16 storage: bit-exact, and one blob size for every test
+// cache (these random halves span float16's whole range, which int8 groups need not hold).
+const F16 = { codec: 'float16' as const };
 const shape = { dtype: 'float16' as const, layers: 2, kvHeads: 2, headDim: 8, tokens: 16 };
 const BLOB = encodeKv(randomKv(shape, 0)).byteLength; // every test cache has this size
 const key = (i: number, model = 'model-a', variant?: string): KvKey => ({
@@ -38,7 +41,7 @@ describe('tokenHash', () => {
 
 describe('KvStore get/put', () => {
   it('returns what was put, bit-exact, and misses on unknown keys, other models and other variants', () => {
-    const store = new KvStore(t.db);
+    const store = new KvStore(t.db, F16);
     const kv = randomKv(shape, 1);
     const put = store.put(key(1), kv);
     expect(put.stored).toBe(true);
@@ -54,7 +57,7 @@ describe('KvStore get/put', () => {
   });
 
   it('keeps one entry for the same tokens (content-addressed), separate per variant', () => {
-    const store = new KvStore(t.db);
+    const store = new KvStore(t.db, F16);
     const kv = randomKv(shape, 2);
     // The same passage text in two files tokenizes to the same ids, hence the same key.
     store.put({ modelFingerprint: 'm', tokenHash: tokenHash([5, 6, 7]) }, kv);
@@ -65,8 +68,20 @@ describe('KvStore get/put', () => {
     expect(tokenHash([5, 6, 7])).not.toBe(tokenHash([5, 6, 8]));
   });
 
-  it('replaces an entry when the same key is put with different bytes (e.g. another codec)', () => {
+  it('stores new blocks with the default codec (int8) unless told otherwise, and reads every codec', () => {
+    expect(DEFAULT_KV_CODEC).toBe('int8');
     const store = new KvStore(t.db);
+    expect(store.defaultCodec).toBe('int8');
+    const kv = randomKv({ ...shape, dtype: 'float32' }, 9);
+    const r = store.put(key(1), kv);
+    expect(r.stored && r.entry.codec).toBe('int8');
+    expect(r.stored && r.entry.bytes).toBe(encodeKv(kv, 'int8').byteLength);
+    store.put(key(2), kv, { codec: 'float16' });
+    expect(new KvStore(t.db).get(key(2))).toMatchObject({ status: 'hit', entry: { codec: 'float16' } });
+  });
+
+  it('replaces an entry when the same key is put with different bytes (e.g. another codec)', () => {
+    const store = new KvStore(t.db, F16);
     store.put(key(1), randomKv({ ...shape, dtype: 'float32' }, 4));
     const r = store.put(key(1), randomKv({ ...shape, dtype: 'float32' }, 4), { codec: 'int8' });
     expect(r.stored && r.entry.codec).toBe('int8');
@@ -76,11 +91,11 @@ describe('KvStore get/put', () => {
   });
 
   it('refuses, without throwing, a cache larger than the budget or one float16 cannot hold', () => {
-    const store = new KvStore(t.db, { budgetBytes: BLOB - 1 });
+    const store = new KvStore(t.db, { ...F16, budgetBytes: BLOB - 1 });
     expect(store.put(key(1), randomKv(shape, 5))).toMatchObject({ stored: false });
     const big = randomKv({ ...shape, dtype: 'float32' }, 6);
     (big.keys[0] as Float32Array)[0] = 1e6;
-    const store2 = new KvStore(t.db);
+    const store2 = new KvStore(t.db, F16);
     expect(store2.put(key(2), big)).toMatchObject({ stored: false, reason: expect.stringContaining('overflows float16') });
     expect(store2.stats().entries).toBe(0);
   });
@@ -102,7 +117,7 @@ describe('KvStore corruption', () => {
     ['a header byte', 20],
     ['the first payload byte', KV_HEADER_BYTES],
   ])('detects a flipped bit in %s, drops the entry and reports it', (_, offset) => {
-    const store = new KvStore(t.db);
+    const store = new KvStore(t.db, F16);
     store.put(key(1), randomKv(shape, 7));
     flip(offset);
     const got = store.get(key(1));
@@ -113,7 +128,7 @@ describe('KvStore corruption', () => {
   });
 
   it('detects a truncated blob and a metadata row without its blob', () => {
-    const store = new KvStore(t.db);
+    const store = new KvStore(t.db, F16);
     store.put(key(1), randomKv(shape, 8));
     store.put(key(2), randomKv(shape, 9));
     t.db.prepare('UPDATE kv_blobs SET data = substr(data, 1, 100) WHERE block_id = (SELECT id FROM kv_blocks WHERE token_hash = ?)').run(key(1).tokenHash);
@@ -148,7 +163,7 @@ describe('KvStore corruption', () => {
   });
 
   it('detects a checksum that was altered in the row', () => {
-    const store = new KvStore(t.db);
+    const store = new KvStore(t.db, F16);
     store.put(key(1), randomKv(shape, 10));
     t.db.prepare(`UPDATE kv_blocks SET checksum = 'crc32:00000000'`).run();
     expect(store.get(key(1)).status).toBe('corrupt');
@@ -160,7 +175,7 @@ describe('KvStore budget, eviction and stats', () => {
 
   it('evicts the blocks least likely to be asked again: fewest decayed uses, then the oldest use', () => {
     let clock = 1000;
-    const store = new KvStore(t.db, { budgetBytes: 3 * BLOB, now: () => clock });
+    const store = new KvStore(t.db, { ...F16, budgetBytes: 3 * BLOB, now: () => clock });
     for (let i = 1; i <= 3; i++) {
       clock += MINUTE;
       expect(store.put(key(i), randomKv(shape, i))).toMatchObject({ stored: true, evicted: 0 });
@@ -181,7 +196,7 @@ describe('KvStore budget, eviction and stats', () => {
 
   it('keeps a block that questions keep using through a burst of one-off blocks, which LRU would drop', () => {
     let clock = 0;
-    const store = new KvStore(t.db, { budgetBytes: 4 * BLOB, now: () => clock });
+    const store = new KvStore(t.db, { ...F16, budgetBytes: 4 * BLOB, now: () => clock });
     const popular = key(100);
     store.put(popular, randomKv(shape, 100));
     for (let q = 0; q < 4; q++) {
@@ -214,7 +229,7 @@ describe('KvStore budget, eviction and stats', () => {
 
   it('lets a prefetch displace only blocks that rank below it, and counts it as half a use', () => {
     let clock = 0;
-    const store = new KvStore(t.db, { budgetBytes: 2 * BLOB, now: () => clock });
+    const store = new KvStore(t.db, { ...F16, budgetBytes: 2 * BLOB, now: () => clock });
     store.put(key(1), randomKv(shape, 1)); // questions' blocks
     store.put(key(2), randomKv(shape, 2));
     clock += MINUTE;
@@ -234,7 +249,7 @@ describe('KvStore budget, eviction and stats', () => {
 
   it("with eviction 'lru' (the old policy, for bench:coverage's comparison): the least recently used goes, uses and prefetches alike", () => {
     let clock = 0;
-    const store = new KvStore(t.db, { budgetBytes: 4 * BLOB, now: () => clock, eviction: 'lru' });
+    const store = new KvStore(t.db, { ...F16, budgetBytes: 4 * BLOB, now: () => clock, eviction: 'lru' });
     const popular = key(100);
     store.put(popular, randomKv(shape, 100));
     for (let q = 0; q < 4; q++) {
@@ -252,7 +267,7 @@ describe('KvStore budget, eviction and stats', () => {
   });
 
   it('orders uses within the same millisecond (a frozen clock) by when they happened', () => {
-    const store = new KvStore(t.db, { budgetBytes: 2 * BLOB, now: () => 5 });
+    const store = new KvStore(t.db, { ...F16, budgetBytes: 2 * BLOB, now: () => 5 });
     store.put(key(1), randomKv(shape, 1));
     store.put(key(2), randomKv(shape, 2));
     store.put(key(3), randomKv(shape, 3));
@@ -263,7 +278,7 @@ describe('KvStore budget, eviction and stats', () => {
   it('a smaller budget evicts at once and gives the pages back to the disk; a larger one evicts nothing', () => {
     const big = { ...shape, tokens: 128, headDim: 64 }; // 128 KiB blocks: two 64 KiB pages each
     const BIG = encodeKv(randomKv(big, 0)).byteLength;
-    const store = new KvStore(t.db, { budgetBytes: 40 * BIG });
+    const store = new KvStore(t.db, { ...F16, budgetBytes: 40 * BIG });
     for (let i = 0; i < 40; i++) store.put(key(i), randomKv(big, i));
     const pages = () => t.db.pragma('kv.page_count', { simple: true }) as number;
     const before = pages();
@@ -285,7 +300,7 @@ describe('KvStore budget, eviction and stats', () => {
 
   it('never exceeds the budget over a stream of gets and puts of blocks of several sizes and codecs', () => {
     const budget = 6 * BLOB + 100;
-    const store = new KvStore(t.db, { budgetBytes: budget });
+    const store = new KvStore(t.db, { ...F16, budgetBytes: budget });
     const next = rng(42);
     const sizes = [4, 16, 40].map((tokens) => ({ ...shape, dtype: 'float32' as const, tokens }));
     for (let i = 0; i < 150; i++) {
@@ -304,7 +319,7 @@ describe('KvStore budget, eviction and stats', () => {
   });
 
   it('counts hits and misses', () => {
-    const store = new KvStore(t.db);
+    const store = new KvStore(t.db, F16);
     expect(store.stats().hitRate).toBe(0);
     store.put(key(1), randomKv(shape, 1));
     store.get(key(1));
@@ -319,7 +334,7 @@ describe('KvStore budget, eviction and stats', () => {
 describe('KvStore.getMany', () => {
   it('answers in order with hits, misses and corrupt entries, touching hits in one transaction', () => {
     let clock = 100;
-    const store = new KvStore(t.db, { now: () => clock });
+    const store = new KvStore(t.db, { ...F16, now: () => clock });
     store.put(key(1), randomKv(shape, 1));
     store.put(key(2), randomKv(shape, 2));
     t.db.prepare(`UPDATE kv_blocks SET checksum = 'crc32:00000000' WHERE token_hash = ?`).run(key(2).tokenHash);
@@ -336,8 +351,8 @@ describe('KvStore with two connections', () => {
   it('a reader never sees an entry before its transaction commits, and sees all of it after', () => {
     const reader = openDatabase(t.file, { readonly: true });
     try {
-      const writerStore = new KvStore(t.db);
-      const readerStore = new KvStore(reader);
+      const writerStore = new KvStore(t.db, F16);
+      const readerStore = new KvStore(reader, F16);
       const kv = randomKv(shape, 11);
       t.db.transaction(() => {
         writerStore.put(key(1), kv);

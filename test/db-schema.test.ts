@@ -132,7 +132,7 @@ describe('the KV file', () => {
       expect(db.pragma('kv.auto_vacuum', { simple: true })).toBe(2);
       expect(db.pragma('kv.page_size', { simple: true })).toBe(65536);
       expect(db.pragma('main.page_size', { simple: true })).toBe(4096);
-      const store = new KvStore(db);
+      const store = new KvStore(db, { codec: 'float16' }); // 64 KiB blocks
       for (let i = 0; i < 20; i++) store.put({ modelFingerprint: 'm', tokenHash: tokenHash([i]) }, randomKv({ ...kvShape, tokens: 256, headDim: 64 }, i));
       db.pragma('wal_checkpoint(TRUNCATE)');
     } finally {

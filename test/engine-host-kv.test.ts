@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tokenHash } from '../db/hash.ts';
-import { storedKvTotals } from '../db/kv-store.ts';
+import { DEFAULT_KV_CODEC, storedKvTotals } from '../db/kv-store.ts';
 import { listPassages } from '../db/passages.ts';
 import { passageBlockText, promptFrame } from '../electron/answering/prompt-blocks.ts';
 import { defaultQualityMode, kvVariant } from '../electron/answering/quality-modes.ts';
@@ -116,7 +116,7 @@ describe('the KV economy through the engine service', () => {
     expect(seen.filter((c) => c.limitedBy !== 'prefilling' && c.stored < c.passages)).toEqual([]);
     expect(await storedByLookup()).toBe(indexed.passages);
     const stats = await service.handle('kv.stats', {});
-    expect(stats).toMatchObject({ entries: indexed.passages, budgetBytes: 256 * MiB, codec: 'float16', prefill: { queued: 0 } });
+    expect(stats).toMatchObject({ entries: indexed.passages, budgetBytes: 256 * MiB, codec: DEFAULT_KV_CODEC, prefill: { queued: 0 } });
     expect(stats.prefill.msPerBlock).toBeGreaterThan(0);
   });
 

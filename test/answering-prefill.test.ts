@@ -22,6 +22,7 @@ import { retrieve } from '../electron/answering/retrieve.ts';
 import { tinySpec } from './tools/tiny-model-spec.ts';
 import { tempDb, type TempDb } from './fixtures/db-temp.ts';
 import { makeModelDir, removeDir } from './helpers/models.ts';
+import { lookUpPassageBlocks, storedPerFolder } from './helpers/coverage-oracle.ts';
 
 const DAY = 24 * 60 * 60 * 1000;
 const NOW = Date.now();
@@ -56,20 +57,10 @@ const planModel = (): PlanModel => ({
   kvShape: engine.runner.kvShape,
 });
 
-/** The oracle: per folder, passages whose block (tokenized and hashed here) is stored. */
-function storedByLookup(): Map<number, number> {
-  const variant = kvVariant(ctx.defaultQuality, ctx.frame.instructionIds);
-  const rows = db
-    .prepare('SELECT d.folder_id AS folderId, COALESCE(p.title, d.title) AS title, p.text FROM passages p JOIN documents d ON d.id = p.document_id')
-    .all() as { folderId: number; title: string | null; text: string }[];
-  const lookup = db.prepare('SELECT 1 FROM kv.kv_blocks WHERE model_fingerprint = ? AND token_hash = ? AND variant = ?');
-  const counts = new Map<number, number>();
-  for (const r of rows) {
-    const hit = lookup.get(ctx.fingerprint, tokenHash(engine.tokenizer.encode(passageBlockText(r))), variant) !== undefined;
-    counts.set(r.folderId, (counts.get(r.folderId) ?? 0) + (hit ? 1 : 0));
-  }
-  return counts;
-}
+/** The oracle (test/helpers/coverage-oracle.ts) for this model and its default quality mode. */
+const lookUp = () => lookUpPassageBlocks(db, engine.tokenizer, ctx.fingerprint, kvVariant(ctx.defaultQuality, ctx.frame.instructionIds));
+const storedByLookup = () => storedPerFolder(lookUp());
+const storedByLookupIds = () => new Set(lookUp().filter((l) => l.stored).map((l) => l.passageId));
 
 beforeAll(async () => {
   model = await makeModelDir(tinySpec({ seed: 41, kvDtype: 'float16' }));
@@ -184,18 +175,6 @@ describe('the library plan', () => {
     if (tokens) expect(item.bytes).toBe(kvBlobBytes(m.codec, { ...m.kvShape, tokens }));
   });
 });
-
-/** Passage ids whose block is stored, by the oracle's lookup. */
-function storedByLookupIds(): Set<number> {
-  const variant = kvVariant(ctx.defaultQuality, ctx.frame.instructionIds);
-  const rows = db.prepare('SELECT p.id, COALESCE(p.title, d.title) AS title, p.text FROM passages p JOIN documents d ON d.id = p.document_id').all() as {
-    id: number;
-    title: string | null;
-    text: string;
-  }[];
-  const lookup = db.prepare('SELECT 1 FROM kv.kv_blocks WHERE model_fingerprint = ? AND token_hash = ? AND variant = ?');
-  return new Set(rows.filter((r) => lookup.get(ctx.fingerprint, tokenHash(engine.tokenizer.encode(passageBlockText(r))), variant)).map((r) => r.id));
-}
 
 describe('coverage from the recorded block keys', () => {
   const coverage = () => new Map(folderBlockCoverage(db, { fingerprint: ctx.fingerprint, variant: kvVariant(ctx.defaultQuality, ctx.frame.instructionIds) }).map((c) => [c.folderId, c.stored]));

@@ -9,15 +9,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../db/open.ts';
 import { loadModelFolder, modelFingerprint } from '../native-models/model-folder.ts';
 import { TextTokenizer } from '../native-models/tokenizer.ts';
-import { tokenHash } from '../db/hash.ts';
 import { kvCoverage } from '../electron/answering/kv-coverage.ts';
-import { passageBlockText, promptFrame } from '../electron/answering/prompt-blocks.ts';
+import { promptFrame } from '../electron/answering/prompt-blocks.ts';
 import { kvVariant } from '../electron/answering/quality-modes.ts';
 import type { IndexCommandSummary } from '../electron/cli/index.ts';
 import type { StatusReport } from '../electron/cli/status.ts';
 import { tinySpec } from './tools/tiny-model-spec.ts';
 import { runQuire } from './helpers/cli.ts';
 import { makeModelDir, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
+import { lookUpPassageBlocks, storedPerFolder } from './helpers/coverage-oracle.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quire-cli-status-'));
 const home = path.join(tmp, 'home');
@@ -127,17 +127,7 @@ describe('quire status', () => {
       const model = loadModelFolder(modelDir);
       const light = { model, tokenizer: new TextTokenizer(model) };
       const fingerprint = await modelFingerprint(model);
-      // the oracle: what passage-kv.ts keys a block by, recomputed here for every passage
-      const variant = kvVariant('shared-prefix', promptFrame(light).instructionIds);
-      const rows = db
-        .prepare('SELECT d.folder_id AS folderId, COALESCE(p.title, d.title) AS title, p.text FROM passages p JOIN documents d ON d.id = p.document_id')
-        .all() as { folderId: number; title: string | null; text: string }[];
-      const storedBlock = db.prepare('SELECT 1 FROM kv.kv_blocks WHERE model_fingerprint = ? AND token_hash = ? AND variant = ?');
-      const expected = new Map<number, number>();
-      for (const r of rows) {
-        const hit = storedBlock.get(fingerprint, tokenHash(light.tokenizer.encode(passageBlockText(r))), variant) !== undefined;
-        expected.set(r.folderId, (expected.get(r.folderId) ?? 0) + (hit ? 1 : 0));
-      }
+      const expected = storedPerFolder(lookUpPassageBlocks(db, light.tokenizer, fingerprint, kvVariant('shared-prefix', promptFrame(light).instructionIds)));
       const exact = kvCoverage(db, light, fingerprint, 'shared-prefix');
       expect(exact.map((c) => c.stored)).toEqual(exact.map((c) => expected.get(c.folderId)));
       expect(exact[1].stored).toBeLessThan(exact[1].passages); // the second folder's run stopped at its --kv-budget

@@ -8,10 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tokenHash } from '../db/hash.ts';
 import { DEFAULT_KV_CODEC, storedKvTotals } from '../db/kv-store.ts';
 import { listPassages } from '../db/passages.ts';
-import { passageBlockText, promptFrame } from '../electron/answering/prompt-blocks.ts';
+import { promptFrame } from '../electron/answering/prompt-blocks.ts';
 import { defaultQualityMode, kvVariant } from '../electron/answering/quality-modes.ts';
 import { retrieve } from '../electron/answering/retrieve.ts';
 import type { PrefillSettled } from '../electron/answering/prefill-queue.ts';
@@ -22,6 +21,7 @@ import { TextTokenizer } from '../native-models/tokenizer.ts';
 import { tinySpec } from './tools/tiny-model-spec.ts';
 import { makeModelDir, removeDir } from './helpers/models.ts';
 import { untilProgress } from './helpers/progress.ts';
+import { lookUpPassageBlocks } from './helpers/coverage-oracle.ts';
 
 const MiB = 1024 ** 2;
 const TOPICS = ['lighthouse', 'orchard', 'glacier', 'violin', 'comet', 'harbour', 'meadow', 'quarry'];
@@ -56,12 +56,7 @@ async function storedByLookup(): Promise<number> {
   const model = loadModelFolder(modelDir);
   const light = { model, tokenizer: new TextTokenizer(model) };
   const fingerprint = await modelFingerprint(model);
-  const variant = kvVariant(defaultQualityMode(light), promptFrame(light).instructionIds);
-  const rows = service.db
-    .prepare('SELECT COALESCE(p.title, d.title) AS title, p.text FROM passages p JOIN documents d ON d.id = p.document_id')
-    .all() as { title: string | null; text: string }[];
-  const lookup = service.db.prepare('SELECT 1 FROM kv.kv_blocks WHERE model_fingerprint = ? AND token_hash = ? AND variant = ?');
-  return rows.filter((r) => lookup.get(fingerprint, tokenHash(light.tokenizer.encode(passageBlockText(r))), variant) !== undefined).length;
+  return lookUpPassageBlocks(service.db, light.tokenizer, fingerprint, kvVariant(defaultQualityMode(light), promptFrame(light).instructionIds)).filter((l) => l.stored).length;
 }
 
 beforeAll(async () => {

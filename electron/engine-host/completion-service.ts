@@ -16,6 +16,7 @@ import { getFolder } from '../../db/folders.ts';
 import type { Db } from '../../db/open.ts';
 import { PromptTooLongError } from '../../native-models/errors.ts';
 import { ask, type AskResult } from '../answering/ask.ts';
+import type { AnsweredQuestion } from '../answering/background-prefill.ts';
 import type { ChatSessions } from '../answering/chat-sessions.ts';
 import type { ChatTurn } from '../answering/conversation.ts';
 import { QuireRequestError, type CompletionScope, type CompletionView, type EmitEvent, type RequestArgs } from '../contract/types.ts';
@@ -42,6 +43,8 @@ export class CompletionService {
     private readonly models: ModelService,
     private readonly chats: ChatSessions,
     private readonly emit: EmitEvent,
+    /** Hears of each question answered from passages (kv-service.ts prefills what it predicts). */
+    private readonly onAnswered: (q: AnsweredQuestion) => void = () => undefined,
   ) {}
 
   readonly handlers: RequestHandlers<CompletionRequest> = {
@@ -103,6 +106,9 @@ export class CompletionService {
         if (!out) {
           if (known) this.remember(before, key); // the session did not move
           return cancelledCompletion(requestId, streamed);
+        }
+        if (!plain && out.ranModel) {
+          this.onAnswered({ question, k, folderId: scope.kind === 'folder' ? scope.folderId : undefined, passageIds: out.passages.map((p) => p.passageId) });
         }
         const through: ChatTurn[] = [...history, { role: 'user', content: question }, { role: 'assistant', content: out.answer }];
         this.remember(conversationKey(scope, instruction, through), key);

@@ -68,7 +68,7 @@ export class EngineService {
     this.kv = new KvService(this.db, this.settings, this.models, store);
     this.library = new LibraryService(this.db, this.settings, this.models, this.kv, emit, options);
     this.answers = new AnswerService(this.db, this.settings, this.models, emit, (q) => this.kv.afterQuestion(q));
-    this.completions = new CompletionService(this.db, this.settings, this.models, this.answers.chats, emit);
+    this.completions = new CompletionService(this.db, this.settings, this.models, this.answers.chats, emit, (q) => this.kv.afterQuestion(q));
     this.handlers = {
       ...this.library.handlers,
       ...searchHandlers(this.db),

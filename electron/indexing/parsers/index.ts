@@ -6,7 +6,9 @@ import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { errorCode } from '../fs-errors.ts';
 import { parseDocx } from './docx.ts';
+import { gunzipText } from './gzip.ts';
 import { declaredHtmlCharset, HTML_EXTENSIONS, parseHtml } from './html.ts';
+import { isManPage, parseManPage } from './man-page.ts';
 import { parseMarkdown } from './markdown.ts';
 import { parsePdf } from './pdf.ts';
 import { parsePlainText, PLAIN_TEXT_EXTENSIONS } from './plain-text.ts';
@@ -69,6 +71,11 @@ export async function parseBytes(bytes: Uint8Array, fileName: string, options: P
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_FILE_BYTES;
   if (bytes.length > maxBytes) return skipped(tooLarge(bytes.length, maxBytes));
   if (bytes.length === 0) return skipped('empty');
+  // gzip-compressed text: parsed as the file it holds (gzip.ts)
+  const gunzipped = gunzipText(bytes, fileName, maxBytes);
+  if (gunzipped && !gunzipped.ok) return gunzipped.result;
+  if (gunzipped) ({ bytes, innerName: fileName } = gunzipped);
+  if (bytes.length === 0) return skipped('empty');
   const format = detectFormat(fileName, bytes);
   let result: ParseResult;
   try {
@@ -103,7 +110,7 @@ async function runParser(format: ParserName, bytes: Uint8Array, fileName: string
   if (format === 'pdf' || format === 'docx') return BYTE_PARSERS[format]({ bytes, fileName, signal });
   const decoded = decodeTextBytes(bytes, format === 'html' ? declaredHtmlCharset(bytes) : undefined);
   if (decoded.kind === 'binary') return skipped('binary file');
-  const doc = TEXT_PARSERS[format](decoded.text, fileName);
+  const doc = format === 'text' && isManPage(fileName, decoded.text) ? parseManPage(decoded.text, fileName) : TEXT_PARSERS[format](decoded.text, fileName);
   doc.encoding = decoded.encoding;
   return { ok: true, doc };
 }

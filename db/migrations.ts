@@ -210,6 +210,19 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 6,
+    name: 'a chat limited to one folder; stopped answers and their context size',
+    up: (db) =>
+      db.exec(`
+        -- NULL: the chat searches every folder (also when its folder is removed)
+        ALTER TABLE chats ADD COLUMN folder_id INTEGER REFERENCES folders(id) ON DELETE SET NULL;
+        -- an answer the user stopped: its content is what was written until then
+        ALTER TABLE messages ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;
+        -- passages in the answer's context (0: nothing found, the model did not run; NULL: not recorded)
+        ALTER TABLE messages ADD COLUMN context_passages INTEGER;
+      `),
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -27,7 +27,7 @@ function fakeElectron(name: string, binary: string | null): string {
 }
 
 function check(electronDir?: string) {
-  const env = { ...process.env, ELECTRON_OVERRIDE_DIST_PATH: '' };
+  const env: NodeJS.ProcessEnv = { ...process.env, ELECTRON_OVERRIDE_DIST_PATH: '' };
   if (electronDir) env.QUIRE_ELECTRON_DIR = electronDir;
   else delete env.QUIRE_ELECTRON_DIR;
   return spawnSync(process.execPath, [script], { cwd: root, env, encoding: 'utf8' });

@@ -9,7 +9,7 @@ import { replacePassages } from '../db/passages.ts';
 import { searchPassages } from '../db/search.ts';
 import { KvStore } from '../db/kv-store.ts';
 import { tokenHash } from '../db/hash.ts';
-import { addMessage, createChat, listMessages } from '../db/chats.ts';
+import { addMessage, createChat, listChats, listMessages } from '../db/chats.ts';
 import { randomKv } from './fixtures/db-random-kv.ts';
 import { tempDir } from './fixtures/db-temp.ts';
 
@@ -81,7 +81,12 @@ function seed(db: Database.Database, version: number): void {
     }
   }
   if (version >= 3) new KvStore(db).put(kvKey, randomKv(kvShape, 1));
-  if (version >= 4) addMessage(db, createChat(db, 'old chat').id, { role: 'user', content: 'hello' });
+  if (version >= 6) addMessage(db, createChat(db, 'old chat').id, { role: 'user', content: 'hello' });
+  else if (version >= 4) {
+    // chats and messages as they were before v6 (no folder, stopped or context_passages columns)
+    const chatId = db.prepare("INSERT INTO chats(title, created_at, updated_at) VALUES ('old chat', 1, 1) RETURNING id").pluck().get();
+    db.prepare("INSERT INTO messages(chat_id, role, content, created_at) VALUES (?, 'user', 'hello', 1)").run(chatId);
+  }
 }
 
 describe('migrations', () => {
@@ -122,6 +127,11 @@ describe('migrations', () => {
         const store = new KvStore(db);
         if (from >= 3) expect(store.get(kvKey).status).toBe('hit');
         else expect(store.put(kvKey, randomKv(kvShape, 1)).stored).toBe(true);
+        if (from >= 4) {
+          const old = listChats(db).find((c) => c.title === 'old chat')!;
+          expect(old.folderId).toBeNull();
+          expect(listMessages(db, old.id).map((m) => [m.content, m.stopped, m.figures.contextPassages])).toEqual([['hello', false, null]]);
+        }
         const chat = createChat(db, 'new');
         addMessage(db, chat.id, { role: 'assistant', content: 'hi', figures: { ttftMs: 12.5 } });
         expect(listMessages(db, chat.id)[0].figures.ttftMs).toBe(12.5);

@@ -11,7 +11,7 @@ import { createSampler, topLogits, type SamplingOptions } from '../../native-mod
 import { ChatSession, FOLLOW_UP_INTRO, turnSeparator } from './chat-context.ts';
 import { citationsFor, NO_PASSAGES_ANSWER, toStoredCitation, type AnswerCitation } from './citations.ts';
 import { passageBlocks, type AnswerContext } from './passage-kv.ts';
-import { finalBlockText, passageBlockText, SYSTEM_INSTRUCTION } from './prompt-blocks.ts';
+import { finalBlockText, passageBlockText } from './prompt-blocks.ts';
 import { assemblePast, type QualityMode } from './quality-modes.ts';
 import { retrieve, type RetrievedPassage } from './retrieve.ts';
 
@@ -183,7 +183,7 @@ async function answerOnEngine(
   if (chat) {
     // keep the turn: tokens generated but not fed back yet, then the template's close + next user header
     const fed = decoded.present.tokens - promptTokens;
-    const tail = [...decoded.tokenIds.slice(Math.max(0, fed)), ...engine.tokenizer.encode(turnSeparator(engine.model, SYSTEM_INSTRUCTION))];
+    const tail = [...decoded.tokenIds.slice(Math.max(0, fed)), ...engine.tokenizer.encode(turnSeparator(engine.model, ctx.frame.system))];
     const step = await engine.runner.forward(tail, positionRange(decoded.present.tokens, tail.length), decoded.present);
     chat.past = step.present;
     chat.passages = all;
@@ -253,6 +253,7 @@ function record(ctx: AnswerContext, chat: ChatSession | undefined, question: str
     ttftMs: r.figures.ttftMs,
     totalMs: r.figures.totalMs,
     outputTokens: r.figures.outputTokens,
+    contextPassages: r.passages.length,
   };
   return ctx.db.transaction(() => {
     addMessage(ctx.db, chat.chatId!, { role: 'user', content: question });

@@ -35,10 +35,12 @@ export interface AnswerContextOptions {
   /** Skips hashing the model files (tests, or a caller that already has it). */
   fingerprint?: string;
   quality?: QualityMode;
+  /** The prompts' system turn (blank or absent: prompt-blocks.ts SYSTEM_INSTRUCTION). */
+  systemPrompt?: string;
 }
 
 export async function createAnswerContext(db: Db, engine: Engine, options: AnswerContextOptions = {}): Promise<AnswerContext> {
-  const frame = promptFrame(engine);
+  const frame = promptFrame(engine, options.systemPrompt);
   return {
     db,
     engine,
@@ -50,6 +52,19 @@ export async function createAnswerContext(db: Db, engine: Engine, options: Answe
     queue: new EngineQueue(),
     tokenCache: new Map(),
   };
+}
+
+/**
+ * The same loaded model with another system prompt: a new instruction block, its KV computed here
+ * once (on the engine queue, between questions), sharing the engine, store, queue and token cache.
+ * A question or prefill already holding the old context keeps its own consistent pair (frame and
+ * instruction KV); shared-prefix passage KV is stored under the new instruction's variant.
+ */
+export async function withSystemPrompt(ctx: AnswerContext, systemPrompt: string): Promise<AnswerContext> {
+  const frame = promptFrame(ctx.engine, systemPrompt);
+  if (frame.system === ctx.frame.system) return ctx;
+  const instructionKv = await ctx.queue.run(() => prefillBlock(ctx.engine.runner, frame.instructionIds));
+  return { ...ctx, frame, instructionKv };
 }
 
 /** What a passage block is made of (db/passages.ts TitledPassage; a RetrievedPassage fits too). */

@@ -20,8 +20,10 @@ export const ANSWER_INSTRUCTION =
   '(some of which might be irrelevant). Cite the documents you use as [n]. If the documents do not ' +
   'contain the answer, say that they do not.\n';
 
-/** The token ids of the texts a question's prompt is made of, for one model. */
+/** The token ids of the texts a question's prompt is made of, for one model and system prompt. */
 export interface PromptFrame {
+  /** The system turn's text (SYSTEM_INSTRUCTION unless the user set their own). */
+  system: string;
   /** Instruction block (block 0): the same for every question, so its KV is computed once per engine. */
   instructionIds: number[];
   /** Text appended after the question (closes the user turn, opens the assistant turn). */
@@ -30,16 +32,23 @@ export interface PromptFrame {
   templated: boolean;
 }
 
-export function promptFrame(engine: Engine): PromptFrame {
-  const frame = chatFrame(engine.model, SYSTEM_INSTRUCTION);
+/**
+ * `systemPrompt` replaces SYSTEM_INSTRUCTION as the system turn (blank: the default). It is part of
+ * the instruction block, so shared-prefix passage KV computed after it is a different KvStore
+ * variant (quality-modes.ts kvVariant hashes the instruction ids).
+ */
+export function promptFrame(engine: Engine, systemPrompt?: string): PromptFrame {
+  const system = systemPrompt?.trim() || SYSTEM_INSTRUCTION;
+  const frame = chatFrame(engine.model, system);
   if (!frame) {
     return {
-      instructionIds: engine.tokenizer.encode(`${SYSTEM_INSTRUCTION}\n${DOCUMENTS_INTRO}`, { bos: true }),
+      system,
+      instructionIds: engine.tokenizer.encode(`${system}\n${DOCUMENTS_INTRO}`, { bos: true }),
       after: '\nAnswer:',
       templated: false,
     };
   }
-  return { instructionIds: engine.tokenizer.encode(frame.before + DOCUMENTS_INTRO), after: frame.after, templated: true };
+  return { system, instructionIds: engine.tokenizer.encode(frame.before + DOCUMENTS_INTRO), after: frame.after, templated: true };
 }
 
 /** A passage block's text: the indexer's block format (title line, then the text). */

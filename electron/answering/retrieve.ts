@@ -38,7 +38,7 @@ const STOP_WORDS = new Set(
   my myself no nor not now of off on once only or other our ours ourselves out over own same she should
   so some such than that the their theirs them themselves then there these they this those through to
   too under until up very was we were what when where which while who whom why will with would you
-  your yours yourself yourselves tell explain describe please give list say said does did`.split(/\s+/),
+  your yours yourself yourselves tell explain describe please give list say said does did use`.split(/\s+/),
 );
 
 /** Words at least this long match as prefixes (porter already folds most inflections). */

@@ -38,7 +38,21 @@ export interface Settings {
   quality: QualitySetting;
   /** Byte cap of the chats' KV kept in memory for follow-ups (least recently used chats released first). */
   chatKvBytes: number;
+  /** Sampling temperature of answers: 0 always picks the most likely word (repeatable answers). */
+  temperature: number;
+  /** Most tokens an answer may have. */
+  maxAnswerTokens: number;
+  /**
+   * The system turn of every prompt ('' = Quire's own). It is part of the instruction block, so a
+   * change makes stored passage KV of the shared-prefix quality mode a new variant (computed again).
+   */
+  systemPrompt: string;
 }
+
+/** The longest question a chat takes, in characters (the composer counts down to it). */
+export const QUESTION_MAX_CHARS = 4000;
+/** The longest custom system prompt, in characters. */
+export const SYSTEM_PROMPT_MAX_CHARS = 2000;
 
 /** A request that takes nothing. */
 export type NoArgs = Record<string, never>;
@@ -54,12 +68,21 @@ export interface RequestArgsByName {
   'folders.resume': { folderId: number };
   'folders.files': { folderId: number; problemsOnly?: boolean };
   search: { query: string; folderId?: number; limit?: number };
-  'passage.get': { passageId: number; query?: string };
-  ask: { requestId: string; question: string; chatId?: number };
+  /** `query`: a search's words to highlight; `question`: a question's, its content words only (retrieve.ts). */
+  'passage.get': { passageId: number; query?: string; question?: string };
+  /**
+   * `folderId`: a new chat limited to that folder (an existing chat keeps its own, chats.update);
+   * `regenerate`: the chat's last exchange is replaced by this question's new answer.
+   */
+  ask: { requestId: string; question: string; chatId?: number; folderId?: number; regenerate?: boolean };
   'ask.cancel': { requestId: string };
   'chats.list': NoArgs;
   'chats.messages': { chatId: number };
   'chats.delete': { chatId: number };
+  /** Renames a chat and/or limits it to one folder (null: every folder). */
+  'chats.update': { chatId: number; title?: string; folderId?: number | null };
+  /** The chat as a Markdown document. */
+  'chats.export': { chatId: number };
   'settings.get': NoArgs;
   'settings.set': Partial<Settings>;
   'kv.stats': NoArgs;
@@ -91,6 +114,8 @@ const requestNameSet: Record<RequestName, true> = {
   'chats.list': true,
   'chats.messages': true,
   'chats.delete': true,
+  'chats.update': true,
+  'chats.export': true,
   'settings.get': true,
   'settings.set': true,
   'kv.stats': true,
@@ -114,6 +139,21 @@ export type FolderState = 'queued' | 'scanning' | 'parsing' | 'prefilling' | 'pa
 export interface Progress {
   done: number;
   total: number;
+  /** Estimated time left, from the rate so far; absent until there is a rate. */
+  etaMs?: number | null;
+}
+
+/**
+ * Why the background KV prefill covers fewer of a folder's passages than were indexed: the KV
+ * budget is full ('kv-budget'), no model is loaded ('no-model'), or the setting is off ('eager-off').
+ * The passages left out get their KV when a question first uses them.
+ */
+export interface PrefillLimit {
+  reason: 'kv-budget' | 'no-model' | 'eager-off';
+  /** Passages left without stored KV by this run. */
+  passagesLeft: number;
+  /** The KV budget at the time (reason 'kv-budget'). */
+  budgetBytes: number;
 }
 
 /** A folder as the Library view shows it: its stored counts (db/folders.ts) and its run's progress. */
@@ -125,6 +165,10 @@ export interface FolderView extends FolderCounts {
   parse: Progress;
   /** KV prefill of the folder's passages (blocks stored / passages). */
   prefill: Progress;
+  /** The file being parsed now. */
+  currentFile: string | null;
+  /** Set when the last prefill left passages out, and why. */
+  prefillLimit: PrefillLimit | null;
   /** Why the last indexing run stopped, when it failed as a whole. */
   error: string | null;
 }
@@ -167,6 +211,8 @@ export interface CitationView {
 }
 
 export interface AnswerFiguresView {
+  /** Passages in the answer's context (0: nothing was found and the model did not run). */
+  contextPassages: number | null;
   ttftMs: number | null;
   reusedBlocks: number | null;
   computedBlocks: number | null;
@@ -178,7 +224,7 @@ export interface AnswerFiguresView {
 export interface AnswerView {
   requestId: string;
   chatId: number;
-  /** The stored assistant message; null when the answer was stopped (nothing stored). */
+  /** The stored assistant message (a stopped answer is stored too, marked stopped). */
   messageId: number | null;
   answer: string;
   /** The passages the answer cites ([n] in its text). */
@@ -186,6 +232,7 @@ export interface AnswerView {
   /** Every passage in the answer's context, numbered as the model saw them (shown when none is cited). */
   sources: CitationView[];
   figures: AnswerFiguresView;
+  /** Stopped by the user: `answer` is what was written until then. */
   cancelled: boolean;
 }
 
@@ -193,6 +240,8 @@ export interface ChatView {
   id: number;
   title: string;
   updatedAt: number;
+  /** The folder the chat searches, or null for every folder. */
+  folderId: number | null;
 }
 
 export interface MessageView {
@@ -201,11 +250,17 @@ export interface MessageView {
   content: string;
   citations: CitationView[];
   figures: AnswerFiguresView | null;
+  /** An answer stopped by the user before its end. */
+  stopped: boolean;
 }
 
 export interface ModelStatus {
   ready: boolean;
+  /** A model is being loaded (the header shows a spinner). */
+  loading: boolean;
   dir: string | null;
+  /** The model's name for people (the catalog's, else the folder's). */
+  name: string | null;
   /** Why the model is not loaded (none chosen, failed to load...). */
   problem: string | null;
   provider: string | null;
@@ -254,6 +309,8 @@ export interface RequestResults {
   'chats.list': ChatView[];
   'chats.messages': MessageView[];
   'chats.delete': { deleted: boolean };
+  'chats.update': ChatView;
+  'chats.export': { fileName: string; markdown: string };
   'settings.get': Settings;
   'settings.set': Settings;
   'kv.stats': KvStatsView;

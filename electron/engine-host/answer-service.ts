@@ -1,21 +1,55 @@
-// Answers and chats: ask (streamed as answer.text events, one answer at a time in order) and cancel,
-// the chat list and transcripts, and the chats' KV kept for follow-ups (ChatSessions: released when
-// a chat is deleted or the model changes, capped by bytes). Owns the answers in flight.
-import { createChat, deleteChat, getChat, listChats, listMessages, type Citation } from '../../db/chats.ts';
+// Answers and chats: ask (streamed as answer.text events, one answer at a time in order), cancel (the
+// partial answer is kept, stored as stopped), regenerate (the chat's last exchange replaced, its KV
+// rewound to before it), the chat list, transcripts, rename, the folder a chat searches, Markdown
+// export, and the chats' KV kept for follow-ups (ChatSessions: released when a chat is deleted, the
+// model or the system prompt changes, capped by bytes). Owns the answers in flight.
+import {
+  addMessage,
+  createChat,
+  deleteChat,
+  deleteMessages,
+  getChat,
+  lastExchange,
+  listChats,
+  listMessages,
+  renameChat,
+  setChatFolder,
+  type Chat,
+  type Citation,
+  type Message,
+} from '../../db/chats.ts';
+import { getFolder } from '../../db/folders.ts';
 import type { Db } from '../../db/open.ts';
+import { PromptTooLongError } from '../../native-models/errors.ts';
 import { ask, type AskResult } from '../answering/ask.ts';
+import type { ChatMark, ChatSession } from '../answering/chat-context.ts';
 import { ChatSessions } from '../answering/chat-sessions.ts';
-import { QuireRequestError, type AnswerView, type CitationView, type EmitEvent, type RequestArgs } from '../contract/types.ts';
+import {
+  QuireRequestError,
+  type AnswerFiguresView,
+  type AnswerView,
+  type ChatView,
+  type CitationView,
+  type EmitEvent,
+  type MessageView,
+  type RequestArgs,
+} from '../contract/types.ts';
+import { chatMarkdown, exportFileName } from './chat-markdown.ts';
 import type { ModelService } from './model-service.ts';
 import type { RequestHandlers } from './request-handlers.ts';
 import type { SettingsStore } from './settings-store.ts';
 
-export type AnswerRequest = 'ask' | 'ask.cancel' | 'chats.list' | 'chats.messages' | 'chats.delete';
+export type AnswerRequest = 'ask' | 'ask.cancel' | 'chats.list' | 'chats.messages' | 'chats.delete' | 'chats.update' | 'chats.export';
+
+/** With a temperature above 0, sampling keeps the tokens that make up 95% of the probability (nucleus). */
+const TOP_P = 0.95;
 
 export class AnswerService {
   /** The chats' KV for follow-ups. */
   readonly chats: ChatSessions;
   private readonly answers = new Map<string, AbortController>();
+  /** Per chat: where its KV stood before its last turn, so a regenerated answer can replace that turn. */
+  private readonly beforeLastTurn = new Map<number, ChatMark>();
   private chain: Promise<unknown> = Promise.resolve();
   private readonly unsubscribe: (() => void)[];
 
@@ -29,7 +63,11 @@ export class AnswerService {
     this.unsubscribe = [
       // another model's KV is no use to a follow-up (ChatSession.useModel checks it again per turn)
       models.onDidUnload(() => this.chats.releaseAll()),
-      settings.onDidChange((next) => this.chats.setCap(next.chatKvBytes)),
+      settings.onDidChange((next, previous) => {
+        this.chats.setCap(next.chatKvBytes);
+        // a chat's KV starts with the old system turn: its follow-ups start the context over
+        if (next.systemPrompt !== previous.systemPrompt) this.chats.releaseAll();
+      }),
     ];
   }
 
@@ -40,68 +78,100 @@ export class AnswerService {
       controller?.abort();
       return { cancelled: controller !== undefined };
     },
-    'chats.list': () => listChats(this.db).map((c) => ({ id: c.id, title: c.title || 'Untitled chat', updatedAt: c.updatedAt })),
-    'chats.messages': ({ chatId }) =>
-      listMessages(this.db, chatId).map((m) => ({
-        id: m.id,
-        role: m.role,
-        content: m.content,
-        citations: m.citations.map(citationView),
-        figures:
-          m.role === 'assistant'
-            ? {
-                ttftMs: m.figures.ttftMs,
-                reusedBlocks: m.figures.blocksReused,
-                computedBlocks: m.figures.blocksComputed,
-                tokensPerSecond:
-                  m.figures.outputTokens && m.figures.totalMs ? (m.figures.outputTokens * 1000) / m.figures.totalMs : null,
-                provider: m.figures.provider,
-                mode: null,
-              }
-            : null,
-      })),
+    'chats.list': () => listChats(this.db).map(chatView),
+    'chats.messages': ({ chatId }) => listMessages(this.db, chatId).map(messageView),
     'chats.delete': ({ chatId }) => {
       this.chats.release(chatId);
+      this.beforeLastTurn.delete(chatId);
       return { deleted: deleteChat(this.db, chatId) };
+    },
+    'chats.update': ({ chatId, title, folderId }) => {
+      this.chatOrThrow(chatId);
+      if (folderId !== undefined && folderId !== null) this.folderOrThrow(folderId);
+      this.db.transaction(() => {
+        if (title !== undefined) renameChat(this.db, chatId, title.trim() || 'Untitled chat');
+        if (folderId !== undefined) setChatFolder(this.db, chatId, folderId);
+      })();
+      return chatView(this.chatOrThrow(chatId));
+    },
+    'chats.export': ({ chatId }) => {
+      const chat = this.chatOrThrow(chatId);
+      const folderPath = chat.folderId !== null ? (getFolder(this.db, chat.folderId)?.path ?? null) : null;
+      return { fileName: exportFileName(chat.title), markdown: chatMarkdown(chat, listMessages(this.db, chatId), { folderPath }) };
     },
   };
 
-  private ask({ requestId, question, chatId }: RequestArgs<'ask'>): Promise<AnswerView> {
+  private chatOrThrow(chatId: number): Chat {
+    const chat = getChat(this.db, chatId);
+    if (!chat) throw new QuireRequestError('failed', `no chat ${chatId}`);
+    return chat;
+  }
+
+  private folderOrThrow(folderId: number): void {
+    if (!getFolder(this.db, folderId)) throw new QuireRequestError('invalid-arguments', `no folder ${folderId} in the library`);
+  }
+
+  private ask({ requestId, question, chatId, folderId, regenerate }: RequestArgs<'ask'>): Promise<AnswerView> {
     if (this.answers.has(requestId)) throw new QuireRequestError('invalid-arguments', `request ${requestId} is already running`);
+    if (regenerate && chatId === undefined) throw new QuireRequestError('invalid-arguments', 'regenerate needs the chat whose answer it replaces');
     const controller = new AbortController();
     this.answers.set(requestId, controller);
     const work = (async (): Promise<AnswerView> => {
       let releaseChat: (() => void) | undefined;
+      let createdChat: number | undefined;
+      let session: ChatSession | undefined;
+      let replaced: ReturnType<typeof lastExchange> = null;
+      let text = '';
       try {
         const ctx = await this.models.ready();
         if (!ctx) throw new QuireRequestError('unavailable', `answers need a model: ${this.models.unavailableReason}`);
-        const chat = chatId !== undefined ? getChat(this.db, chatId) : createChat(this.db, question.slice(0, 80));
-        if (!chat) throw new QuireRequestError('failed', `no chat ${chatId}`);
-        const { session, done } = this.chats.take(chat.id);
-        releaseChat = done;
-        const { k, mode, quality } = this.settings.get();
-        let text = '';
+        if (folderId !== undefined) this.folderOrThrow(folderId);
+        const chat = chatId !== undefined ? this.chatOrThrow(chatId) : createChat(this.db, question.slice(0, 80), Date.now(), folderId ?? null);
+        if (chatId === undefined) createdChat = chat.id;
+        const taken = this.chats.take(chat.id);
+        ({ session } = taken);
+        releaseChat = taken.done;
+        if (regenerate) {
+          replaced = lastExchange(this.db, chat.id);
+          if (!replaced) throw new QuireRequestError('failed', 'this chat has no answer to regenerate');
+          const mark = this.beforeLastTurn.get(chat.id);
+          if (mark) session.rewind(mark);
+          else session.release();
+        }
+        this.beforeLastTurn.set(chat.id, session.mark());
+        const { k, mode, quality, temperature, maxAnswerTokens } = this.settings.get();
         const out = await ask(ctx, question, {
           k,
           mode,
           quality: quality === 'auto' ? undefined : quality,
+          folderId: chat.folderId ?? undefined,
           chat: session,
+          sampling: temperature > 0 ? { temperature, topP: TOP_P } : undefined,
+          maxNewTokens: maxAnswerTokens,
           signal: controller.signal,
           onText: (piece) => {
             text += piece;
             this.emit('answer.text', { requestId, text: piece });
           },
         }).catch((e: Error) => {
-          // stopped by the user: keep what was streamed
+          // stopped by the user: keep what was written (stored below, marked stopped)
           if (controller.signal.aborted) return null;
           throw e;
         });
-        const view = answerView(requestId, chat.id, out, text, ctx.engine.provider);
+        let messageId = out?.messageId ?? null;
+        if (!out) messageId = this.recordStopped(chat.id, question, text, ctx.engine.provider, replaced !== null);
+        // the regenerated exchange goes once its replacement is stored (a stop before any text keeps it)
+        if (replaced && messageId !== null) deleteMessages(this.db, [replaced.questionId, replaced.answerId]);
+        const view = answerView(requestId, chat.id, messageId, out, text, ctx.engine.provider);
         this.emit('answer.done', view);
         return view;
       } catch (e) {
-        this.emit('answer.error', { requestId, message: (e as Error).message });
-        throw e;
+        // a refused question leaves nothing behind: no empty chat, no half-rewound KV
+        if (createdChat !== undefined && listMessages(this.db, createdChat).length === 0) deleteChat(this.db, createdChat);
+        if (replaced) session?.release();
+        const error = plainError(e, session);
+        this.emit('answer.error', { requestId, message: error.message });
+        throw error;
       } finally {
         releaseChat?.();
         this.answers.delete(requestId);
@@ -109,6 +179,18 @@ export class AnswerService {
     })();
     this.chain = Promise.allSettled([this.chain, work]);
     return work;
+  }
+
+  /**
+   * Stores a stopped answer (what was written until the stop) with its question. A regenerate
+   * stopped before any text stores nothing: the answer it would replace stays. Returns the id.
+   */
+  private recordStopped(chatId: number, question: string, text: string, provider: string, regenerating: boolean): number | null {
+    if (regenerating && !text.trim()) return null;
+    return this.db.transaction(() => {
+      addMessage(this.db, chatId, { role: 'user', content: question });
+      return addMessage(this.db, chatId, { role: 'assistant', content: text.trim(), stopped: true, figures: { provider } }).id;
+    })();
   }
 
   /** Stops the answers in flight, waits for them to settle, releases the chats' KV. */
@@ -120,13 +202,63 @@ export class AnswerService {
   }
 }
 
-/** `out` null: stopped by the user, `streamed` is what was shown (nothing was stored). */
-function answerView(requestId: string, chatId: number, out: AskResult | null, streamed: string, provider: string): AnswerView {
+/** What the user is told when a question is refused: why, and what to do about it. */
+function plainError(e: unknown, session: ChatSession | undefined): Error {
+  if (e instanceof PromptTooLongError) {
+    const inChat = (session?.turns ?? 0) > 0 ? ', start a new chat' : '';
+    return new QuireRequestError(
+      'failed',
+      `This question does not fit the model: with its passages it needs ${e.tokens} tokens and the model takes ${e.maxPositions}. ` +
+        `Shorten the question${inChat}, or lower "Passages per question" in Settings.`,
+    );
+  }
+  return e as Error;
+}
+
+function chatView(c: Chat): ChatView {
+  return { id: c.id, title: c.title || 'Untitled chat', updatedAt: c.updatedAt, folderId: c.folderId };
+}
+
+function messageView(m: Message): MessageView {
+  return {
+    id: m.id,
+    role: m.role,
+    content: m.content,
+    citations: m.citations.map(citationView),
+    figures:
+      m.role === 'assistant'
+        ? {
+            contextPassages: m.figures.contextPassages,
+            ttftMs: m.figures.ttftMs,
+            reusedBlocks: m.figures.blocksReused,
+            computedBlocks: m.figures.blocksComputed,
+            tokensPerSecond: m.figures.outputTokens && m.figures.totalMs ? (m.figures.outputTokens * 1000) / m.figures.totalMs : null,
+            provider: m.figures.provider,
+            mode: null,
+          }
+        : null,
+    stopped: m.stopped,
+  };
+}
+
+/** `out` null: stopped by the user, `streamed` is what was written until then. */
+function answerView(requestId: string, chatId: number, messageId: number | null, out: AskResult | null, streamed: string, provider: string): AnswerView {
+  const figures: AnswerFiguresView = out
+    ? {
+        contextPassages: out.passages.length,
+        ttftMs: out.ranModel ? out.figures.ttftMs : null,
+        reusedBlocks: out.ranModel ? out.figures.reusedBlocks : null,
+        computedBlocks: out.ranModel ? out.figures.computedBlocks : null,
+        tokensPerSecond: out.ranModel ? out.figures.tokensPerSecond : null,
+        provider: out.figures.provider,
+        mode: `${out.figures.mode}/${out.figures.quality}`,
+      }
+    : { contextPassages: null, ttftMs: null, reusedBlocks: null, computedBlocks: null, tokensPerSecond: null, provider, mode: null };
   return {
     requestId,
     chatId,
-    messageId: out?.messageId ?? null,
-    answer: out ? out.answer : streamed,
+    messageId,
+    answer: out ? out.answer : streamed.trim(),
     citations: out
       ? out.citations.map((c) => ({ ordinal: c.n, passageId: c.passageId, documentPath: c.path, title: c.title, page: c.page, quote: '' }))
       : [],
@@ -138,14 +270,7 @@ function answerView(requestId: string, chatId: number, out: AskResult | null, st
       page: p.page,
       quote: p.text.slice(0, 300),
     })),
-    figures: {
-      ttftMs: out?.figures.ttftMs ?? null,
-      reusedBlocks: out?.figures.reusedBlocks ?? null,
-      computedBlocks: out?.figures.computedBlocks ?? null,
-      tokensPerSecond: out?.figures.tokensPerSecond ?? null,
-      provider: out?.figures.provider ?? provider,
-      mode: out ? `${out.figures.mode}/${out.figures.quality}` : 'stopped',
-    },
+    figures,
     cancelled: out === null,
   };
 }

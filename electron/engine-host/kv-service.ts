@@ -4,7 +4,7 @@ import type { Db } from '../../db/open.ts';
 import { storedKvTotals } from '../../db/kv-store.ts';
 import { listFolderPassagesNewestFirst } from '../../db/passages.ts';
 import { prefillPassages } from '../answering/passage-kv.ts';
-import type { Progress } from '../contract/types.ts';
+import type { PrefillLimit, Progress } from '../contract/types.ts';
 import type { ModelService } from './model-service.ts';
 import type { RequestHandlers } from './request-handlers.ts';
 import type { SettingsStore } from './settings-store.ts';
@@ -18,8 +18,11 @@ const TITLE_TOKENS = 8;
 
 export interface FolderPrefillHooks {
   signal: AbortSignal;
-  /** Called once with what will be prefilled (total 0: nothing, or no model to do it with). */
-  planned(progress: Progress, running: boolean): void;
+  /**
+   * Called once with what will be prefilled (total 0: nothing, or no model to do it with) and, when
+   * that leaves passages out, why (the KV budget, no model, the setting off).
+   */
+  planned(progress: Progress, running: boolean, limit: PrefillLimit | null): void;
   onProgress(progress: Progress): void;
 }
 
@@ -44,15 +47,21 @@ export class KvService {
     const ctx = eagerPrefill ? await this.models.ready() : null;
     const passages = listFolderPassagesNewestFirst(this.db, folderId);
     let ids = passages.map((p) => p.passageId);
+    const left = (reason: PrefillLimit['reason'], passagesLeft: number): PrefillLimit | null =>
+      passagesLeft > 0 ? { reason, passagesLeft, budgetBytes: kvBudgetBytes } : null;
+    let limit = eagerPrefill ? null : left('eager-off', ids.length);
     if (ctx) {
       const { layers, kvHeads, headDim } = ctx.engine.runner.kvShape;
       const bytesPerToken = STORED_BYTES_PER_ELEMENT * layers * kvHeads * headDim;
       let room = kvBudgetBytes - storedKvTotals(this.db).bytes;
       const fitting = passages.findIndex((p) => (room -= (p.tokenCount + TITLE_TOKENS) * bytesPerToken) < 0);
-      if (fitting >= 0) ids = ids.slice(0, fitting);
-    }
+      if (fitting >= 0) {
+        limit = left('kv-budget', ids.length - fitting);
+        ids = ids.slice(0, fitting);
+      }
+    } else if (eagerPrefill) limit = left('no-model', ids.length);
     const running = ctx !== null && ids.length > 0;
-    hooks.planned({ done: 0, total: ids.length }, running);
+    hooks.planned({ done: 0, total: ids.length }, running, limit);
     if (!running) return;
     await prefillPassages(ctx, ids, {
       signal: hooks.signal,

@@ -65,8 +65,8 @@ export class EngineService {
       ...this.answers.handlers,
       ...this.models.handlers,
       ...this.kv.handlers,
-      'app.info': async () => {
-        await this.models.ready();
+      // answered at once, while a model may still be loading (model.changed tells when it is done)
+      'app.info': () => {
         return {
           version: options.version ?? '0.0.0',
           dataDir: options.dataDir,
@@ -81,9 +81,16 @@ export class EngineService {
     };
   }
 
-  static async start(options: EngineServiceOptions): Promise<EngineService> {
+  /** Opens the service and starts loading the model, without waiting for it: the window shows at once. */
+  static open(options: EngineServiceOptions): EngineService {
     const service = new EngineService(options);
     service.models.load();
+    return service;
+  }
+
+  /** Opens the service and waits for the model to load (the CLI, tests). */
+  static async start(options: EngineServiceOptions): Promise<EngineService> {
+    const service = EngineService.open(options);
     await service.models.ready();
     return service;
   }

@@ -19,6 +19,9 @@ export const DEFAULT_SETTINGS: Settings = {
   mode: 'block',
   quality: 'auto',
   chatKvBytes: DEFAULT_CHAT_KV_BYTES,
+  temperature: 0,
+  maxAnswerTokens: 256,
+  systemPrompt: '',
 };
 
 export type SettingsListener = (next: Settings, previous: Settings) => void;

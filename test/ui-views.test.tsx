@@ -2,63 +2,14 @@
 // Component tests of the main views against a fake typed API (no engine, no server).
 import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { EventName, EventPayloads, FolderView, RequestName, RequestResults } from '../electron/contract/types.ts';
-import type { RendererApi } from '../renderer/api.ts';
 import { App } from '../renderer/App.tsx';
 import { ChatView } from '../renderer/views/ChatView.tsx';
 import { LibraryView } from '../renderer/views/LibraryView.tsx';
 import { SearchView } from '../renderer/views/SearchView.tsx';
 import { SettingsView } from '../renderer/views/SettingsView.tsx';
+import { fakeApi, folder, info, noModel, readyModel, settings } from './helpers/ui-fake-api.ts';
 
 afterEach(cleanup);
-
-type Handlers = { [N in RequestName]?: (args: never) => RequestResults[N] | Promise<RequestResults[N]> };
-
-function fakeApi(handlers: Handlers) {
-  const listeners = new Map<string, Set<(p: unknown) => void>>();
-  const request = vi.fn(async (name: RequestName, args: unknown) => {
-    const h = handlers[name] as ((a: unknown) => unknown) | undefined;
-    if (!h) throw new Error(`unexpected ${name}`);
-    return h(args);
-  });
-  const api = {
-    host: 'serve',
-    request,
-    on(name: EventName, l: (p: unknown) => void) {
-      if (!listeners.has(name)) listeners.set(name, new Set());
-      listeners.get(name)!.add(l);
-      return () => listeners.get(name)!.delete(l);
-    },
-  } as unknown as RendererApi;
-  const emit = <E extends EventName>(name: E, payload: EventPayloads[E]) => listeners.get(name)?.forEach((l) => l(payload));
-  return { api, request, emit };
-}
-
-const folder = (over: Partial<FolderView> = {}): FolderView => ({
-  id: 1,
-  path: '/home/me/notes',
-  state: 'parsing',
-  parse: { done: 3, total: 10 },
-  prefill: { done: 0, total: 0 },
-  files: 10,
-  indexed: 3,
-  failed: 1,
-  skipped: 0,
-  passages: 12,
-  error: null,
-  ...over,
-});
-
-const noModel = { ready: false, dir: null, problem: 'no model chosen yet', provider: null };
-const info = (over = {}) => ({
-  version: '0.1.0',
-  dataDir: '/tmp',
-  host: 'serve' as const,
-  model: noModel,
-  folders: 0,
-  features: { indexing: true, answering: true, downloads: true },
-  ...over,
-});
 
 describe('App', () => {
   it('opens on the welcome view on first run (no model, no folder)', async () => {
@@ -73,7 +24,7 @@ describe('App', () => {
 
   it('Ctrl+K opens search', async () => {
     const { api } = fakeApi({
-      'app.info': () => info({ model: { ...noModel, ready: true, provider: 'cpu' }, folders: 1 }),
+      'app.info': () => info({ model: readyModel, folders: 1 }),
       'folders.list': () => [folder({ state: 'done' })],
       'chats.list': () => [],
     });
@@ -85,17 +36,27 @@ describe('App', () => {
 });
 
 describe('the model badge', () => {
-  it('says which provider runs the model, and why in its tooltip', async () => {
+  it('names the model, with the provider and why in its tooltip; a spinner while it loads', async () => {
     const providerReason = 'webgpu adapter is a CPU (llvmpipe (LLVM 15.0.6, 256 bits)): using cpu';
-    const { api } = fakeApi({
-      'app.info': () => info({ model: { ...noModel, ready: true, provider: 'cpu', providerReason }, folders: 1 }),
+    const { api, emit } = fakeApi({
+      'app.info': () => info({ model: { ...readyModel, loading: true, ready: false }, folders: 1 }),
       'folders.list': () => [folder({ state: 'done' })],
       'chats.list': () => [],
+      'settings.get': () => settings,
+      'kv.stats': () => ({ entries: 0, bytes: 0, budgetBytes: settings.kvBudgetBytes }),
+      'models.catalog': () => [],
     });
     render(<App api={api} />);
-    const badge = await screen.findByRole('status', { name: 'Model status' });
-    await waitFor(() => expect(badge.textContent).toBe('model: cpu'));
-    expect(badge.getAttribute('title')).toBe(providerReason);
+    const badge = await screen.findByRole('button', { name: 'Model status' });
+    expect(badge.textContent).toBe('Loading Qwen2.5 0.5B Instruct…');
+    expect(screen.getByRole('img', { name: 'Loading the model' })).toBeTruthy();
+    act(() => emit('model.changed', { ...readyModel, providerReason }));
+    await waitFor(() => expect(badge.textContent).toBe('Qwen2.5 0.5B Instruct'));
+    expect(badge.textContent).not.toContain('cpu');
+    expect(screen.queryByRole('img', { name: 'Loading the model' })).toBeNull();
+    expect(badge.getAttribute('title')).toBe(`/models/qwen\nruns on cpu\n${providerReason}`);
+    fireEvent.click(badge); // the badge leads to the model's settings
+    expect(await screen.findByRole('region', { name: 'Settings' })).toBeTruthy();
   });
 });
 
@@ -105,20 +66,21 @@ describe('LibraryView', () => {
       'folders.files': () => [{ path: '/home/me/notes/broken.pdf', status: 'failed', error: 'corrupt PDF (bad xref)' }],
       'folders.pause': () => folder({ state: 'paused' }),
     });
-    render(<LibraryView api={api} folders={[folder()]} />);
+    render(<LibraryView api={api} folders={[folder()]} onSettings={() => undefined} />);
     const parsing = screen.getByLabelText('Parsing') as HTMLProgressElement;
     expect(parsing.value).toBe(3);
     expect(parsing.max).toBe(10);
     expect(screen.getByText(/3 indexed · 12 passages · 0 skipped · 1 failed/)).toBeTruthy();
     fireEvent.click(screen.getByRole('button', { name: 'Show files not indexed' }));
-    expect(await screen.findByText(/broken\.pdf: corrupt PDF \(bad xref\)/)).toBeTruthy();
+    expect(await screen.findByText('broken.pdf')).toBeTruthy();
+    expect(screen.getByText(/corrupt PDF \(bad xref\)/)).toBeTruthy();
     fireEvent.click(screen.getByRole('button', { name: 'Pause' }));
     await waitFor(() => expect(request).toHaveBeenCalledWith('folders.pause', { folderId: 1 }));
   });
 
   it('tells a new user what to do when empty, and adds a typed path', async () => {
     const { api, request } = fakeApi({ 'folders.add': () => folder() });
-    render(<LibraryView api={api} folders={[]} />);
+    render(<LibraryView api={api} folders={[]} onSettings={() => undefined} />);
     expect(screen.getByText(/No folders yet/)).toBeTruthy();
     fireEvent.change(screen.getByLabelText('Folder path'), { target: { value: '/home/me/notes' } });
     fireEvent.click(screen.getByRole('button', { name: 'Add folder' }));
@@ -171,13 +133,13 @@ describe('ChatView', () => {
               answer: 'Storms and **ships** [1].',
               citations: [{ ordinal: 1, passageId: 7, documentPath: '/n/sea.md', title: 'Sea', page: null, quote: 'q' }],
               sources: [],
-              figures: { ttftMs: 42, reusedBlocks: 2, computedBlocks: 1, tokensPerSecond: 31.5, provider: 'cpu', mode: 'block' },
+              figures: { contextPassages: 3, ttftMs: 42, reusedBlocks: 2, computedBlocks: 1, tokensPerSecond: 31.5, provider: 'cpu', mode: 'block' },
               cancelled: false,
             });
         }),
     });
     const open = vi.fn();
-    render(<ChatView api={api} modelReady hasFolders onOpenPassage={open} onGo={() => undefined} />);
+    render(<ChatView api={api} modelReady folders={[folder({ state: 'done' })]} onOpenPassage={open} onGo={() => undefined} />);
     const box = screen.getByLabelText('Ask a question');
     fireEvent.change(box, { target: { value: 'What did the keeper write?' } });
     fireEvent.keyDown(box, { key: 'Enter', shiftKey: true });
@@ -198,7 +160,6 @@ describe('ChatView', () => {
 
 describe('SettingsView', () => {
   it('shows the settings with KV usage and saves changes', async () => {
-    const settings = { modelDir: null, provider: 'auto', kvBudgetBytes: 2 * 1024 ** 3, passageTokens: 256, eagerPrefill: true, k: 10, mode: 'block', quality: 'auto', chatKvBytes: 512 * 1024 ** 2 } as const;
     const { api, request } = fakeApi({
       'settings.get': () => settings,
       'settings.set': (patch: object) => ({ ...settings, ...patch }),
@@ -206,8 +167,8 @@ describe('SettingsView', () => {
       'models.catalog': () => [],
     });
     render(<SettingsView api={api} model={noModel} />);
-    expect((await screen.findByTestId('kv-usage')).textContent).toBe('In use: 3.0 MB in 5 blocks');
-    fireEvent.change(screen.getByLabelText('Passages per question (k)'), { target: { value: '6' } });
+    expect((await screen.findByTestId('kv-usage')).textContent).toBe('In use: 3.0 MB in 5 blocks.');
+    fireEvent.change(screen.getByLabelText('Passages per question'), { target: { value: '6' } });
     fireEvent.change(screen.getByLabelText('Provider'), { target: { value: 'cpu' } });
     fireEvent.change(screen.getByLabelText('Chat memory (MB)'), { target: { value: '256' } });
     fireEvent.click(screen.getByRole('button', { name: 'Save settings' }));

@@ -1,0 +1,32 @@
+import type { AnswerFiguresView } from '../../electron/contract/types.ts';
+
+/**
+ * How an answer was made, in figures that mean something: none for "nothing found" (the model did
+ * not run), "all N passages already in this chat" for a follow-up that brought nothing new, else
+ * the new passages' blocks reused and computed.
+ */
+export function Readout({ figures }: { figures: AnswerFiguresView }) {
+  if (figures.contextPassages === 0) return null;
+  const parts: string[] = [];
+  if (figures.ttftMs !== null) parts.push(`TTFT ${Math.round(figures.ttftMs)} ms`);
+  const reused = figures.reusedBlocks ?? 0;
+  const computed = figures.computedBlocks ?? 0;
+  const fresh = reused + computed;
+  const inContext = figures.contextPassages;
+  if (figures.reusedBlocks !== null || figures.computedBlocks !== null) {
+    if (fresh === 0 && inContext) parts.push(`all ${inContext} passage${inContext === 1 ? '' : 's'} already in this chat`);
+    else {
+      const earlier = inContext !== null && inContext > fresh ? ` (+${inContext - fresh} already in this chat)` : '';
+      parts.push(`blocks ${reused} reused / ${computed} computed${earlier}`);
+    }
+  }
+  if (figures.tokensPerSecond !== null && figures.tokensPerSecond > 0) parts.push(`${figures.tokensPerSecond.toFixed(1)} tokens/s`);
+  if (figures.provider) parts.push(figures.provider);
+  if (figures.mode) parts.push(figures.mode);
+  if (parts.length === 0) return null;
+  return (
+    <p className="readout" aria-label="Answer figures" data-testid="readout">
+      {parts.join(' · ')}
+    </p>
+  );
+}

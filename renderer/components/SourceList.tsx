@@ -44,7 +44,9 @@ export function SourceList({
 /** The passage's heading, without the document's own title in front (it is the group's name already). */
 function sectionOf(c: CitationView, documentPath: string): string {
   const title = c.title?.trim();
-  if (!title || title === basename(documentPath)) return '';
+  const file = basename(documentPath);
+  // a document without a title of its own is titled by its file name (README.gz: "README")
+  if (!title || title === file || title === file.replace(/\.gz$/i, '') || title === file.replace(/\.[^.]+$/, '')) return '';
   const parts = title.split(' › ');
   return ` ${parts.length > 1 ? parts.slice(1).join(' › ') : title}`;
 }

@@ -77,7 +77,7 @@ function ProblemList({ root, files }: { root: string; files: FileView[] }) {
       {[...groups]
         .sort((a, b) => b[1].length - a[1].length)
         .map(([reason, group]) => (
-          <details key={reason} open={groups.size === 1}>
+          <details key={reason} open={files.length <= 20}>
             <summary>
               {reason} <span className="note">({group.length} file{group.length === 1 ? '' : 's'}, {group[0].status})</span>
             </summary>

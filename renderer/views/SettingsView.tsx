@@ -126,6 +126,67 @@ function Field({ id, label, help, children }: { id: string; label: string; help:
   );
 }
 
+type NumberSetting = 'temperature' | 'maxAnswerTokens' | 'k' | 'kvBudgetBytes' | 'chatKvBytes' | 'passageTokens';
+
+/** A number setting; `unit` scales what is shown (megabytes for byte sizes). */
+function NumberField(props: {
+  name: NumberSetting;
+  label: string;
+  help: ReactNode;
+  settings: Settings;
+  set: (patch: Partial<Settings>) => void;
+  min: number;
+  max?: number;
+  step?: number;
+  unit?: number;
+}) {
+  const { name, settings, set, min, max, step, unit = 1 } = props;
+  const shown = unit === 1 ? settings[name] : Math.round(settings[name] / unit);
+  return (
+    <Field id={`setting-${name}`} label={props.label} help={props.help}>
+      {(d) => (
+        <input
+          id={`setting-${name}`}
+          aria-describedby={d}
+          type="number"
+          min={min}
+          max={max}
+          step={step}
+          value={shown}
+          onChange={(e) => {
+            const typed = Math.max(min, Math.min(max ?? Infinity, Number(e.target.value)));
+            set({ [name]: step ? typed : Math.round(typed) * unit });
+          }}
+        />
+      )}
+    </Field>
+  );
+}
+
+type ChoiceSetting = 'provider' | 'mode' | 'quality';
+
+function SelectField<N extends ChoiceSetting>(props: {
+  name: N;
+  label: string;
+  help: ReactNode;
+  options: readonly Settings[N][];
+  settings: Settings;
+  set: (patch: Partial<Settings>) => void;
+}) {
+  const { name, settings, set } = props;
+  return (
+    <Field id={`setting-${name}`} label={props.label} help={props.help}>
+      {(d) => (
+        <select id={`setting-${name}`} aria-describedby={d} value={settings[name]} onChange={(e) => set({ [name]: e.target.value as Settings[N] })}>
+          {props.options.map((o) => (
+            <option key={o}>{o}</option>
+          ))}
+        </select>
+      )}
+    </Field>
+  );
+}
+
 export function SettingsView({ api, model, focus }: { api: RendererApi; model: ModelStatus; focus?: string | null }) {
   const [settings, setSettings] = useState<Settings | null>(null);
   const [kv, setKv] = useState<KvStatsView | null>(null);
@@ -158,7 +219,7 @@ export function SettingsView({ api, model, focus }: { api: RendererApi; model: M
       setSaved((e as Error).message);
     }
   };
-  const megabytes = (bytes: number) => Math.round(bytes / MB);
+  const common = { settings, set };
   return (
     <section className="settings-view" aria-label="Settings">
       <h2>Settings</h2>
@@ -176,33 +237,23 @@ export function SettingsView({ api, model, focus }: { api: RendererApi; model: M
       >
         <fieldset>
           <legend>Answers</legend>
-          <Field id="setting-temperature" label="Temperature" help="0 gives the same answer to the same question every time; higher values (up to 2) vary the wording, and invent more.">
-            {(d) => (
-              <input
-                id="setting-temperature"
-                aria-describedby={d}
-                type="number"
-                min={0}
-                max={2}
-                step={0.1}
-                value={settings.temperature}
-                onChange={(e) => set({ temperature: Math.min(2, Math.max(0, Number(e.target.value))) })}
-              />
-            )}
-          </Field>
-          <Field id="setting-maxAnswerTokens" label="Max answer length (tokens)" help="An answer stops after this many tokens (a token is about ¾ of an English word).">
-            {(d) => (
-              <input
-                id="setting-maxAnswerTokens"
-                aria-describedby={d}
-                type="number"
-                min={16}
-                max={8192}
-                value={settings.maxAnswerTokens}
-                onChange={(e) => set({ maxAnswerTokens: Math.round(Number(e.target.value)) })}
-              />
-            )}
-          </Field>
+          <NumberField
+            {...common}
+            name="temperature"
+            label="Temperature"
+            min={0}
+            max={2}
+            step={0.1}
+            help="0 gives the same answer to the same question every time; higher values (up to 2) vary the wording, and invent more."
+          />
+          <NumberField
+            {...common}
+            name="maxAnswerTokens"
+            label="Max answer length (tokens)"
+            min={16}
+            max={8192}
+            help="An answer stops after this many tokens (a token is about ¾ of an English word)."
+          />
           <Field
             id="setting-systemPrompt"
             label="System prompt (optional)"
@@ -220,17 +271,23 @@ export function SettingsView({ api, model, focus }: { api: RendererApi; model: M
               />
             )}
           </Field>
-          <Field id="setting-k" label="Passages per question" help="How many passages a question reads: more finds more, but makes the prompt longer.">
-            {(d) => (
-              <input id="setting-k" aria-describedby={d} type="number" min={1} max={32} value={settings.k} onChange={(e) => set({ k: Number(e.target.value) })} />
-            )}
-          </Field>
+          <NumberField
+            {...common}
+            name="k"
+            label="Passages per question"
+            min={1}
+            max={32}
+            help="How many passages a question reads: more finds more, but makes the prompt longer."
+          />
         </fieldset>
         <fieldset>
           <legend>Speed and memory</legend>
-          <Field
-            id="setting-kvBudgetBytes"
+          <NumberField
+            {...common}
+            name="kvBudgetBytes"
             label="KV budget (MB)"
+            min={16}
+            unit={MB}
             help={
               <>
                 Disk space for passages’ precomputed model states (KV). Passages with stored KV answer at once; the rest are computed the first
@@ -238,18 +295,7 @@ export function SettingsView({ api, model, focus }: { api: RendererApi; model: M
                 <span data-testid="kv-usage">{kv ? `In use: ${formatBytes(kv.bytes)} in ${kv.entries} blocks.` : ''}</span>
               </>
             }
-          >
-            {(d) => (
-              <input
-                id="setting-kvBudgetBytes"
-                aria-describedby={d}
-                type="number"
-                min={16}
-                value={megabytes(settings.kvBudgetBytes)}
-                onChange={(e) => set({ kvBudgetBytes: Math.max(16, Number(e.target.value)) * MB })}
-              />
-            )}
-          </Field>
+          />
           <div className="field">
             <label className="checkbox">
               <input
@@ -265,61 +311,34 @@ export function SettingsView({ api, model, focus }: { api: RendererApi; model: M
               Prepares passages while the computer is idle (newest documents first, within the KV budget), so first answers start fast.
             </p>
           </div>
-          <Field id="setting-chatKvBytes" label="Chat memory (MB)" help="Follow-ups reuse a chat’s KV kept in memory; past this, the least recently used chats start over.">
-            {(d) => (
-              <input
-                id="setting-chatKvBytes"
-                aria-describedby={d}
-                type="number"
-                min={0}
-                value={megabytes(settings.chatKvBytes)}
-                onChange={(e) => set({ chatKvBytes: Math.max(0, Number(e.target.value)) * MB })}
-              />
-            )}
-          </Field>
-          <Field id="setting-passageTokens" label="Passage size (tokens)" help="How long each indexed passage is; applies to the next indexing.">
-            {(d) => (
-              <input
-                id="setting-passageTokens"
-                aria-describedby={d}
-                type="number"
-                min={32}
-                max={2048}
-                value={settings.passageTokens}
-                onChange={(e) => set({ passageTokens: Number(e.target.value) })}
-              />
-            )}
-          </Field>
+          <NumberField
+            {...common}
+            name="chatKvBytes"
+            label="Chat memory (MB)"
+            min={0}
+            unit={MB}
+            help="Follow-ups reuse a chat’s KV kept in memory; past this, the least recently used chats start over."
+          />
+          <NumberField
+            {...common}
+            name="passageTokens"
+            label="Passage size (tokens)"
+            min={32}
+            max={2048}
+            help="How long each indexed passage is; applies to the next indexing."
+          />
         </fieldset>
         <fieldset>
           <legend>Engine</legend>
-          <Field id="setting-provider" label="Provider" help="Where the model runs: auto uses a GPU only when it is faster than the CPU on this model.">
-            {(d) => (
-              <select id="setting-provider" aria-describedby={d} value={settings.provider} onChange={(e) => set({ provider: e.target.value as Settings['provider'] })}>
-                {PROVIDER_CHOICES.map((p) => (
-                  <option key={p}>{p}</option>
-                ))}
-              </select>
-            )}
-          </Field>
-          <Field id="setting-mode" label="Attention mode" help={ATTENTION_HELP[settings.mode]}>
-            {(d) => (
-              <select id="setting-mode" aria-describedby={d} value={settings.mode} onChange={(e) => set({ mode: e.target.value as Settings['mode'] })}>
-                {ATTENTION_MODES.map((m) => (
-                  <option key={m}>{m}</option>
-                ))}
-              </select>
-            )}
-          </Field>
-          <Field id="setting-quality" label="Quality mode" help={QUALITY_HELP[settings.quality]}>
-            {(d) => (
-              <select id="setting-quality" aria-describedby={d} value={settings.quality} onChange={(e) => set({ quality: e.target.value as Settings['quality'] })}>
-                {QUALITY_SETTINGS.map((m) => (
-                  <option key={m}>{m}</option>
-                ))}
-              </select>
-            )}
-          </Field>
+          <SelectField
+            {...common}
+            name="provider"
+            label="Provider"
+            options={PROVIDER_CHOICES}
+            help="Where the model runs: auto uses a GPU only when it is faster than the CPU on this model."
+          />
+          <SelectField {...common} name="mode" label="Attention mode" options={ATTENTION_MODES} help={ATTENTION_HELP[settings.mode]} />
+          <SelectField {...common} name="quality" label="Quality mode" options={QUALITY_SETTINGS} help={QUALITY_HELP[settings.quality]} />
         </fieldset>
         <div className="save-row">
           <button type="submit">Save settings</button>

@@ -104,7 +104,7 @@ async function main(): Promise<void> {
   for (const n of CONTEXTS) {
     const all = [...blocks.slice(0, n).flat(), ...question];
     const fns: Record<string, () => Promise<unknown>> = {
-      block: () => engine.answer(kvs.slice(0, n), question, { maxNewTokens: 1 }),
+      block: () => engine.answer(kvs.slice(0, n).map((kv) => ({ kv })), question, { maxNewTokens: 1 }),
       full: () => fullFirstToken(engine, all),
     };
     if (tjs) fns.transformersJs = () => tjs.firstToken(all);

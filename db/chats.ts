@@ -21,6 +21,8 @@ export interface AnswerFigures {
   ttftMs?: number | null;
   totalMs?: number | null;
   outputTokens?: number | null;
+  /** Generated tokens after the first over the time from the first to the last (native-models/decode.ts). */
+  tokensPerSecond?: number | null;
   /** Passages in the answer's context (0: nothing was found, the model did not run). */
   contextPassages?: number | null;
 }
@@ -80,6 +82,7 @@ interface MessageRow {
   ttft_ms: number | null;
   total_ms: number | null;
   output_tokens: number | null;
+  tokens_per_second: number | null;
   stopped: number;
   context_passages: number | null;
 }
@@ -154,8 +157,8 @@ export function addMessage(db: Db, chatId: number, input: MessageInput, now: num
     const row = db
       .prepare(
         `INSERT INTO messages(chat_id, role, content, created_at, provider, model, blocks_reused, blocks_computed,
-           ttft_ms, total_ms, output_tokens, stopped, context_passages)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+           ttft_ms, total_ms, output_tokens, tokens_per_second, stopped, context_passages)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
       )
       .get(
         chatId,
@@ -169,6 +172,7 @@ export function addMessage(db: Db, chatId: number, input: MessageInput, now: num
         f.ttftMs ?? null,
         f.totalMs ?? null,
         f.outputTokens ?? null,
+        f.tokensPerSecond ?? null,
         input.stopped ? 1 : 0,
         f.contextPassages ?? null,
       ) as MessageRow;
@@ -223,6 +227,7 @@ function toMessage(r: MessageRow, citations: Citation[]): Message {
       ttftMs: r.ttft_ms,
       totalMs: r.total_ms,
       outputTokens: r.output_tokens,
+      tokensPerSecond: r.tokens_per_second,
       contextPassages: r.context_passages,
     },
     stopped: r.stopped === 1,

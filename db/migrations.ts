@@ -212,6 +212,41 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 6,
+    name: 'passage titles in the word index, so a heading that names the topic ranks its passages',
+    // A second column of the same external-content index: bm25() weighs it apart from the text
+    // (db/search.ts), and snippets keep coming from column 0, the text.
+    up: (db) =>
+      db.exec(`
+        DROP TRIGGER passages_fts_insert;
+        DROP TRIGGER passages_fts_delete;
+        DROP TRIGGER passages_fts_update;
+        DROP TABLE passages_fts;
+        CREATE VIRTUAL TABLE passages_fts USING fts5(
+          text, title, content = 'passages', content_rowid = 'id',
+          tokenize = 'porter unicode61 remove_diacritics 2'
+        );
+        INSERT INTO passages_fts(passages_fts) VALUES ('rebuild');
+        CREATE TRIGGER passages_fts_insert AFTER INSERT ON passages BEGIN
+          INSERT INTO passages_fts(rowid, text, title) VALUES (new.id, new.text, new.title);
+        END;
+        CREATE TRIGGER passages_fts_delete AFTER DELETE ON passages BEGIN
+          INSERT INTO passages_fts(passages_fts, rowid, text, title) VALUES ('delete', old.id, old.text, old.title);
+        END;
+        CREATE TRIGGER passages_fts_update AFTER UPDATE OF text, title ON passages BEGIN
+          INSERT INTO passages_fts(passages_fts, rowid, text, title) VALUES ('delete', old.id, old.text, old.title);
+          INSERT INTO passages_fts(rowid, text, title) VALUES (new.id, new.text, new.title);
+        END;
+      `),
+  },
+  {
+    version: 7,
+    name: 'tokens per second stored with an answer',
+    // The one definition (native-models/decode.ts): tokens after the first over the time from the
+    // first to the last. Older answers keep NULL: their figure cannot be recovered from total time.
+    up: (db) => db.exec('ALTER TABLE messages ADD COLUMN tokens_per_second REAL'),
+  },
+  {
+    version: 8,
     name: 'a chat limited to one folder; stopped answers and their context size',
     up: (db) =>
       db.exec(`

@@ -30,3 +30,12 @@ export function defaultDbPath(options: AppPathsEnv = {}): string {
   const home = quireHome(options);
   return (options.platform ?? process.platform) === 'win32' ? path.win32.join(home, 'quire.db') : path.join(home, 'quire.db');
 }
+
+/**
+ * The data directory that goes with a database: the default one's is the data directory itself;
+ * a database given by path (--db) keeps its settings (app-settings.json) beside it, as `quire serve`
+ * does, so every command reading that database honours the same settings.
+ */
+export function dataDirForDb(dbOption: string | undefined, options: AppPathsEnv = {}): string {
+  return dbOption ? path.dirname(path.resolve(dbOption)) : quireHome(options);
+}

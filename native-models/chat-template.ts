@@ -20,10 +20,23 @@ function tokenText(value: unknown): string {
   return '';
 }
 
-/** Undefined when the model has no template; throws when the template cannot render a plain user turn. */
-export function chatFrame(model: Pick<ModelFolder, 'chatTemplate' | 'tokenizerConfig'>, system?: string): ChatFrame | undefined {
+/** An earlier turn of a conversation, rendered before the user's message. */
+export interface ChatTurn {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+/**
+ * Undefined when the model has no template; throws when the template cannot render a plain user
+ * turn. `history`: earlier turns, which end up in `before`.
+ */
+export function chatFrame(
+  model: Pick<ModelFolder, 'chatTemplate' | 'tokenizerConfig'>,
+  system?: string,
+  history: readonly ChatTurn[] = [],
+): ChatFrame | undefined {
   if (!model.chatTemplate) return undefined;
-  const messages = [...(system ? [{ role: 'system', content: system }] : []), { role: 'user', content: MARK }];
+  const messages = [...(system ? [{ role: 'system', content: system }] : []), ...history, { role: 'user', content: MARK }];
   const rendered = new Template(model.chatTemplate).render({
     messages,
     add_generation_prompt: true,

@@ -31,8 +31,12 @@ export interface DecodeResult {
   firstLogits: Float32Array;
   /** From `startedAt` (or the call) to the first sampled token. */
   ttftMs: number;
-  /** Generated tokens per second after the first. */
-  tokensPerSecond: number;
+  /**
+   * THE tokens-per-second figure (live and stored alike): the generated tokens after the first,
+   * divided by the time from the first sampled token to the last. Prefill and the first token's wait
+   * are TTFT's, not part of it. Null when fewer than two tokens were generated (no interval).
+   */
+  tokensPerSecond: number | null;
   /** The past, the final block and the generated tokens that were fed back (not the last sampled one). */
   present: KvCache;
 }
@@ -52,6 +56,15 @@ export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, requ
   const firstLogits = step.logits[0];
   let ttftMs = 0;
   let firstAt = 0;
+  let lastAt = 0;
+  // text[0..shown) has gone to onText. A tail that may be the start of a stop string is held back
+  // until the next piece says whether it is one, so a stream never shows part of a stop string.
+  let shown = 0;
+  const show = (upTo: number) => {
+    if (upTo <= shown) return;
+    request.onText?.(text.slice(shown, upTo));
+    shown = upTo;
+  };
   const emit = (piece: string) => {
     if (!piece) return false;
     const before = text.length;
@@ -61,19 +74,19 @@ export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, requ
       .filter((i) => i >= 0)
       .sort((a, b) => a - b)[0];
     if (hit !== undefined) {
-      const visible = text.slice(before, hit);
       text = text.slice(0, hit);
-      if (visible) request.onText?.(visible);
+      show(text.length);
       return true;
     }
-    request.onText?.(piece);
+    show(text.length - heldBack(text, shown, stopStrings));
     return false;
   };
   while (tokenIds.length < request.maxNewTokens) {
     signal?.throwIfAborted();
     const token = request.sampler(step.logits[step.logits.length - 1]);
+    const sampledAt = performance.now();
     if (tokenIds.length === 0) {
-      firstAt = performance.now();
+      firstAt = sampledAt;
       ttftMs = firstAt - started;
     }
     if (request.stopTokenIds.includes(token)) {
@@ -81,6 +94,7 @@ export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, requ
       break;
     }
     tokenIds.push(token);
+    lastAt = sampledAt;
     if (emit(stream.push(token))) {
       stopReason = 'stop-string';
       break;
@@ -90,14 +104,33 @@ export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, requ
     position += 1;
   }
   if (stopReason !== 'stop-string' && emit(stream.flush())) stopReason = 'stop-string';
-  const elapsed = (performance.now() - firstAt) / 1000;
+  show(text.length);
   return {
     tokenIds,
     text,
     stopReason,
     firstLogits,
     ttftMs,
-    tokensPerSecond: tokenIds.length > 1 && elapsed > 0 ? (tokenIds.length - 1) / elapsed : 0,
+    tokensPerSecond: tokensPerSecond(tokenIds.length, firstAt, lastAt),
     present: step.present,
   };
+}
+
+/** Length of the longest tail of text[from..] that is a proper prefix of a stop string (0 when none). */
+function heldBack(text: string, from: number, stopStrings: readonly string[]): number {
+  let held = 0;
+  for (const s of stopStrings) {
+    for (let n = Math.min(s.length - 1, text.length - from); n > held; n--) {
+      if (text.endsWith(s.slice(0, n))) {
+        held = n;
+        break;
+      }
+    }
+  }
+  return held;
+}
+
+/** See DecodeResult.tokensPerSecond: `count` tokens, the first sampled at `firstAt`, the last at `lastAt` (ms). */
+export function tokensPerSecond(count: number, firstAt: number, lastAt: number): number | null {
+  return count > 1 && lastAt > firstAt ? ((count - 1) * 1000) / (lastAt - firstAt) : null;
 }

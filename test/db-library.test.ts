@@ -166,7 +166,7 @@ describe('chats', () => {
         role: 'assistant',
         content: 'Sun [1].',
         citations: [{ ordinal: 1, passageId: ids[0], documentPath: '/a/1.txt', title: 'Roses', page: 2, quote: 'Roses need sun.' }],
-        figures: { provider: 'cpu', model: 'qwen', blocksReused: 15, blocksComputed: 1, ttftMs: 84.5, totalMs: 900, outputTokens: 4 },
+        figures: { provider: 'cpu', model: 'qwen', blocksReused: 15, blocksComputed: 1, ttftMs: 84.5, totalMs: 900, outputTokens: 4, tokensPerSecond: 31.5 },
       },
       1002,
     );
@@ -178,6 +178,7 @@ describe('chats', () => {
       ttftMs: 84.5,
       totalMs: 900,
       outputTokens: 4,
+      tokensPerSecond: 31.5,
       contextPassages: null,
     });
     expect(answer.stopped).toBe(false);

@@ -2,7 +2,6 @@
 // prefilled alone, re-encoded to their place, laid end to end in a shuffled order, then the final
 // block, must equal ONE forward pass over the same tokens with global positions and the block mask.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assembleBlocks } from '../native-models/block-context.ts';
 import { Engine } from '../native-models/engine.ts';
 import { positionRange } from '../native-models/prefill.ts';
 import { blockMask, causalMask, loadReferenceModel, referenceForward } from './tools/reference.ts';
@@ -59,11 +58,7 @@ describe.each(SHAPES)('block path equals the reference forward: %s', (_name, ove
     const finalIds = engine.tokenizer.encode('Question: which of these mentions the sea?');
     const prefilled = await Promise.all(blockIds.map((ids) => engine.prefill(ids)));
     const order = [2, 0, 1];
-    const { past } = assembleBlocks(
-      order.map((i) => prefilled[i]),
-      engine.model.rope,
-      engine.runner.kvShape,
-    );
+    const { past } = await engine.assemble(order.map((i) => ({ kv: prefilled[i] })));
     const got = await engine.runner.forward(finalIds, positionRange(past.tokens, finalIds.length), past, { allLogits: true });
 
     const ids = [...order.flatMap((i) => blockIds[i]), ...finalIds];

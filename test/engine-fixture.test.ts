@@ -2,7 +2,6 @@
 // contrib operators, external data, and the one-new-token-per-run-with-past quirk.
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assembleBlocks } from '../native-models/block-context.ts';
 import { Engine } from '../native-models/engine.ts';
 import { concatKv, emptyKv } from '../native-models/kv.ts';
 import { positionRange } from '../native-models/prefill.ts';
@@ -34,7 +33,7 @@ describe('engine on the onnxruntime-genai fp16 fixture', () => {
     const expected = await engine.runner.forward(final, positionRange(directPast.tokens, final.length), directPast, { allLogits: true });
     // Block path: b prefilled at local positions 0..L-1, then its keys rotated by |a|.
     const kvB = await engine.prefill(b);
-    const { past, starts } = assembleBlocks([kvA, kvB], engine.model.rope, engine.runner.kvShape);
+    const { past, starts } = await engine.assemble([{ kv: kvA }, { kv: kvB }]);
     expect(starts).toEqual([0, a.length]);
     const got = await engine.runner.forward(final, positionRange(past.tokens, final.length), past, { allLogits: true });
     // 2e-3: both sides hold float16 keys; the re-encoded ones are rounded once more after rotation,

@@ -6,7 +6,7 @@
 // export. lavapipe is ~20x slower than the CPU provider, so the prompts are short.
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assemblePast, computePassageBlock, type QualityMode } from '../electron/answering/quality-modes.ts';
+import { computePassageBlock, type QualityMode } from '../electron/answering/quality-modes.ts';
 import { Engine } from '../native-models/engine.ts';
 import { float16ToFloat32Array } from '../native-models/float16.ts';
 import type { KvCache, KvData } from '../native-models/kv.ts';
@@ -99,7 +99,7 @@ async function run(engine: Engine, driveTokens?: number[]): Promise<Outcome> {
     for (let i = 0; i < passageIds.length; i++) {
       passages.push({ ids: passageIds[i], kv: mode === 'isolated' ? blocks[i] : await computePassageBlock(engine, mode, instruction, passageIds[i]) });
     }
-    const past = await assemblePast(engine, instruction, passages, boundary);
+    const { past } = await engine.assemble([{ kv: instruction }, ...passages], { boundaryTokens: boundary });
     if (mode === 'isolated' && boundary === 0) isolatedPast = past;
     modes.push((await engine.runner.forward(finalIds, positionRange(past.tokens, finalIds.length), past, { allLogits: true })).logits);
   }

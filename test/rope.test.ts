@@ -192,6 +192,18 @@ describe('rotateKeys (float32)', () => {
     expect(() => rotateKeys(kv, { ...rope, rotaryDim: 66 }, 1)).toThrow(/rotary dim/);
     expect(() => rotateKeys({ ...kv, tokens: 6 }, rope, 1)).toThrow(/key buffers/);
   });
+
+  it('with per-layer parameters (Gemma 3 local/global), turns each layer with its own frequencies', () => {
+    const local = rope64('rotate-half', { rope_theta: 10_000 });
+    const global = rope64('rotate-half', { rope_theta: 1_000_000, rope_scaling: { rope_type: 'linear', factor: 8 } });
+    const perLayer: RopeParams = { ...global, layers: [local, global] };
+    const moved = rotateKeys(kv, perLayer, 300);
+    expect(maxAbsDiffKv(moved.keys[0], rotateReference(kv.keys[0], local, 300))).toBeLessThanOrEqual(ONE_ROTATION_F32 * maxAbs(kv.keys[0]));
+    expect(maxAbsDiffKv(moved.keys[1], rotateReference(kv.keys[1], global, 300))).toBeLessThanOrEqual(ONE_ROTATION_F32 * maxAbs(kv.keys[1]));
+    // the two layers' rotations really differ
+    expect(maxAbsDiffKv(rotateReference(kv.keys[0], local, 300), rotateReference(kv.keys[0], global, 300))).toBeGreaterThan(0.1);
+    expect(() => rotateKeys(kv, { ...global, layers: [local] }, 1)).toThrow(/RoPE parameters for 1 layers, but the cache has 2/);
+  });
 });
 
 describe('rotateKeys (float16)', () => {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventName, EventPayloads, RequestName } from '../electron/contract/types.ts';
 import { startBridge, type Bridge } from '../electron/serve/bridge.ts';
+import { rawRequest, type RawRequest } from './helpers/http.ts';
 
 let bridge: Bridge;
 let staticDir: string;
@@ -35,21 +36,7 @@ afterAll(async () => {
   fs.rmSync(staticDir, { recursive: true, force: true });
 });
 
-function call(
-  pathname: string,
-  { method = 'POST', headers = {}, body }: { method?: string; headers?: Record<string, string>; body?: string } = {},
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: bridge.port, path: pathname, method, headers }, (res) => {
-      let data = '';
-      res.on('data', (c) => (data += c));
-      res.on('end', () => resolve({ status: res.statusCode!, body: data }));
-    });
-    req.on('error', reject);
-    if (body !== undefined) req.write(body);
-    req.end();
-  });
-}
+const call = (pathname: string, options?: RawRequest) => rawRequest(bridge.port, pathname, options);
 
 const json = { 'Content-Type': 'application/json' };
 const auth = () => ({ ...json, Authorization: `Bearer ${bridge.token}` });

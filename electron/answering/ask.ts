@@ -4,15 +4,17 @@
 // waiting question out of the queue at once and stops a running one at its next step.
 import { addMessage, type AnswerFigures as StoredFigures } from '../../db/chats.ts';
 import type { AttentionMode as AnswerMode } from '../../native-models/attention-modes.ts';
-import { decode, type StopReason } from '../../native-models/decode.ts';
-import { emptyKv, type KvCache } from '../../native-models/kv.ts';
+import type { PromptBlock } from '../../native-models/assemble.ts';
+import type { StopReason } from '../../native-models/decode.ts';
+import type { KvCache } from '../../native-models/kv.ts';
 import { positionRange } from '../../native-models/prefill.ts';
-import { createSampler, topLogits, type SamplingOptions } from '../../native-models/sampling.ts';
+import type { SamplingOptions } from '../../native-models/sampling.ts';
 import { ChatSession, FOLLOW_UP_INTRO, turnSeparator } from './chat-context.ts';
 import { citationsFor, NO_PASSAGES_ANSWER, toStoredCitation, type AnswerCitation } from './citations.ts';
+import { plainChatFrame, plainFinalText, transcriptText, type ChatTurn } from './conversation.ts';
 import { passageBlocks, type AnswerContext } from './passage-kv.ts';
 import { finalBlockText, passageBlockText } from './prompt-blocks.ts';
-import { assemblePast, type QualityMode } from './quality-modes.ts';
+import type { QualityMode } from './quality-modes.ts';
 import { retrieve, type RetrievedPassage } from './retrieve.ts';
 
 export type { AnswerMode };
@@ -32,6 +34,17 @@ export interface AskOptions {
   boundaryTokens?: number;
   /** A chat to continue: earlier turns stay in the context; messages are recorded if it has a chatId. */
   chat?: ChatSession;
+  /**
+   * A plain chat: no retrieval and no passages; the model answers from the conversation alone, under
+   * `system` (default SYSTEM_INSTRUCTION). One causal pass: there are no blocks to reuse.
+   */
+  plainChat?: { system?: string };
+  /**
+   * Earlier turns that `chat` does not hold in its KV (an API client sends its whole transcript):
+   * rendered through the chat template in a plain chat, as text before the question otherwise
+   * (conversation.ts). Ignored when the chat has a past: the turns are in its KV.
+   */
+  history?: readonly ChatTurn[];
   sampling?: SamplingOptions;
   maxNewTokens?: number;
   stopStrings?: readonly string[];
@@ -54,7 +67,7 @@ export interface AnswerFigures {
   loadMs: number;
   /** Prefill of missing blocks (0 when every block was stored). */
   computeMs: number;
-  /** Rotating and laying out the blocks (and boundary recompute when asked). */
+  /** Rotating and laying out the blocks (and boundary recompute when asked): Engine.answer's assembleMs. */
   reencodeMs: number;
   /** Final block (full mode: the whole prompt) to the first token. */
   finalMs: number;
@@ -63,7 +76,8 @@ export interface AnswerFigures {
   totalMs: number;
   promptTokens: number;
   outputTokens: number;
-  tokensPerSecond: number;
+  /** Generated tokens after the first over the time from the first to the last (decode.ts); null below two tokens. */
+  tokensPerSecond: number | null;
 }
 
 export interface AskResult {
@@ -71,6 +85,11 @@ export interface AskResult {
   citations: AnswerCitation[];
   /** The passages in the context, numbered [1]..[n] (in a chat: every passage so far). */
   passages: RetrievedPassage[];
+  /**
+   * Aligned with passages: true when that passage's KV was reused (loaded from the store, or kept in
+   * the chat from an earlier turn), false when it was computed for this answer (always in full mode).
+   */
+  passageKvReused: boolean[];
   /** False when no passage was found and the fixed message was given without running the model. */
   ranModel: boolean;
   stopReason: StopReason | 'no-passages';
@@ -86,23 +105,26 @@ export interface AskResult {
 export async function ask(ctx: AnswerContext, question: string, options: AskOptions = {}): Promise<AskResult> {
   const queuedAt = performance.now();
   options.signal?.throwIfAborted();
-  const found = options.passages
-    ? [...options.passages]
-    : retrieve(ctx.db, question, { k: options.k, perDocument: options.perDocument, folderId: options.folderId });
+  const found = options.plainChat
+    ? []
+    : options.passages
+      ? [...options.passages]
+      : retrieve(ctx.db, question, { k: options.k, perDocument: options.perDocument, folderId: options.folderId });
   const chat = options.chat;
   chat?.useModel(ctx.fingerprint); // another model's chat KV is never reused (chat-context.ts)
   const known = new Set(chat?.passages.map((p) => p.passageId));
   const fresh = found.filter((p) => !known.has(p.passageId));
   const all = [...(chat?.passages ?? []), ...fresh];
-  const mode = options.mode ?? 'block';
+  const mode = options.plainChat ? 'full' : (options.mode ?? 'block');
   const quality = options.quality ?? ctx.defaultQuality;
   const boundaryTokens = Math.max(0, Math.floor(options.boundaryTokens ?? 0));
-  if (all.length === 0) {
+  if (all.length === 0 && !options.plainChat) {
     options.onText?.(NO_PASSAGES_ANSWER);
     const result: AskResult = {
       answer: NO_PASSAGES_ANSWER,
       citations: [],
       passages: [],
+      passageKvReused: [],
       ranModel: false,
       stopReason: 'no-passages',
       tokenIds: [],
@@ -133,23 +155,27 @@ async function answerOnEngine(
   const { engine } = ctx;
   const startedAt = performance.now();
   const signal = o.signal;
-  const finalIds = engine.tokenizer.encode(finalBlockText(question, ctx.frame));
+  const history = chat?.past ? [] : (o.history ?? []);
+  const frame = o.plainChat ? plainChatFrame(engine, o.plainChat.system, history) : ctx.frame;
+  const finalIds = engine.tokenizer.encode(
+    o.plainChat ? plainFinalText(question, frame) : transcriptText(history) + finalBlockText(question, frame),
+  );
   // the chat so far (through the next user header) or the instruction block
   let base: KvCache = chat?.past ?? ctx.instructionKv;
   const introIds = chat?.past && fresh.length > 0 ? engine.tokenizer.encode(FOLLOW_UP_INTRO) : [];
-  let past: KvCache;
+  let blocks: PromptBlock[];
   let finalForward = finalIds;
   let loadMs = 0;
   let computeMs = 0;
-  let reencodeMs = 0;
   let reused = 0;
   let computed: number;
   let corrupt = 0;
+  let freshReused = fresh.map(() => false);
   if (o.mode === 'full') {
     // one causal pass over everything new: instruction (first turn), intro, passages, final block
     const passageTokens = fresh.flatMap((p) => engine.tokenizer.encode(passageBlockText(p)));
-    const head = chat?.past ? [] : ctx.frame.instructionIds;
-    past = chat?.past ?? emptyKv(engine.runner.kvShape);
+    const head = chat?.past ? [] : frame.instructionIds;
+    blocks = chat?.past ? [{ kv: chat.past }] : [];
     finalForward = [...head, ...introIds, ...passageTokens, ...finalIds];
     computed = fresh.length;
   } else {
@@ -157,47 +183,43 @@ async function answerOnEngine(
     if (introIds.length > 0) {
       base = (await engine.runner.forward(introIds, positionRange(base.tokens, introIds.length), base)).present;
     }
-    const blocks = await passageBlocks(ctx, fresh, o.quality, signal);
-    ({ loadMs, computeMs, reused, computed, corrupt } = blocks);
-    signal?.throwIfAborted();
-    const t1 = performance.now();
-    past = await assemblePast(engine, base, blocks.blocks, o.boundaryTokens, signal);
-    reencodeMs = performance.now() - t1;
-    computeMs += t1 - t0 - blocks.loadMs - blocks.computeMs; // the follow-up intro, if any
+    const passages = await passageBlocks(ctx, fresh, o.quality, signal);
+    ({ loadMs, computeMs, reused, computed, corrupt } = passages);
+    freshReused = passages.blocks.map((b) => b.reused);
+    computeMs += performance.now() - t0 - passages.loadMs - passages.computeMs; // the follow-up intro, if any
+    blocks = [{ kv: base }, ...passages.blocks];
   }
-  const promptTokens = past.tokens + finalForward.length;
-  engine.checkLength(promptTokens);
-  const finalStart = performance.now();
-  const decoded = await decode(engine.runner, engine.tokenizer, {
-    past,
-    finalIds: finalForward,
-    sampler: createSampler(o.sampling),
-    maxNewTokens: Math.min(o.maxNewTokens ?? 256, engine.model.maxPositions - promptTokens),
-    stopTokenIds: engine.stopTokenIds,
+  signal?.throwIfAborted();
+  const answerStart = performance.now();
+  const answered = await engine.answer(blocks, finalForward, {
+    boundaryTokens: o.boundaryTokens,
+    sampling: o.sampling,
+    maxNewTokens: o.maxNewTokens,
     stopStrings: o.stopStrings,
     signal,
     onText: o.onText,
-    startedAt: finalStart,
   });
-  const ttftMs = finalStart - startedAt + decoded.ttftMs;
+  const { promptTokens } = answered;
+  const ttftMs = answerStart - startedAt + answered.ttftMs;
   if (chat) {
     // keep the turn: tokens generated but not fed back yet, then the template's close + next user header
-    const fed = decoded.present.tokens - promptTokens;
-    const tail = [...decoded.tokenIds.slice(Math.max(0, fed)), ...engine.tokenizer.encode(turnSeparator(engine.model, ctx.frame.system))];
-    const step = await engine.runner.forward(tail, positionRange(decoded.present.tokens, tail.length), decoded.present);
+    const fed = answered.present.tokens - promptTokens;
+    const tail = [...answered.tokenIds.slice(Math.max(0, fed)), ...engine.tokenizer.encode(turnSeparator(engine.model, frame.system))];
+    const step = await engine.runner.forward(tail, positionRange(answered.present.tokens, tail.length), answered.present);
     chat.past = step.present;
     chat.passages = all;
     chat.turns++;
   }
-  const answer = decoded.text.trim();
+  const answer = answered.text.trim();
   return {
     answer,
     citations: citationsFor(answer, all),
     passages: all,
+    passageKvReused: [...all.slice(0, all.length - fresh.length).map(() => true), ...freshReused],
     ranModel: true,
-    stopReason: decoded.stopReason,
-    tokenIds: decoded.tokenIds,
-    topLogits: topLogits(decoded.firstLogits, 10),
+    stopReason: answered.stopReason,
+    tokenIds: answered.tokenIds,
+    topLogits: answered.topLogits,
     figures: {
       mode: o.mode,
       quality: o.quality,
@@ -209,13 +231,13 @@ async function answerOnEngine(
       ttftMs,
       loadMs,
       computeMs,
-      reencodeMs,
-      finalMs: decoded.ttftMs,
+      reencodeMs: answered.assembleMs,
+      finalMs: answered.finalMs,
       queuedMs: startedAt - queuedAt,
       totalMs: performance.now() - queuedAt,
       promptTokens,
-      outputTokens: decoded.tokenIds.length,
-      tokensPerSecond: decoded.tokensPerSecond,
+      outputTokens: answered.tokenIds.length,
+      tokensPerSecond: answered.tokensPerSecond,
     },
   };
 }
@@ -238,7 +260,7 @@ function emptyFigures(ctx: AnswerContext, mode: AnswerMode, quality: QualityMode
     totalMs,
     promptTokens: 0,
     outputTokens: 0,
-    tokensPerSecond: 0,
+    tokensPerSecond: null,
   };
 }
 
@@ -253,6 +275,7 @@ function record(ctx: AnswerContext, chat: ChatSession | undefined, question: str
     ttftMs: r.figures.ttftMs,
     totalMs: r.figures.totalMs,
     outputTokens: r.figures.outputTokens,
+    tokensPerSecond: r.figures.tokensPerSecond,
     contextPassages: r.passages.length,
   };
   return ctx.db.transaction(() => {

@@ -2,15 +2,20 @@
 // least recently used chats released first, and every chat released when the model changes. A
 // released chat still answers: its next question starts the context over (chat-context.ts).
 // Chats with an answer in flight are never released by the cap (their session is in use).
+// Keys: a chat in the database (its id), or a conversation of the OpenAI-compatible API (a string;
+// its session records nothing), so both share one cap.
 import { ChatSession } from './chat-context.ts';
 
 export const DEFAULT_CHAT_KV_BYTES = 512 * 1024 ** 2;
 
+/** A database chat's id, or an API conversation's key (never recorded in the database). */
+export type ChatKey = number | string;
+
 export class ChatSessions {
   /** By chat id, least recently used first (a Map keeps insertion order; use re-inserts). */
-  private readonly sessions = new Map<number, ChatSession>();
+  private readonly sessions = new Map<ChatKey, ChatSession>();
   /** Chat id -> answers in flight that hold its session. */
-  private readonly inUse = new Map<number, number>();
+  private readonly inUse = new Map<ChatKey, number>();
 
   constructor(private capBytes: number = DEFAULT_CHAT_KV_BYTES) {}
 
@@ -29,10 +34,10 @@ export class ChatSessions {
    * The chat's session for one answer, marked most recently used and held until `done` is called
    * (then the cap applies again).
    */
-  take(chatId: number): { session: ChatSession; done: () => void } {
+  take(chatId: ChatKey): { session: ChatSession; done: () => void } {
     let session = this.sessions.get(chatId);
     if (session) this.sessions.delete(chatId);
-    else session = new ChatSession(chatId);
+    else session = new ChatSession(typeof chatId === 'number' ? chatId : undefined);
     this.sessions.set(chatId, session);
     this.inUse.set(chatId, (this.inUse.get(chatId) ?? 0) + 1);
     let held = true;
@@ -50,12 +55,12 @@ export class ChatSessions {
   }
 
   /** Whether the chat's KV is held in memory. */
-  holds(chatId: number): boolean {
+  holds(chatId: ChatKey): boolean {
     return (this.sessions.get(chatId)?.kvBytes ?? 0) > 0;
   }
 
   /** A deleted chat: its KV goes. */
-  release(chatId: number): void {
+  release(chatId: ChatKey): void {
     this.sessions.get(chatId)?.release();
     if (!this.inUse.has(chatId)) this.sessions.delete(chatId);
   }

@@ -88,7 +88,8 @@ export function kvKey(ctx: AnswerContext, mode: QualityMode, ids: readonly numbe
 }
 
 export interface PassageBlocks {
-  blocks: { kv: KvCache; ids: number[] }[];
+  /** In the passages' order; `reused`: loaded from the store (false: computed now). */
+  blocks: { kv: KvCache; ids: number[]; reused: boolean }[];
   reused: number;
   computed: number;
   /** Entries that failed verification (dropped by the store and recomputed). */
@@ -111,21 +112,21 @@ export async function passageBlocks(
   const keys = ids.map((x) => kvKey(ctx, mode, x));
   const got = ctx.store.getMany(keys);
   const t1 = performance.now();
-  const blocks: { kv: KvCache; ids: number[] }[] = [];
+  const blocks: PassageBlocks['blocks'] = [];
   let reused = 0;
   let corrupt = 0;
   for (let i = 0; i < passages.length; i++) {
     const r = got[i];
     if (r.status === 'hit') {
       reused++;
-      blocks.push({ kv: r.kv, ids: ids[i] });
+      blocks.push({ kv: r.kv, ids: ids[i], reused: true });
       continue;
     }
     if (r.status === 'corrupt') corrupt++;
     signal?.throwIfAborted();
     const kv = await computePassageBlock(ctx.engine, mode, ctx.instructionKv, ids[i]);
     ctx.store.put(keys[i], kv);
-    blocks.push({ kv, ids: ids[i] });
+    blocks.push({ kv, ids: ids[i], reused: false });
   }
   return { blocks, reused, computed: passages.length - reused, corrupt, loadMs: t1 - t0, computeMs: performance.now() - t1 };
 }

@@ -35,9 +35,10 @@ export interface PromptFrame {
 /**
  * `systemPrompt` replaces SYSTEM_INSTRUCTION as the system turn (blank: the default). It is part of
  * the instruction block, so shared-prefix passage KV computed after it is a different KvStore
- * variant (quality-modes.ts kvVariant hashes the instruction ids).
+ * variant (quality-modes.ts kvVariant hashes the instruction ids). Needs the model folder and
+ * tokenizer only (no session): `quire status` computes KV keys without loading a model.
  */
-export function promptFrame(engine: Engine, systemPrompt?: string): PromptFrame {
+export function promptFrame(engine: Pick<Engine, 'model' | 'tokenizer'>, systemPrompt?: string): PromptFrame {
   const system = systemPrompt?.trim() || SYSTEM_INSTRUCTION;
   const frame = chatFrame(engine.model, system);
   if (!frame) {

@@ -20,6 +20,13 @@ const id = z.number().int().positive();
 const text = (max: number) => z.string().max(max);
 const noArgs = z.object({}).strict();
 
+/** The OpenAI-compatible API's key: sent in a header, so printable ASCII without spaces. */
+export const apiKeySchema = z
+  .string()
+  .min(16)
+  .max(256)
+  .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+
 export const settingsSchema = z.object({
   modelDir: z.string().max(4096).nullable(),
   provider: z.enum(PROVIDER_CHOICES),
@@ -33,7 +40,18 @@ export const settingsSchema = z.object({
   temperature: z.number().min(0).max(2),
   maxAnswerTokens: z.number().int().min(16).max(8192),
   systemPrompt: z.string().max(SYSTEM_PROMPT_MAX_CHARS),
+  apiServer: z.boolean(),
+  apiPort: z.number().int().min(1).max(65535),
+  apiKey: z.union([z.literal(''), apiKeySchema]),
 });
+
+const completionScope = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('library') }).strict(),
+  z.object({ kind: z.literal('folder'), folderId: id }).strict(),
+  z.object({ kind: z.literal('chat') }).strict(),
+]);
+
+const completionMessage = z.object({ role: z.enum(['system', 'user', 'assistant']), content: text(200_000) }).strict();
 
 /** Request name -> schema of its one argument. */
 export const requestSchemas = {
@@ -57,6 +75,19 @@ export const requestSchemas = {
     })
     .strict(),
   'ask.cancel': z.object({ requestId: text(64).min(1) }).strict(),
+  'completions.create': z
+    .object({
+      requestId: text(64).min(1),
+      scope: completionScope,
+      messages: z.array(completionMessage).min(1).max(1000),
+      temperature: z.number().min(0).max(2).optional(),
+      topP: z.number().min(0).max(1).optional(),
+      maxTokens: z.number().int().min(1).optional(),
+      stop: z.array(text(200).min(1)).max(4).optional(),
+      seed: z.number().int().optional(),
+    })
+    .strict(),
+  'completions.cancel': z.object({ requestId: text(64).min(1) }).strict(),
   'chats.list': noArgs,
   'chats.messages': z.object({ chatId: id }).strict(),
   'chats.delete': z.object({ chatId: id }).strict(),

@@ -47,6 +47,21 @@ export interface Settings {
    * change makes stored passage KV of the shared-prefix quality mode a new variant (computed again).
    */
   systemPrompt: string;
+  /** The desktop app serves the OpenAI-compatible API on 127.0.0.1 (off by default; `quire serve` always does). */
+  apiServer: boolean;
+  /** Its port. */
+  apiPort: number;
+  /** The key clients send as `Authorization: Bearer KEY`; '' until the API first starts (then generated). */
+  apiKey: string;
+}
+
+/** What an API completion answers from: the whole library, one folder, or a plain chat without retrieval. */
+export type CompletionScope = { kind: 'library' } | { kind: 'folder'; folderId: number } | { kind: 'chat' };
+
+/** A message of an API conversation (OpenAI's chat messages, text only). */
+export interface CompletionMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
 }
 
 /** The longest question a chat takes, in characters (the composer counts down to it). */
@@ -76,6 +91,20 @@ export interface RequestArgsByName {
    */
   ask: { requestId: string; question: string; chatId?: number; folderId?: number; regenerate?: boolean };
   'ask.cancel': { requestId: string };
+  /** The OpenAI-compatible API's chat completion (electron/serve/openai-api.ts): text streamed as completion.text. */
+  'completions.create': {
+    requestId: string;
+    scope: CompletionScope;
+    /** The whole conversation; the last message is the user's. */
+    messages: CompletionMessage[];
+    temperature?: number;
+    topP?: number;
+    /** Default: up to the model's context. */
+    maxTokens?: number;
+    stop?: string[];
+    seed?: number;
+  };
+  'completions.cancel': { requestId: string };
   'chats.list': NoArgs;
   'chats.messages': { chatId: number };
   'chats.delete': { chatId: number };
@@ -111,6 +140,8 @@ const requestNameSet: Record<RequestName, true> = {
   'passage.get': true,
   ask: true,
   'ask.cancel': true,
+  'completions.create': true,
+  'completions.cancel': true,
   'chats.list': true,
   'chats.messages': true,
   'chats.delete': true,
@@ -236,6 +267,25 @@ export interface AnswerView {
   cancelled: boolean;
 }
 
+export interface CompletionView {
+  requestId: string;
+  /** The answer (what was streamed, when cancelled). */
+  content: string;
+  /** 'length': stopped by the token limit or the model's context. */
+  finishReason: 'stop' | 'length';
+  /** Tokens the model read (a follow-up: the whole conversation so far) and generated; 0 when it did not run. */
+  promptTokens: number;
+  completionTokens: number;
+  citations: CitationView[];
+  sources: CitationView[];
+  /**
+   * Where the earlier turns came from: 'continued' a conversation whose KV was kept, 'transcript'
+   * read from the messages (prefilled now), 'new' without earlier turns.
+   */
+  context: 'new' | 'continued' | 'transcript';
+  cancelled: boolean;
+}
+
 export interface ChatView {
   id: number;
   title: string;
@@ -306,6 +356,8 @@ export interface RequestResults {
   'passage.get': PassageView;
   ask: AnswerView;
   'ask.cancel': { cancelled: boolean };
+  'completions.create': CompletionView;
+  'completions.cancel': { cancelled: boolean };
   'chats.list': ChatView[];
   'chats.messages': MessageView[];
   'chats.delete': { deleted: boolean };
@@ -328,6 +380,8 @@ export interface EventPayloads {
   'answer.text': { requestId: string; text: string };
   'answer.done': AnswerView;
   'answer.error': { requestId: string; message: string };
+  /** A piece of an API completion's text (consumed by the API server, never sent to the window). */
+  'completion.text': { requestId: string; text: string };
   'model.download': { modelId: string; receivedBytes: number; totalBytes: number; done: boolean; error: string | null };
   'model.changed': ModelStatus;
 }
@@ -338,10 +392,13 @@ const eventNameSet: Record<EventName, true> = {
   'answer.text': true,
   'answer.done': true,
   'answer.error': true,
+  'completion.text': true,
   'model.download': true,
   'model.changed': true,
 };
 export const EVENT_NAMES = Object.keys(eventNameSet) as EventName[];
+/** Whether a host passes the event to the window (an API completion's text is for the API server only). */
+export const isWindowEvent = (name: EventName): boolean => name !== 'completion.text';
 
 /** Posts a contract event (the engine service's outlet; the host fans it out to the window). */
 export type EmitEvent = <E extends EventName>(name: E, payload: EventPayloads[E]) => void;

@@ -232,7 +232,8 @@ function messageView(m: Message): MessageView {
             ttftMs: m.figures.ttftMs,
             reusedBlocks: m.figures.blocksReused,
             computedBlocks: m.figures.blocksComputed,
-            tokensPerSecond: m.figures.outputTokens && m.figures.totalMs ? (m.figures.outputTokens * 1000) / m.figures.totalMs : null,
+            // the figure decode measured (native-models/decode.ts), as the live answer showed it
+            tokensPerSecond: m.figures.tokensPerSecond ?? null,
             provider: m.figures.provider,
             mode: null,
           }
@@ -259,10 +260,17 @@ function answerView(requestId: string, chatId: number, messageId: number | null,
     chatId,
     messageId,
     answer: out ? out.answer : streamed.trim(),
-    citations: out
-      ? out.citations.map((c) => ({ ordinal: c.n, passageId: c.passageId, documentPath: c.path, title: c.title, page: c.page, quote: '' }))
-      : [],
-    sources: (out?.passages ?? []).map((p, i) => ({
+    ...(out ? askCitations(out) : { citations: [], sources: [] }),
+    figures,
+    cancelled: out === null,
+  };
+}
+
+/** An answer's cited passages ([n] in its text) and every passage in its context, numbered as the model saw them. */
+export function askCitations(out: AskResult): { citations: CitationView[]; sources: CitationView[] } {
+  return {
+    citations: out.citations.map((c) => ({ ordinal: c.n, passageId: c.passageId, documentPath: c.path, title: c.title, page: c.page, quote: '' })),
+    sources: out.passages.map((p, i) => ({
       ordinal: i + 1,
       passageId: p.passageId,
       documentPath: p.path,
@@ -270,8 +278,6 @@ function answerView(requestId: string, chatId: number, messageId: number | null,
       page: p.page,
       quote: p.text.slice(0, 300),
     })),
-    figures,
-    cancelled: out === null,
   };
 }
 

@@ -1,11 +1,15 @@
 // Messages between a host (Electron main or the serve bridge) and the engine worker, typed by the
 // contract: requests carry a contract request name and its argument, events a contract event.
+import type { ProviderChoice } from '../../native-models/provider-names.ts';
 import type { AppHost, EventName, EventPayloads, RequestFailure, RequestName } from '../contract/types.ts';
 
 export interface EngineWorkerData {
   dbPath: string;
   dataDir: string;
   modelDir?: string;
+  /** Overrides of the saved settings for this run (quire serve --provider / --kv-budget), as modelDir is. */
+  provider?: ProviderChoice;
+  kvBudgetBytes?: number;
   host: AppHost;
   version?: string;
 }

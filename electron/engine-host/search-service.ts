@@ -1,11 +1,10 @@
 // Full-text search over the library and the passage view (the whole passage, highlighted: a search's
-// words as typed, or a question's content words only, as retrieval takes them: retrieve.ts
-// questionToQuery drops its stop words, so "how do I use X" highlights X, not "do" or "use").
+// words, or a question's content words only, as retrieval takes them: db/fts-query.ts drops its stop
+// words, so "how do I use X" highlights X, not "do" or "use").
 import { getDocument } from '../../db/documents.ts';
 import type { Db } from '../../db/open.ts';
 import { getPassage } from '../../db/passages.ts';
-import { highlightParts, searchPassages } from '../../db/search.ts';
-import { questionToQuery } from '../answering/retrieve.ts';
+import { highlightParts, highlightPassage, searchPassages } from '../../db/search.ts';
 import { QuireRequestError } from '../contract/types.ts';
 import type { RequestHandlers } from './request-handlers.ts';
 
@@ -27,11 +26,10 @@ export function searchHandlers(db: Db): RequestHandlers<SearchRequest> {
       if (!passage) throw new QuireRequestError('failed', `passage ${passageId} is gone (its file was re-indexed or removed)`);
       const doc = getDocument(db, passage.documentId);
       let parts = [{ text: passage.text, highlighted: false }];
-      const query = question ? questionToQuery(question) : searched;
-      if (query) {
-        const hit = searchPassages(db, query, { match: 'any', limit: 200 }).find((h) => h.passageId === passageId);
-        if (hit) parts = highlightParts(hit.highlighted);
-      }
+      // a question reads as a query (db/fts-query.ts drops its stop words): the same words retrieval ranked by
+      const query = question ?? searched;
+      const highlighted = query ? highlightPassage(db, passageId, query) : null;
+      if (highlighted !== null) parts = highlightParts(highlighted);
       return { passageId, documentPath: doc?.path ?? '', title: passage.title ?? doc?.title ?? null, page: passage.page, parts };
     },
   };

@@ -5,6 +5,7 @@
 //   library-service.ts folders, index queue, watcher, progress
 //   kv-service.ts      KV totals, background prefill of folders
 //   search-service.ts  search, passage view   answer-service.ts  ask/cancel, chats, chat KV
+//   completion-service.ts  the OpenAI-compatible API's completions (its conversations' KV in the chats' pool)
 import fs from 'node:fs';
 import { listFolders } from '../../db/folders.ts';
 import { openDatabase, type Db } from '../../db/open.ts';
@@ -19,8 +20,10 @@ import {
   type RequestName,
   type RequestResults,
 } from '../contract/types.ts';
+import type { ProviderChoice } from '../../native-models/provider-names.ts';
 import { providerChoicePath } from '../app-paths.ts';
 import { AnswerService } from './answer-service.ts';
+import { CompletionService } from './completion-service.ts';
 import { KvService } from './kv-service.ts';
 import { LibraryService, type LibraryOptions } from './library-service.ts';
 import { ModelService } from './model-service.ts';
@@ -33,6 +36,9 @@ export interface EngineServiceOptions extends Pick<LibraryOptions, 'countsRefres
   dataDir: string;
   /** A model folder that overrides the saved setting (quire serve --model). */
   modelDir?: string;
+  /** Overrides of the saved settings for this run (quire serve --provider / --kv-budget). */
+  provider?: ProviderChoice;
+  kvBudgetBytes?: number;
   host: AppHost;
   version?: string;
   emit: EmitEvent;
@@ -45,13 +51,14 @@ export class EngineService {
   readonly kv: KvService;
   readonly library: LibraryService;
   readonly answers: AnswerService;
+  readonly completions: CompletionService;
   private readonly handlers: RequestHandlers<EngineRequestName>;
   private closed = false;
 
   private constructor(options: EngineServiceOptions) {
     fs.mkdirSync(options.dataDir, { recursive: true });
     this.db = openDatabase(options.dbPath);
-    this.settings = new SettingsStore(options.dataDir, options.modelDir);
+    this.settings = new SettingsStore(options.dataDir, { modelDir: options.modelDir, provider: options.provider, kvBudgetBytes: options.kvBudgetBytes });
     const emit: EmitEvent = (name, payload) => {
       if (!this.closed) options.emit(name, payload);
     };
@@ -59,10 +66,12 @@ export class EngineService {
     this.kv = new KvService(this.db, this.settings, this.models);
     this.library = new LibraryService(this.db, this.settings, this.models, this.kv, emit, options);
     this.answers = new AnswerService(this.db, this.settings, this.models, emit);
+    this.completions = new CompletionService(this.db, this.settings, this.models, this.answers.chats, emit);
     this.handlers = {
       ...this.library.handlers,
       ...searchHandlers(this.db),
       ...this.answers.handlers,
+      ...this.completions.handlers,
       ...this.models.handlers,
       ...this.kv.handlers,
       // answered at once, while a model may still be loading (model.changed tells when it is done)
@@ -112,7 +121,7 @@ export class EngineService {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([this.library.dispose(), this.answers.dispose()]);
+    await Promise.all([this.library.dispose(), this.answers.dispose(), this.completions.dispose()]);
     await this.models.dispose();
     this.db.close();
   }

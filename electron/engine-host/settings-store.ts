@@ -1,52 +1,71 @@
 // The app's settings. The chosen model lives in the CLI's settings (quire models use), so the app and
-// the CLI agree on it; everything else the app shows in Settings lives in <data dir>/app-settings.json.
+// the CLI agree on it; everything else the app shows in Settings lives in <data dir>/app-settings.json,
+// read (with the defaults) by electron/app-settings.ts, the same reader the command line uses.
+// A run may pin some settings without saving them (quire serve --model/--provider/--kv-budget).
 // Parts that depend on a setting subscribe to changes (onDidChange) instead of being called by name.
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_KV_BUDGET_BYTES } from '../../db/kv-store.ts';
-import { DEFAULT_CHAT_KV_BYTES } from '../answering/chat-sessions.ts';
+import type { ProviderChoice } from '../../native-models/provider-names.ts';
+import { appSettingsPath, readAppSettings } from '../app-settings.ts';
 import { settingsSchema } from '../contract/schemas.ts';
 import type { Settings } from '../contract/types.ts';
 import { readSettings as readModelChoice, resolveModelDir, writeSettings as writeModelChoice } from '../models/catalog.ts';
 
-export const DEFAULT_SETTINGS: Settings = {
-  modelDir: null,
-  provider: 'auto',
-  kvBudgetBytes: DEFAULT_KV_BUDGET_BYTES,
-  passageTokens: 256,
-  eagerPrefill: true,
-  k: 10,
-  mode: 'block',
-  quality: 'auto',
-  chatKvBytes: DEFAULT_CHAT_KV_BYTES,
-  temperature: 0,
-  maxAnswerTokens: 256,
-  systemPrompt: '',
-};
+/** Settings one run pins without saving them (quire serve --model, --provider, --kv-budget). */
+export interface SettingsOverrides {
+  modelDir?: string;
+  provider?: ProviderChoice;
+  kvBudgetBytes?: number;
+}
 
 export type SettingsListener = (next: Settings, previous: Settings) => void;
 
 export class SettingsStore {
+  /** What is saved: app-settings.json over the defaults, and the CLI's model choice. */
+  private saved: Settings;
+  /** The run's overrides still in force (a setting changed in the app drops its override). */
+  private readonly overrides: Partial<Settings>;
   private current: Settings;
   private readonly listeners = new Set<SettingsListener>();
   private readonly file: string;
 
-  /** `modelDir` overrides the saved model choice for this run (quire serve --model). */
-  constructor(dataDir: string, modelDir?: string) {
-    this.file = path.join(dataDir, 'app-settings.json');
-    this.current = { ...this.readFile(), modelDir: modelDir ? path.resolve(modelDir) : chosenModelDir() };
+  constructor(dataDir: string, overrides: SettingsOverrides = {}) {
+    this.file = appSettingsPath(dataDir);
+    // read by the same function, with the same defaults, as the command line reads them
+    this.saved = { ...readAppSettings(dataDir).settings, modelDir: chosenModelDir() };
+    const key = apiKeyPatch({}, this.saved);
+    if (key.apiKey) {
+      // the API switched on by hand in the file, without a key: the key is generated once and kept
+      this.saved = { ...this.saved, ...key };
+      this.writeFile(this.saved, key);
+    }
+    this.overrides = {
+      ...(overrides.modelDir ? { modelDir: path.resolve(overrides.modelDir) } : {}),
+      ...(overrides.provider ? { provider: overrides.provider } : {}),
+      ...(overrides.kvBudgetBytes !== undefined ? { kvBudgetBytes: overrides.kvBudgetBytes } : {}),
+    };
+    this.current = settingsSchema.parse({ ...this.saved, ...this.overrides });
   }
 
   get(): Settings {
     return this.current;
   }
 
-  /** Validates the merged settings (throws on bad values), saves them, then tells the listeners. */
-  update(patch: Partial<Settings>): Settings {
+  /**
+   * Validates the merged settings (throws on bad values), saves them, then tells the listeners.
+   * Only what was saved and what the patch sets is written: a run's overrides stay unsaved, except
+   * those the patch replaces (the user chose anew).
+   */
+  update(asked: Partial<Settings>): Settings {
     const previous = this.current;
+    const patch = { ...asked, ...apiKeyPatch(asked, previous) };
     const next = settingsSchema.parse({ ...previous, ...patch });
+    const saved = settingsSchema.parse({ ...this.saved, ...patch });
+    for (const key of Object.keys(patch) as (keyof Settings)[]) delete this.overrides[key];
+    this.writeFile(saved, patch);
+    this.saved = saved;
     this.current = next;
-    this.writeFile();
     for (const listener of this.listeners) listener(next, previous);
     return next;
   }
@@ -57,24 +76,25 @@ export class SettingsStore {
     return () => this.listeners.delete(listener);
   }
 
-  private readFile(): Settings {
-    let saved: Partial<Settings> = {};
-    try {
-      const parsed = settingsSchema.partial().safeParse(JSON.parse(fs.readFileSync(this.file, 'utf8')));
-      if (parsed.success) saved = parsed.data;
-    } catch {
-      // no settings yet
-    }
-    return { ...DEFAULT_SETTINGS, ...saved };
-  }
-
-  private writeFile(): void {
-    const { modelDir, ...rest } = this.current;
+  private writeFile(saved: Settings, patch: Partial<Settings>): void {
+    const { modelDir, ...rest } = saved;
     const tmp = `${this.file}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(rest, null, 2));
     fs.renameSync(tmp, this.file);
-    if (modelDir && readModelChoice().model !== modelDir) writeModelChoice({ ...readModelChoice(), model: modelDir });
+    // the model lives in the CLI's settings: written when the app chooses one
+    if (patch.modelDir && modelDir && readModelChoice().model !== modelDir) writeModelChoice({ ...readModelChoice(), model: modelDir });
   }
+}
+
+/**
+ * The API switched on without a key gets one: `{ apiKey }` to add to the patch, generated here so
+ * that settings.set returns it (a window then shows it, and sends it back rather than '' on its next
+ * save) and it is saved with the patch. Empty when the API is off or already has a key.
+ */
+function apiKeyPatch(patch: Partial<Settings>, current: Settings): Partial<Settings> {
+  const merged = { ...current, ...patch };
+  if (!merged.apiServer || merged.apiKey) return {};
+  return { apiKey: `quire-${randomBytes(24).toString('hex')}` };
 }
 
 /** The model chosen or downloaded with the CLI (quire models use / download), if any. */

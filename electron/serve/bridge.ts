@@ -2,8 +2,9 @@
 // Bound to 127.0.0.1 only; every API call needs the per-run token (Authorization: Bearer, or
 // ?token= for the event stream, which EventSource cannot give headers); requests whose Host or
 // Origin is not this server are refused (DNS rebinding, other sites); every body is validated with
-// the contract's schema before it reaches the engine.
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+// the contract's schema before it reaches the engine. With `api`, the same server answers the
+// OpenAI-compatible API under /v1 (openai-api.ts: its own key, the same Host/Origin rules).
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import {
   EVENT_NAMES,
   isHostRequest,
   isRequestName,
+  isWindowEvent,
   QuireRequestError,
   type EventName,
   type EventPayloads,
@@ -21,6 +23,8 @@ import {
   type RequestResults,
 } from '../contract/types.ts';
 import { RENDERER_CSP } from '../window-options.ts';
+import { bearerToken, foreignRequest, sameSecret } from './local-access.ts';
+import type { OpenAiApi } from './openai-api.ts';
 
 export interface BridgeEngine {
   request<N extends RequestName>(name: N, args: RequestArgs<N>): Promise<RequestResults[N]>;
@@ -35,6 +39,8 @@ export interface BridgeOptions {
   port?: number;
   /** Default: 32 random bytes, hex. */
   token?: string;
+  /** The OpenAI-compatible API, served under /v1. */
+  api?: OpenAiApi;
 }
 
 export interface Bridge {
@@ -57,13 +63,6 @@ const MIME: Record<string, string> = {
   '.json': 'application/json',
   '.woff2': 'font/woff2',
 };
-
-function sameToken(given: string | null | undefined, token: string): boolean {
-  if (!given) return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {
   const json = JSON.stringify(body);
@@ -101,10 +100,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const clients = new Set<http.ServerResponse>();
   let port = 0;
 
-  const allowedHosts = () => new Set([`127.0.0.1:${port}`, `localhost:${port}`]);
-  const allowedOrigins = () => new Set([`http://127.0.0.1:${port}`, `http://localhost:${port}`]);
-
   const unsubscribe = options.engine.onEvent((name, payload) => {
+    if (!isWindowEvent(name)) return;
     const frame = `event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`;
     for (const c of clients) c.write(frame);
   });
@@ -135,12 +132,9 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 
   const server = http.createServer((req, res) => {
     void (async () => {
-      // DNS rebinding: the Host must be this server as the browser was told to reach it.
-      if (!allowedHosts().has(req.headers.host ?? '')) return send(res, 403, { error: 'forbidden host' });
-      // Other sites: a browser sends Origin on cross-origin requests (and on every POST).
-      const origin = req.headers.origin;
-      if (origin !== undefined && !allowedOrigins().has(origin)) return send(res, 403, { error: 'forbidden origin' });
-      if (req.headers['sec-fetch-site'] === 'cross-site') return send(res, 403, { error: 'forbidden origin' });
+      if (options.api?.owns(req.url)) return options.api.handle(req, res, port);
+      const refused = foreignRequest(req, port);
+      if (refused) return send(res, 403, { error: refused });
 
       const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
       if (!url.pathname.startsWith('/api/')) {
@@ -150,7 +144,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 
       if (url.pathname === '/api/events') {
         if (req.method !== 'GET') return send(res, 405, { error: 'method not allowed' });
-        if (!sameToken(url.searchParams.get('token'), token)) return send(res, 401, { error: 'missing or wrong token' });
+        if (!sameSecret(url.searchParams.get('token'), token)) return send(res, 401, { error: 'missing or wrong token' });
         res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
         res.write(`: quire events (${EVENT_NAMES.join(', ')})\n\n`);
         clients.add(res);
@@ -162,9 +156,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         return;
       }
 
-      const auth = req.headers.authorization;
-      const given = auth?.startsWith('Bearer ') ? auth.slice(7) : null;
-      if (!sameToken(given, token)) return send(res, 401, { error: 'missing or wrong token' });
+      if (!sameSecret(bearerToken(req), token)) return send(res, 401, { error: 'missing or wrong token' });
       if (req.method !== 'POST') return send(res, 405, { error: 'method not allowed' });
       if (!(req.headers['content-type'] ?? '').startsWith('application/json')) {
         return send(res, 415, { error: 'content-type must be application/json' });

@@ -69,4 +69,7 @@ export const settings: Settings = {
   temperature: 0,
   maxAnswerTokens: 256,
   systemPrompt: '',
+  apiServer: false,
+  apiPort: 8078,
+  apiKey: '',
 };

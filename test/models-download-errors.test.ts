@@ -10,6 +10,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeDownloadError, networkErrorCode } from '../electron/models/download-errors.ts';
 import { downloadModel, IntegrityError } from '../electron/models/download.ts';
+import { DEFAULT_MODEL_ID } from '../electron/models/catalog.ts';
+import { runQuire } from './helpers/cli.ts';
 
 const MODEL = { repo: 'org/model', revision: 'main', files: [{ remote: 'config.json' }] };
 let server: http.Server;
@@ -79,5 +81,18 @@ describe('download errors in words', () => {
     );
     expect(describeDownloadError(Object.assign(new Error('write'), { code: 'ENOSPC' }), 'https://h')).toBe('the disk is full: free some space');
     expect(describeDownloadError(new Error('something odd'), 'https://h')).toBe('the download failed: something odd');
+  });
+});
+
+describe('quire models download says the same words', () => {
+  it('a hub that fails: one line with the model and the reason, exit 1, nothing downloaded', async () => {
+    status = 503;
+    const home = path.join(tmp, 'cli-home');
+    const run = await runQuire(['models', 'download', '--hub-url', hubUrl], { env: { QUIRE_HOME: home, HF_ENDPOINT: '' } });
+    expect(run.code).toBe(1);
+    const host = new URL(hubUrl).host;
+    expect(run.stderr.trim().split('\n').at(-1)).toBe(`quire models: ${DEFAULT_MODEL_ID}: the model hub (${host}) has a problem (HTTP 503): try again later`);
+    expect(run.stderr).not.toMatch(/fetch failed/);
+    expect(run.stdout).toBe('');
   });
 });

@@ -152,6 +152,32 @@ describe('Settings', () => {
     );
   });
 
+  it('switches the local OpenAI-compatible API on: port and the key the engine made are shown', async () => {
+    const madeKey = 'quire-0123456789abcdef0123456789abcdef';
+    const { api, request } = fakeApi({
+      'settings.get': () => settings,
+      // the engine makes the key when the API is switched on without one (settings-store.ts)
+      'settings.set': (patch: Partial<typeof settings>) => ({ ...settings, ...patch, apiKey: patch.apiServer && !patch.apiKey ? madeKey : (patch.apiKey ?? '') }),
+      'kv.stats': () => ({ entries: 0, bytes: 0, budgetBytes: settings.kvBudgetBytes }),
+      'models.catalog': () => [],
+    });
+    render(<SettingsView api={api} model={readyModel} />);
+    const toggle = (await screen.findByLabelText('Local OpenAI-compatible API')) as HTMLInputElement;
+    expect(toggle.checked).toBe(false);
+    expect(screen.queryByLabelText('API port')).toBeNull(); // off: nothing else to set
+    expect(document.getElementById(toggle.getAttribute('aria-describedby')!)!.textContent).toMatch(/OpenAI’s API .*\(127\.0\.0\.1\)/);
+    fireEvent.click(toggle);
+    const port = screen.getByLabelText('API port') as HTMLInputElement;
+    expect(port.value).toBe('8078');
+    fireEvent.change(port, { target: { value: '9090' } });
+    expect(document.getElementById('setting-apiPort-help')!.textContent).toBe('Clients use the base URL http://127.0.0.1:9090/v1.');
+    const key = screen.getByLabelText('API key') as HTMLInputElement;
+    expect([key.readOnly, key.value, key.placeholder]).toEqual([true, '', 'made when you save']);
+    fireEvent.click(screen.getByRole('button', { name: 'Save settings' }));
+    await waitFor(() => expect(request).toHaveBeenCalledWith('settings.set', expect.objectContaining({ apiServer: true, apiPort: 9090 })));
+    await waitFor(() => expect((screen.getByLabelText('API key') as HTMLInputElement).value).toBe(madeKey));
+  });
+
   it('lands on the field a Library link points at', async () => {
     const { api } = fakeApi({
       'settings.get': () => settings,

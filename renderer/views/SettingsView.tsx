@@ -126,7 +126,7 @@ function Field({ id, label, help, children }: { id: string; label: string; help:
   );
 }
 
-type NumberSetting = 'temperature' | 'maxAnswerTokens' | 'k' | 'kvBudgetBytes' | 'chatKvBytes' | 'passageTokens';
+type NumberSetting = 'temperature' | 'maxAnswerTokens' | 'k' | 'kvBudgetBytes' | 'chatKvBytes' | 'passageTokens' | 'apiPort';
 
 /** A number setting; `unit` scales what is shown (megabytes for byte sizes). */
 function NumberField(props: {
@@ -160,6 +160,25 @@ function NumberField(props: {
         />
       )}
     </Field>
+  );
+}
+
+type SwitchSetting = 'eagerPrefill' | 'apiServer';
+
+/** An on/off setting: the checkbox with its label, one line of help under it. */
+function CheckboxField(props: { name: SwitchSetting; label: string; help: ReactNode; settings: Settings; set: (patch: Partial<Settings>) => void }) {
+  const { name, settings, set } = props;
+  const id = `setting-${name}`;
+  return (
+    <div className="field">
+      <label className="checkbox">
+        <input id={id} type="checkbox" aria-describedby={`${id}-help`} checked={settings[name]} onChange={(e) => set({ [name]: e.target.checked })} />
+        {props.label}
+      </label>
+      <p className="help" id={`${id}-help`}>
+        {props.help}
+      </p>
+    </div>
   );
 }
 
@@ -296,21 +315,12 @@ export function SettingsView({ api, model, focus }: { api: RendererApi; model: M
               </>
             }
           />
-          <div className="field">
-            <label className="checkbox">
-              <input
-                id="setting-eagerPrefill"
-                type="checkbox"
-                aria-describedby="setting-eagerPrefill-help"
-                checked={settings.eagerPrefill}
-                onChange={(e) => set({ eagerPrefill: e.target.checked })}
-              />
-              Prefill passage KV in the background
-            </label>
-            <p className="help" id="setting-eagerPrefill-help">
-              Prepares passages while the computer is idle (newest documents first, within the KV budget), so first answers start fast.
-            </p>
-          </div>
+          <CheckboxField
+            {...common}
+            name="eagerPrefill"
+            label="Prefill passage KV in the background"
+            help="Prepares passages while the computer is idle (newest documents first, within the KV budget), so first answers start fast."
+          />
           <NumberField
             {...common}
             name="chatKvBytes"
@@ -339,6 +349,39 @@ export function SettingsView({ api, model, focus }: { api: RendererApi; model: M
           />
           <SelectField {...common} name="mode" label="Attention mode" options={ATTENTION_MODES} help={ATTENTION_HELP[settings.mode]} />
           <SelectField {...common} name="quality" label="Quality mode" options={QUALITY_SETTINGS} help={QUALITY_HELP[settings.quality]} />
+        </fieldset>
+        <fieldset>
+          <legend>Other apps</legend>
+          <CheckboxField
+            {...common}
+            name="apiServer"
+            label="Local OpenAI-compatible API"
+            help="Editors, note apps and scripts that speak OpenAI’s API can ask your library, from this computer only (127.0.0.1), with the key below."
+          />
+          {settings.apiServer && (
+            <>
+              <NumberField
+                {...common}
+                name="apiPort"
+                label="API port"
+                min={1}
+                max={65535}
+                help={`Clients use the base URL http://127.0.0.1:${settings.apiPort}/v1.`}
+              />
+              <Field id="setting-apiKey" label="API key" help="Clients send it as “Authorization: Bearer KEY”. It is kept in the app’s settings file.">
+                {(d) => (
+                  <input
+                    id="setting-apiKey"
+                    aria-describedby={d}
+                    readOnly
+                    placeholder="made when you save"
+                    value={settings.apiKey}
+                    onFocus={(e) => e.target.select()}
+                  />
+                )}
+              </Field>
+            </>
+          )}
         </fieldset>
         <div className="save-row">
           <button type="submit">Save settings</button>

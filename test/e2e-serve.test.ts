@@ -5,7 +5,8 @@
 // Remove asked first) -> search -> a question streams an answer with sources grouped by document ->
 // the passage panel (the question's content words highlighted, Escape closes it) -> a follow-up from
 // passages already in the chat says so -> copy, regenerate, rename, export, the long-question counter
-// -> a reload reopens the last chat -> delete asked first. Then screenshots of every view at 1280x800
+// -> a reload reopens the last chat -> delete asked first -> the local API switched on in Settings
+// shows the key the engine made. Then screenshots of every view at 1280x800
 // and 800x600, light and dark, in test-output/screenshots/, with a check that nothing overflows.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,7 +25,7 @@ const shots = path.join(root, 'test-output', 'screenshots');
 const hasChromium = fs.existsSync(CHROMIUM);
 
 const QUESTION = 'What did the lighthouse keeper write about?';
-/** Words of QUESTION that retrieval drops (retrieve.ts): never highlighted in the passage panel. */
+/** Words of QUESTION that retrieval drops (db/fts-query.ts STOP_WORDS): never highlighted in the passage panel. */
 const QUESTION_STOP_WORDS = ['what', 'did', 'the', 'about'];
 
 let tmp: string;
@@ -286,6 +287,20 @@ describe.skipIf(!hasChromium)('quire serve in Chromium', () => {
     expect(await page.getByRole('navigation', { name: 'Chat history' }).getByRole('button', { name: 'Lighthouse notes' }).count()).toBe(0);
     await ask(QUESTION); // a chat to show in the screenshots
     await readouts().first().waitFor();
+  });
+
+  it('Settings: switching the local OpenAI-compatible API on shows the key the engine made', async () => {
+    await nav('Settings').click();
+    await page.getByLabel('Local OpenAI-compatible API').check();
+    expect(await page.getByLabel('API port').inputValue()).toBe('8078');
+    expect(await page.getByLabel('API key').inputValue()).toBe('');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+    const key = await page.getByLabel('API key').inputValue();
+    expect(key).toMatch(/^quire-[0-9a-f]{48}$/);
+    expect(await apiCall<{ apiServer: boolean; apiKey: string }>('settings.get', {})).toMatchObject({ apiServer: true, apiKey: key });
+    await page.getByLabel('API key').scrollIntoViewIfNeeded();
+    await shot('settings-api');
   });
 
   it('every view at 1280x800 and 800x600, light and dark, without sideways overflow', async () => {

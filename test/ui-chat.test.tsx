@@ -84,6 +84,7 @@ describe('chat list', () => {
 
   it('renames the open chat, exports it, and deletes it only once confirmed', async () => {
     localStorage.setItem('quire.lastChat', '5');
+    let deleted = false;
     const clicks: string[] = [];
     const click = vi.spyOn(HTMLAnchorElement.prototype, 'click').mockImplementation(function (this: HTMLAnchorElement) {
       clicks.push(this.download);
@@ -92,7 +93,12 @@ describe('chat list', () => {
       'chats.messages': () => [message(1, 'user', 'q'), message(2, 'assistant', 'a')],
       'chats.update': (args: { title: string }) => ({ ...CHATS[1], title: args.title }),
       'chats.export': () => ({ fileName: 'Roses.md', markdown: '# Roses\n' }),
-      'chats.delete': () => ({ deleted: true }),
+      'chats.delete': () => {
+        deleted = true;
+        return { deleted: true };
+      },
+      // after the delete the list is re-read, but that answer never comes: the chat must leave the list without it
+      'chats.list': () => (deleted ? new Promise(() => undefined) : CHATS),
     });
     await screen.findByText('a');
     fireEvent.click(screen.getByRole('button', { name: 'Rename' }));
@@ -112,6 +118,8 @@ describe('chat list', () => {
     fireEvent.click(screen.getByRole('button', { name: 'Delete chat' }));
     await waitFor(() => expect(request).toHaveBeenCalledWith('chats.delete', { chatId: 5 }));
     expect(await screen.findByRole('heading', { name: 'New chat' })).toBeTruthy();
+    const history = within(screen.getByRole('navigation', { name: 'Chat history' }));
+    expect(history.getAllByRole('button').map((b) => b.textContent)).toEqual(['New chat', 'Newest chat']);
   });
 
   it('limits a new chat to one folder, and moves an open chat to another', async () => {

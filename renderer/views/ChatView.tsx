@@ -220,6 +220,8 @@ export function ChatView({
   const deleteCurrent = async () => {
     if (chatId === undefined) return;
     await api.request('chats.delete', { chatId });
+    // off the list in the same render as the new chat opens (the list is re-read after)
+    setChats((cs) => cs?.filter((c) => c.id !== chatId) ?? cs);
     newChat();
     await refreshChats();
   };

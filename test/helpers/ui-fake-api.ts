@@ -3,6 +3,7 @@
 import { vi } from 'vitest';
 import type { AppInfo, EventName, EventPayloads, FolderView, ModelStatus, RequestName, RequestResults, Settings } from '../../electron/contract/types.ts';
 import type { RendererApi } from '../../renderer/api.ts';
+import { DEFAULT_SETTINGS } from '../../electron/app-settings.ts';
 
 export type Handlers = { [N in RequestName]?: (args: never) => RequestResults[N] | Promise<RequestResults[N]> };
 
@@ -56,20 +57,5 @@ export const info = (over: Partial<AppInfo> = {}): AppInfo => ({
   ...over,
 });
 
-export const settings: Settings = {
-  modelDir: null,
-  provider: 'auto',
-  kvBudgetBytes: 2 * 1024 ** 3,
-  passageTokens: 256,
-  eagerPrefill: true,
-  k: 10,
-  mode: 'block',
-  quality: 'auto',
-  chatKvBytes: 512 * 1024 ** 2,
-  temperature: 0,
-  maxAnswerTokens: 256,
-  systemPrompt: '',
-  apiServer: false,
-  apiPort: 8078,
-  apiKey: '',
-};
+/** What the engine sends a window that has saved nothing: the app's defaults. */
+export const settings: Settings = { ...DEFAULT_SETTINGS };

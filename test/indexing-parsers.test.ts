@@ -1,7 +1,6 @@
 import iconv from 'iconv-lite';
 import { describe, expect, it } from 'vitest';
 import { detectFormat, parseBytes } from '../electron/indexing/parsers/index.ts';
-import { withTimeLimit } from '../electron/indexing/parsers/time-limit.ts';
 import type { ParsedDocument, ParseResult } from '../electron/indexing/parsers/types.ts';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -154,19 +153,5 @@ describe('dispatch and limits', () => {
     expect(await parseBytes(utf8('x'.repeat(3000)), 'big.txt', { maxBytes: 2048 })).toEqual({
       ok: false, status: 'skipped', reason: 'too large (2.9 KB > 2.0 KB cap)',
     });
-  });
-});
-
-describe('withTimeLimit', () => {
-  it('rejects at the limit and aborts the work signal', async () => {
-    let signal: AbortSignal | undefined;
-    const never = withTimeLimit(20, (s) => {
-      signal = s;
-      return new Promise<never>(() => {});
-    });
-    await expect(never).rejects.toThrow('timed out after 0.02 s');
-    expect(signal!.aborted).toBe(true);
-    await expect(withTimeLimit(1000, async () => 42)).resolves.toBe(42);
-    await expect(withTimeLimit(1000, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
   });
 });

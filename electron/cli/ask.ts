@@ -12,6 +12,7 @@ import { QUALITY_MODES } from '../answering/quality-modes.ts';
 import { NO_PASSAGES_ANSWER } from '../answering/citations.ts';
 import { retrieve } from '../answering/retrieve.ts';
 import { defaultDbPath } from '../app-paths.ts';
+import { printable } from '../indexing/file-names.ts';
 import { resolveModelDir } from '../models/catalog.ts';
 import { choiceOption, numberOption, UsageError } from './args.ts';
 
@@ -64,7 +65,8 @@ export async function askCommand(argv: string[]): Promise<void> {
       boundaryTokens: numberOption(values.boundary, 'boundary', (n) => Number.isInteger(n) && n >= 0),
       maxNewTokens: numberOption(values['max-new-tokens'], 'max-new-tokens', (n) => Number.isInteger(n) && n > 0) ?? 256,
       signal: controller.signal,
-      onText: json ? undefined : (piece) => process.stdout.write(piece),
+      // the answer keeps its lines; escape sequences from the documents it quotes are written out
+      onText: json ? undefined : (piece) => process.stdout.write(printable(piece, { keepLineBreaks: true })),
     });
     const f = r.figures;
     if (json) {
@@ -76,7 +78,7 @@ export async function askCommand(argv: string[]): Promise<void> {
     }
     process.stdout.write('\n');
     for (const c of r.citations) {
-      process.stdout.write(`[${c.n}] ${c.path}${c.page ? ` p. ${c.page}` : ''} (chars ${c.charStart}-${c.charEnd})\n`);
+      process.stdout.write(`[${c.n}] ${printable(c.path)}${c.page ? ` p. ${c.page}` : ''} (chars ${c.charStart}-${c.charEnd})\n`);
     }
     if (r.ranModel) {
       process.stderr.write(

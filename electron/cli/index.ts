@@ -6,6 +6,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openDatabase } from '../../db/open.ts';
 import { defaultDbPath } from '../app-paths.ts';
+import { printable } from '../indexing/file-names.ts';
 import { estimateTokens, indexFolder, type AfterDocument, type IndexSummary } from '../indexing/indexer.ts';
 import type { CountTokens } from '../indexing/passages.ts';
 import { numberOption, UsageError } from './args.ts';
@@ -109,9 +110,10 @@ function describe(s: IndexCommandSummary): string {
       (s.removed ? `, ${s.removed} removed` : '') +
       (s.renamed ? `, ${s.renamed} renamed` : ''),
     `${s.passages} passages (${s.passagesWritten} written), ${s.kvBlocks} KV blocks prefilled, ${formatBytes(s.bytes)} read in ${formatDuration(s.elapsedMs)}`,
-    `database: ${s.db}`,
+    `database: ${printable(s.db)}`,
   ];
-  for (const f of s.failed) lines.push(`failed  ${f.path}: ${f.reason}`);
-  for (const f of s.skipped) lines.push(`skipped ${f.path}: ${f.reason}`);
+  // names with newlines or escape sequences must not break the lines or drive the terminal
+  for (const f of s.failed) lines.push(`failed  ${printable(f.path)}: ${printable(f.reason)}`);
+  for (const f of s.skipped) lines.push(`skipped ${printable(f.path)}: ${printable(f.reason)}`);
   return `${lines.join('\n')}\n`;
 }

@@ -1,5 +1,6 @@
 // Indexing progress on the terminal: a one-line bar redrawn in place on a TTY, plain lines (at most
 // one every few seconds, plus phase changes) when stderr is a pipe or a file.
+import { printable } from '../indexing/file-names.ts';
 import type { IndexProgress } from '../indexing/indexer.ts';
 
 export interface ProgressWriter {
@@ -62,14 +63,14 @@ export class ProgressRenderer {
   }
 
   private plainLine(p: IndexProgress): string {
-    if (p.phase === 'scanning') return `scanning ${p.root}: ${p.filesFound} files`;
-    return `${p.phase} ${p.root}: ${progressLine(p)}`;
+    if (p.phase === 'scanning') return `scanning ${printable(p.root)}: ${p.filesFound} files`;
+    return `${p.phase} ${printable(p.root)}: ${progressLine(p)}`;
   }
 
   private drawBar(p: IndexProgress, final: boolean): void {
     const columns = Math.max(40, this.out.columns || 80);
     let line: string;
-    if (p.phase === 'scanning') line = `scanning ${p.root}: ${p.filesFound} files`;
+    if (p.phase === 'scanning') line = `scanning ${printable(p.root)}: ${p.filesFound} files`;
     else {
       const fraction = p.bytesTotal > 0 ? Math.min(1, p.bytesDone / p.bytesTotal) : p.filesFound > 0 ? p.filesDone / p.filesFound : 1;
       const width = 20;

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { openDatabase } from '../../db/open.ts';
 import { highlightParts, searchPassages } from '../../db/search.ts';
 import { defaultDbPath } from '../app-paths.ts';
+import { printable } from '../indexing/file-names.ts';
 import { numberOption, UsageError } from './args.ts';
 
 export interface SearchCommandHit {
@@ -47,17 +48,21 @@ export async function searchCommand(argv: string[]): Promise<void> {
       return;
     }
     if (hits.length === 0) {
-      process.stdout.write(`no passages match "${query}"\n`);
+      process.stdout.write(`no passages match "${printable(query)}"\n`);
       return;
     }
     const tty = process.stdout.isTTY === true;
+    // Paths, titles and passage text come from the user's files: escaped, so a name or a log line
+    // holding a newline or an escape sequence cannot break the lines or drive the terminal; the
+    // only escape sequence printed is our own bold.
+    const oneLine = (text: string) => printable(text.replace(/\s+/g, ' '));
     const snippet = (h: SearchCommandHit) =>
       tty
-        ? h.highlights.map((p) => (p.highlighted ? `\x1b[1m${p.text}\x1b[22m` : p.text)).join('')
-        : h.snippet;
+        ? h.highlights.map((p) => (p.highlighted ? `\x1b[1m${oneLine(p.text)}\x1b[22m` : oneLine(p.text))).join('')
+        : oneLine(h.snippet);
     hits.forEach((h, i) => {
-      const where = `${h.path}${h.page !== null ? ` (page ${h.page})` : ''}`;
-      process.stdout.write(`${i + 1}. ${where}  [${h.score.toPrecision(3)}]\n   ${h.title ?? ''}\n   ${snippet(h).replace(/\s+/g, ' ')}\n`);
+      const where = `${printable(h.path)}${h.page !== null ? ` (page ${h.page})` : ''}`;
+      process.stdout.write(`${i + 1}. ${where}  [${h.score.toPrecision(3)}]\n   ${printable(h.title ?? '')}\n   ${snippet(h)}\n`);
     });
   } finally {
     db.close();

@@ -340,7 +340,7 @@ class FolderIndexer {
     if (file.size > maxBytes) {
       result = { ok: false, status: 'skipped', reason: tooLarge(file.size, maxBytes) }; // unread
     } else {
-      const read = await readBounded(file.path, maxBytes);
+      const read = await readBounded(file.fsPath ?? file.path, maxBytes);
       if ('reason' in read) result = { ok: false, status: read.status, reason: read.reason };
       else {
         bytes = read.bytes;
@@ -452,7 +452,7 @@ function samePassages(old: readonly StoredPassage[], next: readonly Passage[]): 
 
 /** Reads a regular file of at most maxBytes; never blocks on a FIFO swapped in since the walk. */
 async function readBounded(
-  filePath: string,
+  filePath: string | Buffer,
   maxBytes: number,
 ): Promise<{ bytes: Uint8Array } | { status: 'failed' | 'skipped'; reason: string }> {
   try {

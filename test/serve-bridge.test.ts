@@ -132,7 +132,7 @@ describe('serve bridge', () => {
 
   it('answers malformed paths with 400 and no file paths, with or without the token', async () => {
     for (const bad of ['/%00', '/index.html%00.png', '/%E0%A4%A', '/%zz', '/assets/%C0%AE%C0%AE/x.js']) {
-      for (const headers of [{}, { Authorization: `Bearer ${bridge.token}` }]) {
+      for (const headers of [{}, { Authorization: `Bearer ${bridge.token}` }] as Record<string, string>[]) {
         const r = await call(bad, { method: 'GET', headers });
         expect(r.status, bad).toBe(400);
         expect(r.body, bad).not.toContain(staticDir);

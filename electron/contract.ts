@@ -229,6 +229,8 @@ export interface EventPayloads {
   'answer.error': { requestId: string; message: string };
   'model.download': { modelId: string; receivedBytes: number; totalBytes: number; done: boolean; error: string | null };
   'model.changed': ModelStatus;
+  /** The engine worker died (reason in words); `restarted` when the host brought it back. */
+  'engine.stopped': { reason: string; restarted: boolean };
 }
 export type EventName = keyof EventPayloads;
 export const EVENT_NAMES: readonly EventName[] = [
@@ -239,6 +241,7 @@ export const EVENT_NAMES: readonly EventName[] = [
   'answer.error',
   'model.download',
   'model.changed',
+  'engine.stopped',
 ];
 
 /** What a failed request carries back (the renderer shows `message`). */

@@ -188,6 +188,7 @@ export class ParseProcess {
     if (this.running) this.finish(this.running.id, failed('indexing stopped'));
     if (!child) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.ref(); // an idle process is unref'd: without this the host could exit before the exit event
     this.kill(child);
     await exited;
   }

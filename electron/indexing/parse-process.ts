@@ -2,7 +2,8 @@
 // memory takes down only that process: the host kills it at the wall-clock limit (its own timer,
 // which a busy parser cannot block), V8 stops it at the heap cap (--max-old-space-size), and a
 // watchdog thread inside it stops it when its resident memory (heap plus the buffers a heap cap
-// does not count) passes the limit. The file that killed it fails with the reason, the next file
+// does not count) passes the limit, when a parse runs 5 s past the host's limit (a host that is
+// gone or blocked cannot kill it), or when the host process is gone. The file that killed it fails with the reason, the next file
 // gets a fresh process, and the indexer's thread keeps serving searches meanwhile.
 //
 // The process is started on the first parse and kept for the next ones; while idle it holds
@@ -21,6 +22,8 @@ export const DEFAULT_PARSE_MEMORY_MB = 1024;
 const START_TIMEOUT_MS = 60_000;
 /** What the watchdog (parse-worker.ts) or V8 writes to stderr when memory runs out. */
 const OUT_OF_MEMORY = /heap out of memory|Reached heap limit|quire-parse: memory limit/;
+/** What the watchdog writes when a parse passed its deadline while the host could not act. */
+const OUT_OF_TIME = /quire-parse: time limit/;
 
 export interface ParseProcessOptions {
   /** V8 heap cap in MB (default 1024); resident memory is capped at twice this. */
@@ -38,6 +41,7 @@ interface Running {
   id: number;
   resolve: (result: ParseResult) => void;
   timer: NodeJS.Timeout;
+  timeoutMs: number;
 }
 
 export class ParseProcess {
@@ -81,8 +85,8 @@ export class ParseProcess {
         this.finish(id, failed(`took longer than ${formatSeconds(timeoutMs)}`));
         this.kill(child);
       }, timeoutMs);
-      this.running = { id, resolve, timer };
-      const request: ParseRequest = { id, bytes, fileName, options: parseOptions };
+      this.running = { id, resolve, timer, timeoutMs };
+      const request: ParseRequest = { id, bytes, fileName, options: parseOptions, timeoutMs };
       child.send(request, (error) => {
         if (error) this.finish(id, failed(`the parse process did not take the file: ${error.message}`));
       });
@@ -156,6 +160,7 @@ export class ParseProcess {
 
   private exitReason(code: number | null, signal: NodeJS.Signals | null): string {
     if (OUT_OF_MEMORY.test(this.stderrTail)) return 'parser ran out of memory';
+    if (OUT_OF_TIME.test(this.stderrTail) && this.running) return `took longer than ${formatSeconds(this.running.timeoutMs)}`;
     if (signal) return `parser crashed (${signal})`;
     return `parser exited with code ${code}`;
   }

@@ -3,15 +3,13 @@
 //
 //   npx tsx bench/index.ts [--docs DIR] [--kv-blocks N] [--json]
 //
-// The tree: Debian's python3-doc (Python 3.11's HTML manual plus its reST sources as .txt, ~1000
-// files, ~67 MB), installed here with apt-get when missing (root needed; or pass --docs DIR).
+// The tree: Debian's python3-doc (bench/python-docs.ts), installed when missing (or pass --docs DIR).
 // Measured: (1) a full index into a fresh database: walk + read + hash + parse + cut passages
 // (estimated token counts, as `quire index` without --model) + FTS5 (word and trigram) inserts,
 // as files/s and MB/s; (2) a second run over the unchanged tree (the incremental check);
 // (3) KV prefill of the first N passages through the indexer's hook path (answering's
 // prefillPassages: tokenize, shared-prefix prefill, store in the KvStore), as tokens/s.
 // The bench model is cached under os.tmpdir()/quire-bench-model (shared with bench/ttft.ts).
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,10 +17,12 @@ import { parseArgs } from 'node:util';
 import { KvStore } from '../db/kv-store.ts';
 import { openDatabase } from '../db/open.ts';
 import { createAnswerContext, passageIds, prefillPassages } from '../electron/answering/passage-kv.ts';
-import { estimateTokens, indexFolder, type IndexSummary } from '../electron/indexing/indexer.ts';
+import { indexFolder, type IndexSummary } from '../electron/indexing/indexer.ts';
+import { estimateTokens } from '../electron/indexing/token-estimate.ts';
 import { Engine } from '../native-models/engine.ts';
 import { machineLine } from './stats.ts';
 import { benchModelDir } from './bench-model.ts';
+import { ensurePythonDocs } from './python-docs.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -32,21 +32,10 @@ const { values: args } = parseArgs({
   },
 });
 
-const DEFAULT_DOCS = '/usr/share/doc/python3.11/html';
-
-function ensureDocs(): string {
-  if (args.docs) return path.resolve(args.docs);
-  if (fs.existsSync(DEFAULT_DOCS)) return DEFAULT_DOCS;
-  console.error('installing python3-doc (apt-get) ...');
-  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'python3-doc'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  if (!fs.existsSync(DEFAULT_DOCS)) throw new Error(`python3-doc installed, but ${DEFAULT_DOCS} is missing: pass --docs DIR`);
-  return DEFAULT_DOCS;
-}
-
 const mb = (bytes: number) => bytes / 1024 / 1024;
 
 async function main(): Promise<void> {
-  const docs = ensureDocs();
+  const docs = ensurePythonDocs(args.docs);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'quire-bench-index-'));
   const db = openDatabase(path.join(work, 'quire.db'));
   try {

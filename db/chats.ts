@@ -19,6 +19,8 @@ export interface AnswerFigures {
   ttftMs?: number | null;
   totalMs?: number | null;
   outputTokens?: number | null;
+  /** Generated tokens after the first over the time from the first to the last (native-models/decode.ts). */
+  tokensPerSecond?: number | null;
 }
 
 /**
@@ -72,6 +74,7 @@ interface MessageRow {
   ttft_ms: number | null;
   total_ms: number | null;
   output_tokens: number | null;
+  tokens_per_second: number | null;
 }
 
 interface CitationRow {
@@ -117,8 +120,8 @@ export function addMessage(db: Db, chatId: number, input: MessageInput, now: num
     const row = db
       .prepare(
         `INSERT INTO messages(chat_id, role, content, created_at, provider, model, blocks_reused, blocks_computed,
-           ttft_ms, total_ms, output_tokens)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+           ttft_ms, total_ms, output_tokens, tokens_per_second)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
       )
       .get(
         chatId,
@@ -132,6 +135,7 @@ export function addMessage(db: Db, chatId: number, input: MessageInput, now: num
         f.ttftMs ?? null,
         f.totalMs ?? null,
         f.outputTokens ?? null,
+        f.tokensPerSecond ?? null,
       ) as MessageRow;
     const cite = db.prepare(
       `INSERT INTO message_citations(message_id, ordinal, passage_id, document_path, title, page, quote)
@@ -184,6 +188,7 @@ function toMessage(r: MessageRow, citations: Citation[]): Message {
       ttftMs: r.ttft_ms,
       totalMs: r.total_ms,
       outputTokens: r.output_tokens,
+      tokensPerSecond: r.tokens_per_second,
     },
   };
 }

@@ -109,6 +109,16 @@ export function listDocuments(db: Db, filter: { folderId?: number; status?: Docu
   return rows.map(toDocument);
 }
 
+/** A file touched but not changed: only its size and mtime move. */
+export function setDocumentStat(db: Db, id: number, size: number, mtimeMs: number): void {
+  db.prepare('UPDATE documents SET size = ?, mtime_ms = ? WHERE id = ?').run(size, Math.round(mtimeMs), id);
+}
+
+/** A renamed file: the document (and so its passages) moves to `path`. */
+export function moveDocument(db: Db, id: number, path: string): void {
+  db.prepare('UPDATE documents SET path = ? WHERE id = ?').run(path, id);
+}
+
 /** Records the outcome of indexing; `indexed` also stamps indexedAt. */
 export function setDocumentStatus(
   db: Db,

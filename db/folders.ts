@@ -35,6 +35,29 @@ export function listFolders(db: Db): Folder[] {
   return (db.prepare('SELECT * FROM folders ORDER BY path').all() as FolderRow[]).map(toFolder);
 }
 
+/** A folder's documents by status and its passages, as stored. */
+export interface FolderCounts {
+  files: number;
+  indexed: number;
+  failed: number;
+  skipped: number;
+  passages: number;
+}
+
+/** Counts a folder's documents and passages (one statement; scans the folder's rows). */
+export function folderCounts(db: Db, folderId: number): FolderCounts {
+  const r = db
+    .prepare(
+      `SELECT COUNT(*) AS files,
+         COALESCE(SUM(status = 'indexed'), 0) AS indexed, COALESCE(SUM(status = 'failed'), 0) AS failed,
+         COALESCE(SUM(status = 'skipped'), 0) AS skipped,
+         (SELECT COUNT(*) FROM passages p JOIN documents d ON d.id = p.document_id WHERE d.folder_id = @id) AS passages
+       FROM documents WHERE folder_id = @id`,
+    )
+    .get({ id: folderId }) as FolderCounts;
+  return { files: r.files, indexed: r.indexed, failed: r.failed, skipped: r.skipped, passages: r.passages };
+}
+
 /** Removes a root with its documents and passages (cascade); returns whether it existed. */
 export function removeFolder(db: Db, id: number): boolean {
   return db.prepare('DELETE FROM folders WHERE id = ?').run(id).changes > 0;

@@ -110,6 +110,11 @@ const toEntry = (r: EntryRow): KvEntry => ({
 const KEY = 'model_fingerprint = ? AND token_hash = ? AND variant = ?';
 const keyArgs = (k: KvKey) => [k.modelFingerprint, k.tokenHash, k.variant ?? ''] as const;
 
+/** Entries and bytes stored, over every model (one aggregate over kv_blocks). */
+export function storedKvTotals(db: Db): { entries: number; bytes: number } {
+  return db.prepare('SELECT COUNT(*) AS entries, COALESCE(SUM(bytes), 0) AS bytes FROM kv_blocks').get() as { entries: number; bytes: number };
+}
+
 export class KvStore {
   private budget: number;
   private readonly codec: KvCodec;
@@ -295,10 +300,7 @@ export class KvStore {
   }
 
   stats(): KvStoreStats {
-    const { entries, bytes } = this.db.prepare('SELECT COUNT(*) AS entries, COALESCE(SUM(bytes), 0) AS bytes FROM kv_blocks').get() as {
-      entries: number;
-      bytes: number;
-    };
+    const { entries, bytes } = storedKvTotals(this.db);
     const { hits, misses } = this.counts;
     return { entries, bytes, budgetBytes: this.budget, ...this.counts, hitRate: hits + misses > 0 ? hits / (hits + misses) : 0 };
   }

@@ -4,7 +4,7 @@
 import type Database from 'better-sqlite3';
 import { needsSubstringSearch } from './fts-query.ts';
 
-/** PRAGMA application_id of Quire's files: "Quir" in ASCII. Set by migration 6. */
+/** PRAGMA application_id of Quire's files: "Quir" in ASCII. Set by migration 8. */
 export const QUIRE_APPLICATION_ID = 0x51756972;
 
 export interface Migration {
@@ -215,6 +215,41 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 6,
+    name: 'passage titles in the word index, so a heading that names the topic ranks its passages',
+    // A second column of the same external-content index: bm25() weighs it apart from the text
+    // (db/search.ts), and snippets keep coming from column 0, the text.
+    up: (db) =>
+      db.exec(`
+        DROP TRIGGER passages_fts_insert;
+        DROP TRIGGER passages_fts_delete;
+        DROP TRIGGER passages_fts_update;
+        DROP TABLE passages_fts;
+        CREATE VIRTUAL TABLE passages_fts USING fts5(
+          text, title, content = 'passages', content_rowid = 'id',
+          tokenize = 'porter unicode61 remove_diacritics 2'
+        );
+        INSERT INTO passages_fts(passages_fts) VALUES ('rebuild');
+        CREATE TRIGGER passages_fts_insert AFTER INSERT ON passages BEGIN
+          INSERT INTO passages_fts(rowid, text, title) VALUES (new.id, new.text, new.title);
+        END;
+        CREATE TRIGGER passages_fts_delete AFTER DELETE ON passages BEGIN
+          INSERT INTO passages_fts(passages_fts, rowid, text, title) VALUES ('delete', old.id, old.text, old.title);
+        END;
+        CREATE TRIGGER passages_fts_update AFTER UPDATE OF text, title ON passages BEGIN
+          INSERT INTO passages_fts(passages_fts, rowid, text, title) VALUES ('delete', old.id, old.text, old.title);
+          INSERT INTO passages_fts(rowid, text, title) VALUES (new.id, new.text, new.title);
+        END;
+      `),
+  },
+  {
+    version: 7,
+    name: 'tokens per second stored with an answer',
+    // The one definition (native-models/decode.ts): tokens after the first over the time from the
+    // first to the last. Older answers keep NULL: their figure cannot be recovered from total time.
+    up: (db) => db.exec('ALTER TABLE messages ADD COLUMN tokens_per_second REAL'),
+  },
+  {
+    version: 8,
     name: "the file marked as Quire's (PRAGMA application_id)",
     // Tells Quire's files from other SQLite files before anything is written to them (open.ts).
     // Written in the database header, inside this migration's transaction.
@@ -224,14 +259,14 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-/** Tables each schema version up to 5 had, by which a Quire file from before application_id is recognised. */
+/** Tables each schema version up to 7 had, by which a Quire file from before application_id is recognised. */
 export const LEGACY_TABLES: readonly { since: number; tables: readonly string[] }[] = [
   { since: 1, tables: ['folders', 'documents', 'passages', 'passages_fts'] },
   { since: 3, tables: ['kv_blocks', 'kv_blobs'] },
   { since: 4, tables: ['chats', 'messages', 'message_citations'] },
 ];
 /** The last schema version whose files carry no application_id. */
-export const LAST_UNMARKED_VERSION = 5;
+export const LAST_UNMARKED_VERSION = 7;
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
 

@@ -85,7 +85,7 @@ export function identify(db: Db): DatabaseIdentity {
   if (applicationId === QUIRE_APPLICATION_ID) return { kind: 'quire', version };
   if (applicationId !== 0) return { kind: 'foreign', why: `it belongs to another program (application id 0x${(applicationId >>> 0).toString(16)})` };
   if (version === 0 && tables.size === 0) return { kind: 'empty' };
-  // Quire's files from before migration 6 are known by their schema version and its tables.
+  // Quire's files from before migration 8 are known by their schema version and its tables.
   const expected = LEGACY_TABLES.filter((t) => t.since <= version).flatMap((t) => t.tables);
   if (version >= 1 && version <= LAST_UNMARKED_VERSION && expected.every((t) => tables.has(t))) return { kind: 'quire', version };
   return { kind: 'foreign', why: 'it is a SQLite database of another program (its tables are not Quire\'s)' };

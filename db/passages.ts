@@ -97,6 +97,49 @@ export function listPassages(db: Db, documentId: number): Passage[] {
   );
 }
 
+/** How many passages the folder's documents hold. */
+export function countFolderPassages(db: Db, folderId: number): number {
+  return db
+    .prepare('SELECT COUNT(*) FROM passages p JOIN documents d ON d.id = p.document_id WHERE d.folder_id = ?')
+    .pluck()
+    .get(folderId) as number;
+}
+
+/** A passage's id and stored token count (0 when not known yet). */
+export interface PassageSize {
+  passageId: number;
+  tokenCount: number;
+}
+
+/** The folder's passages, most recently modified documents first, in document order within each. */
+export function listFolderPassagesNewestFirst(db: Db, folderId: number): PassageSize[] {
+  return db
+    .prepare(
+      `SELECT p.id AS passageId, COALESCE(p.token_count, 0) AS tokenCount FROM passages p JOIN documents d ON d.id = p.document_id
+       WHERE d.folder_id = ? ORDER BY d.mtime_ms DESC, d.id, p.ordinal`,
+    )
+    .all(folderId) as PassageSize[];
+}
+
+/** A passage's text with the title its block shows: its own (heading path), else its document's. */
+export interface TitledPassage {
+  passageId: number;
+  title: string | null;
+  text: string;
+}
+
+/** The passages with these ids, in the given order; ids no longer stored are left out. */
+export function getTitledPassages(db: Db, ids: readonly number[]): TitledPassage[] {
+  const rows = db
+    .prepare(
+      `SELECT p.id AS passageId, COALESCE(p.title, d.title) AS title, p.text FROM passages p
+       JOIN documents d ON d.id = p.document_id WHERE p.id IN (SELECT value FROM json_each(?))`,
+    )
+    .all(JSON.stringify(ids)) as TitledPassage[];
+  const byId = new Map(rows.map((r) => [r.passageId, r]));
+  return ids.flatMap((id) => byId.get(id) ?? []);
+}
+
 /** Records a token count learnt later (e.g. when the passage is first tokenized for prefill). */
 export function setPassageTokenCount(db: Db, id: number, tokenCount: number): void {
   db.prepare('UPDATE passages SET token_count = ? WHERE id = ?').run(tokenCount, id);

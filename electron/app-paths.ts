@@ -20,8 +20,22 @@ export function quireHome({ env = process.env, platform = process.platform, home
   return path.join(dataHome, 'quire');
 }
 
+/** Where `--provider auto` remembers what it measured per model and machine: <home>/provider-choice.json. */
+export function providerChoicePath(home: string = quireHome()): string {
+  return path.join(home, 'provider-choice.json');
+}
+
 /** The default database file: <home>/quire.db. */
 export function defaultDbPath(options: AppPathsEnv = {}): string {
   const home = quireHome(options);
   return (options.platform ?? process.platform) === 'win32' ? path.win32.join(home, 'quire.db') : path.join(home, 'quire.db');
+}
+
+/**
+ * The data directory that goes with a database: the default one's is the data directory itself;
+ * a database given by path (--db) keeps its settings (app-settings.json) beside it, as `quire serve`
+ * does, so every command reading that database honours the same settings.
+ */
+export function dataDirForDb(dbOption: string | undefined, options: AppPathsEnv = {}): string {
+  return dbOption ? path.dirname(path.resolve(dbOption)) : quireHome(options);
 }

@@ -2,7 +2,8 @@
 // app's own top frame, only known request names, and only arguments the contract's schema accepts.
 // Results travel in an envelope ({ok, result} | {ok: false, error}) because Electron flattens
 // thrown errors into a string.
-import { isRequestName, parseRequest, QuireRequestError, type RequestFailure, type RequestName } from './contract.ts';
+import { parseRequest } from './contract/schemas.ts';
+import { isRequestName, QuireRequestError, type RequestArgs, type RequestFailure, type RequestName } from './contract/types.ts';
 import { isAppUrl } from './window-options.ts';
 
 export type IpcEnvelope = { ok: true; result: unknown } | { ok: false; error: RequestFailure };
@@ -15,7 +16,8 @@ export interface IpcSenderEvent {
 export interface IpcHandlerOptions {
   /** The app page's URL (file://.../index.html). */
   appUrl: string;
-  dispatch: (name: RequestName, args: unknown) => Promise<unknown>;
+  /** Answers a request whose argument passed its schema. */
+  dispatch: <N extends RequestName>(name: N, args: RequestArgs<N>) => Promise<unknown>;
 }
 
 export function isTrustedSender(event: IpcSenderEvent, appUrl: string): boolean {

@@ -5,7 +5,7 @@ import { app, BrowserWindow, dialog, ipcMain, session, shell } from 'electron';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { quireHome, defaultDbPath } from './app-paths.ts';
-import { HOST_REQUESTS, IPC_EVENT_CHANNEL, IPC_REQUEST_CHANNEL, QuireRequestError, type RequestArgs, type RequestName } from './contract.ts';
+import { IPC_EVENT_CHANNEL, IPC_REQUEST_CHANNEL, isHostRequest, QuireRequestError, type RequestArgs, type RequestName } from './contract/types.ts';
 import { startEngine, type EngineClient } from './engine-host/client.ts';
 import { createIpcHandler } from './ipc-validation.ts';
 import { createOpenPathHandler, engineLibrary } from './open-path.ts';
@@ -32,9 +32,9 @@ if (!app.requestSingleInstanceLock()) {
 /** Opens only documents of the library, never programs; other library files are shown in their folder (open-path.ts). */
 const openPath = createOpenPathHandler({ shell, library: engineLibrary(() => engine!) });
 
-async function dispatch(name: RequestName, args: unknown): Promise<unknown> {
+async function dispatch<N extends RequestName>(name: N, args: RequestArgs<N>): Promise<unknown> {
   if (!engine) throw new QuireRequestError('unavailable', 'the engine is starting');
-  if (!HOST_REQUESTS.includes(name)) return engine.request(name, args);
+  if (!isHostRequest(name)) return engine.request(name, args);
   if (name === 'host.pickFolder') {
     const r = await dialog.showOpenDialog(win!, { properties: ['openDirectory'], title: 'Add a folder to your library' });
     return { path: r.canceled ? null : (r.filePaths[0] ?? null) };

@@ -10,7 +10,7 @@ import { constants as fsConstants } from 'node:fs';
 import { open, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { RequestArgs, RequestName, RequestResults } from './contract.ts';
+import type { RequestArgs, RequestName, RequestResults } from './contract/types.ts';
 import { looksBinary } from './indexing/parsers/binary-content.ts';
 
 /** The part of Electron's `shell` this uses (a fake in tests). */

@@ -7,7 +7,7 @@ import {
   QuireRequestError,
   type EventName,
   type QuireApi,
-} from './contract.ts';
+} from './contract/types.ts';
 import type { IpcEnvelope } from './ipc-validation.ts';
 
 const api: QuireApi & { pathForFile(file: File): string } = {

@@ -31,8 +31,12 @@ export interface DecodeResult {
   firstLogits: Float32Array;
   /** From `startedAt` (or the call) to the first sampled token. */
   ttftMs: number;
-  /** Generated tokens per second after the first. */
-  tokensPerSecond: number;
+  /**
+   * THE tokens-per-second figure (live and stored alike): the generated tokens after the first,
+   * divided by the time from the first sampled token to the last. Prefill and the first token's wait
+   * are TTFT's, not part of it. Null when fewer than two tokens were generated (no interval).
+   */
+  tokensPerSecond: number | null;
   /** The past, the final block and the generated tokens that were fed back (not the last sampled one). */
   present: KvCache;
 }
@@ -52,6 +56,7 @@ export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, requ
   const firstLogits = step.logits[0];
   let ttftMs = 0;
   let firstAt = 0;
+  let lastAt = 0;
   const emit = (piece: string) => {
     if (!piece) return false;
     const before = text.length;
@@ -72,8 +77,9 @@ export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, requ
   while (tokenIds.length < request.maxNewTokens) {
     signal?.throwIfAborted();
     const token = request.sampler(step.logits[step.logits.length - 1]);
+    const sampledAt = performance.now();
     if (tokenIds.length === 0) {
-      firstAt = performance.now();
+      firstAt = sampledAt;
       ttftMs = firstAt - started;
     }
     if (request.stopTokenIds.includes(token)) {
@@ -81,6 +87,7 @@ export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, requ
       break;
     }
     tokenIds.push(token);
+    lastAt = sampledAt;
     if (emit(stream.push(token))) {
       stopReason = 'stop-string';
       break;
@@ -90,14 +97,18 @@ export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, requ
     position += 1;
   }
   if (stopReason !== 'stop-string' && emit(stream.flush())) stopReason = 'stop-string';
-  const elapsed = (performance.now() - firstAt) / 1000;
   return {
     tokenIds,
     text,
     stopReason,
     firstLogits,
     ttftMs,
-    tokensPerSecond: tokenIds.length > 1 && elapsed > 0 ? (tokenIds.length - 1) / elapsed : 0,
+    tokensPerSecond: tokensPerSecond(tokenIds.length, firstAt, lastAt),
     present: step.present,
   };
+}
+
+/** See DecodeResult.tokensPerSecond: `count` tokens, the first sampled at `firstAt`, the last at `lastAt` (ms). */
+export function tokensPerSecond(count: number, firstAt: number, lastAt: number): number | null {
+  return count > 1 && lastAt > firstAt ? ((count - 1) * 1000) / (lastAt - firstAt) : null;
 }

@@ -1,11 +1,11 @@
 // The engine facade: a loaded model (folder, tokenizer, session) that turns block texts and a final
 // prompt into a streamed answer, in block mode (blocks prefilled alone, re-encoded, final block only)
 // or full mode (one causal prefill of everything).
-import { assembleBlocks } from './block-context.ts';
+import { assembleBlocks, type AssembledPast, type AssembleOptions, type PromptBlock } from './assemble.ts';
 import { chatFrame } from './chat-template.ts';
 import { decode, type StopReason } from './decode.ts';
 import { PromptTooLongError } from './errors.ts';
-import { emptyKv, type KvCache } from './kv.ts';
+import type { KvCache } from './kv.ts';
 import { loadModelFolder, type ModelFolder } from './model-folder.ts';
 import { ModelRunner } from './model-runner.ts';
 import { prefillBlock } from './prefill.ts';
@@ -13,7 +13,9 @@ import { createSampler, topLogits, type SamplingOptions } from './sampling.ts';
 import type { SessionOptions } from './session.ts';
 import { TextTokenizer } from './tokenizer.ts';
 
-export type AttentionMode = 'block' | 'full';
+import type { AttentionMode } from './attention-modes.ts';
+
+export type { AttentionMode } from './attention-modes.ts';
 
 export interface PromptSegments {
   /** Token ids of each block, in prompt order. */
@@ -35,20 +37,40 @@ export interface GenerateRequest {
   onText?: (piece: string) => void;
 }
 
-export interface GenerateResult {
-  promptTokenIds: number[];
+/** Options of the question-time path (Engine.answer). */
+export interface AnswerRequest extends Pick<GenerateRequest, 'sampling' | 'maxNewTokens' | 'stopStrings' | 'signal' | 'onText'> {
+  /** EPIC boundary recompute of the first k tokens of every block after the first (see assemble.ts). */
+  boundaryTokens?: number;
+}
+
+export interface AnswerResult {
   tokenIds: number[];
   text: string;
   stopReason: StopReason;
-  mode: AttentionMode;
   provider: string;
+  /** Tokens in the prompt: the blocks and the final block. */
+  promptTokens: number;
+  /** From this call to the first token: assembly + final block. */
+  ttftMs: number;
+  /** Rotating the blocks to their starts, laying them out, and boundary recompute when asked. */
+  assembleMs: number;
+  /** The final block to the first token. */
+  finalMs: number;
+  /** See DecodeResult.tokensPerSecond (decode.ts): the one definition. */
+  tokensPerSecond: number | null;
+  /** The 10 largest logits of the first generated position, as [id, value]. */
+  topLogits: [number, number][];
+  /** The prompt and the generated tokens that were fed back (not the last sampled one). */
+  present: KvCache;
+}
+
+export interface GenerateResult extends Omit<AnswerResult, 'present'> {
+  promptTokenIds: number[];
+  mode: AttentionMode;
   /** Block mode: from assembling the prefilled blocks to the first token; full mode: from the prefill. */
   ttftMs: number;
   /** Block mode: time spent prefilling the blocks before the question (0 in full mode). */
   blockPrefillMs: number;
-  tokensPerSecond: number;
-  /** The 10 largest logits of the first generated position, as [id, value]. */
-  topLogits: [number, number][];
 }
 
 export class Engine {
@@ -115,51 +137,61 @@ export class Engine {
     const promptTokenIds = [...blockIds.flat(), ...finalIds];
     this.checkLength(promptTokenIds.length);
     if (finalIds.length === 0) throw new Error('the final block is empty: give a prompt');
-    let blockKvs: KvCache[] = [];
+    const blocks: PromptBlock[] = [];
     let blockPrefillMs = 0;
     if (mode === 'block') {
       const t0 = performance.now();
-      blockKvs = [];
       for (const ids of blockIds) {
         request.signal?.throwIfAborted();
-        blockKvs.push(await this.prefill(ids));
+        blocks.push({ kv: await this.prefill(ids), ids });
       }
       blockPrefillMs = performance.now() - t0;
     }
-    const result = await this.answer(mode === 'block' ? blockKvs : [], mode === 'block' ? finalIds : promptTokenIds, request);
-    return { ...result, promptTokenIds, mode, blockPrefillMs };
+    // the result does not hold on to the prompt's KV
+    const { present: _present, ...answered } = await this.answer(blocks, mode === 'block' ? finalIds : promptTokenIds, request);
+    return { ...answered, promptTokenIds, mode, blockPrefillMs };
   }
 
-  /** The question-time path: prefilled blocks (in prompt order) + final block ids -> streamed answer. */
-  async answer(
-    blocks: readonly KvCache[],
-    finalIds: readonly number[],
-    request: Pick<GenerateRequest, 'sampling' | 'maxNewTokens' | 'stopStrings' | 'signal' | 'onText'>,
-  ): Promise<Omit<GenerateResult, 'promptTokenIds' | 'mode' | 'blockPrefillMs'>> {
+  /** The prompt's past from blocks in prompt order (see assemble.ts), with this model's RoPE and forward pass. */
+  assemble(blocks: readonly PromptBlock[], options: AssembleOptions = {}): Promise<AssembledPast> {
+    return assembleBlocks(blocks, { rope: this.model.rope, kvShape: this.runner.kvShape, runner: this.runner }, options);
+  }
+
+  /**
+   * The question-time path, the one every caller takes (generate, answering, the benchmarks): blocks
+   * computed alone (in prompt order; none for full mode) are assembled, then the final block and
+   * the answer are decoded with this model's stop tokens, within its context length.
+   */
+  async answer(blocks: readonly PromptBlock[], finalIds: readonly number[], request: AnswerRequest = {}): Promise<AnswerResult> {
     const startedAt = performance.now();
-    const past = blocks.length ? assembleBlocks(blocks, this.model.rope, this.runner.kvShape).past : emptyKv(this.runner.kvShape);
-    const promptTokens = past.tokens + finalIds.length;
+    const promptTokens = blocks.reduce((n, b) => n + b.kv.tokens, 0) + finalIds.length;
     this.checkLength(promptTokens);
-    const maxNewTokens = Math.min(request.maxNewTokens ?? 256, this.model.maxPositions - promptTokens);
+    const { past } = await this.assemble(blocks, { boundaryTokens: request.boundaryTokens, signal: request.signal });
+    request.signal?.throwIfAborted();
+    const finalStart = performance.now();
     const decoded = await decode(this.runner, this.tokenizer, {
       past,
       finalIds,
       sampler: createSampler(request.sampling),
-      maxNewTokens,
+      maxNewTokens: Math.min(request.maxNewTokens ?? 256, this.model.maxPositions - promptTokens),
       stopTokenIds: this.stopTokenIds,
       stopStrings: request.stopStrings,
       signal: request.signal,
       onText: request.onText,
-      startedAt,
+      startedAt: finalStart,
     });
     return {
       tokenIds: decoded.tokenIds,
       text: decoded.text,
       stopReason: decoded.stopReason,
       provider: this.provider,
-      ttftMs: decoded.ttftMs,
+      promptTokens,
+      ttftMs: finalStart - startedAt + decoded.ttftMs,
+      assembleMs: finalStart - startedAt,
+      finalMs: decoded.ttftMs,
       tokensPerSecond: decoded.tokensPerSecond,
       topLogits: topLogits(decoded.firstLogits, 10),
+      present: decoded.present,
     };
   }
 

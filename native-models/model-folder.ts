@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { ModelLoadError } from './errors.ts';
-import { ropeParamsFromConfig, UnsupportedRopeError, type RopeParams } from './rope-config.ts';
+import { familyQuirks, layerAttentionOf, modelRope, type LayerAttention } from './model-family.ts';
+import { UnsupportedRopeError, type RopeParams } from './rope-config.ts';
 
 type Json = Record<string, unknown>;
 
@@ -22,7 +23,10 @@ export interface ModelFolder {
   chatTemplate?: string;
   eosTokenIds: number[];
   maxPositions: number;
+  /** RoPE of every layer (per-layer where the family has local and global layers). */
   rope: RopeParams;
+  /** Per layer: full attention or a sliding window (model-family.ts). */
+  layerAttention: LayerAttention[];
   /** Declared block fine-tuned (isolated blocks are then the right default). */
   blockFineTuned: boolean;
 }
@@ -82,36 +86,31 @@ function eosIds(config: Json, generation?: Json): number[] {
   return [...new Set(list.filter((x): x is number => typeof x === 'number'))];
 }
 
-// Architectures whose positions are learned tables or ALiBi biases, not rotations of the keys: a
-// stored block's keys cannot be moved to another position, so block attention cannot work.
-const NO_ROPE_MODEL_TYPES = new Set(['gpt2', 'gpt_bigcode', 'opt', 'bloom', 'mpt', 'gpt_neo', 'bert', 'roberta', 'xglm', 'codegen']);
-
-/** RoPE layout by architecture: GPT-J style models rotate interleaved pairs, Hugging Face Llama-likes halves. */
-function ropeLayoutOf(config: Json): 'rotate-half' | 'interleaved' {
-  return config.model_type === 'gptj' || config.rope_interleaved === true ? 'interleaved' : 'rotate-half';
-}
-
 /** Reads and validates a model folder; errors name the file and the reason. */
 export function loadModelFolder(dir: string): ModelFolder {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new ModelLoadError(`model folder not found: ${dir}`);
   const genaiConfig = readOptionalJson(path.join(dir, 'genai_config.json'), 'genai_config.json');
+  if (genaiConfig && !fs.existsSync(path.join(dir, 'config.json'))) {
+    // the builder writes genai_config.json, which lacks the RoPE theta and scaling re-encoding needs
+    throw new ModelLoadError(
+      `model folder is missing config.json (${path.join(dir, 'config.json')}): onnxruntime-genai exports do not carry one, but re-encoding stored keys needs its RoPE parameters; copy config.json from the original Hugging Face model`,
+    );
+  }
   const config = readJson(path.join(dir, 'config.json'), 'config.json');
   const tokenizerJson = readJson(path.join(dir, 'tokenizer.json'), 'tokenizer.json');
   const tokenizerConfig = readOptionalJson(path.join(dir, 'tokenizer_config.json'), 'tokenizer_config.json') ?? {};
   const generation = readOptionalJson(path.join(dir, 'generation_config.json'), 'generation_config.json');
   const onnxPath = findOnnx(dir, genaiConfig);
-  const modelType = String(config.model_type ?? '');
-  if (NO_ROPE_MODEL_TYPES.has(modelType) || config.position_embedding_type === 'absolute' || config.alibi === true) {
-    throw new ModelLoadError(
-      `unsupported model: ${modelType || 'this model'} has no rotary position embedding (RoPE), so stored KV cannot be re-encoded to new positions`,
-    );
-  }
+  const unsupported = familyQuirks(config).unsupported;
+  if (unsupported) throw new ModelLoadError(`unsupported model: ${unsupported}`);
   let rope: RopeParams;
+  let layerAttention: LayerAttention[];
   try {
-    rope = ropeParamsFromConfig(config, ropeLayoutOf(config));
+    layerAttention = layerAttentionOf(config);
+    rope = modelRope(config, layerAttention);
   } catch (e) {
     if (e instanceof UnsupportedRopeError) throw new ModelLoadError(`unsupported model: ${e.message}`, { cause: e });
-    throw e;
+    throw new ModelLoadError(`config.json: ${(e as Error).message}`, { cause: e });
   }
   const template = tokenizerConfig.chat_template;
   const chatTemplate =
@@ -134,6 +133,7 @@ export function loadModelFolder(dir: string): ModelFolder {
     eosTokenIds: eosIds(config, generation),
     maxPositions,
     rope,
+    layerAttention,
     blockFineTuned: config.block_attention === true || config.quire_block_fine_tuned === true,
   };
 }

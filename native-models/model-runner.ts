@@ -1,23 +1,13 @@
-// One decoder session and its input/output contract, read from the session's metadata: which inputs
-// exist, the KV names, element type and shape, and whether several new tokens may follow a past.
+// One decoder session and its input/output contract, read from the session's metadata (and, for
+// onnxruntime-genai exports, genai_config.json): which inputs exist, the KV names, element type and
+// shape, where positions come from, and whether several new tokens may follow a past.
 import ort from 'onnxruntime-node';
 import { ModelLoadError } from './errors.ts';
-import { emptyKv, type KvCache, type KvData, type KvDtype, type KvShape } from './kv.ts';
+import { GRAPH_LAYOUTS, graphLayoutOf, type DecoderIoNames, type GraphLayout } from './export-style.ts';
+import { emptyKv, type KvCache, type KvData, type KvShape } from './kv.ts';
 import { float16ToFloat32Array } from './float16.ts';
 import type { ModelFolder } from './model-folder.ts';
 import { openSession, type ProviderAttempt, type ProviderChoice, type SessionOptions } from './session.ts';
-
-interface DecoderNames {
-  inputIds: string;
-  attentionMask?: string;
-  positionIds?: string;
-  useCacheBranch?: string;
-  pastKeys: string[];
-  pastValues: string[];
-  logits: string;
-  presentKeys: string[];
-  presentValues: string[];
-}
 
 export interface ForwardResult {
   /** Logits of the last new token, or of every new token with `allLogits` (rows of length vocab). */
@@ -26,33 +16,34 @@ export interface ForwardResult {
   present: KvCache;
 }
 
-type Metadata = { name: string; isTensor: boolean; type?: string; shape?: readonly (number | string)[] };
-
-function layerNames(names: readonly string[], pattern: RegExp, kind: 'key' | 'value'): string[] {
-  const found = new Map<number, string>();
-  for (const n of names) {
-    const m = pattern.exec(n);
-    if (m && m[2] === kind) found.set(Number(m[1]), n);
-  }
-  return [...found.keys()].sort((a, b) => a - b).map((i) => found.get(i)!);
+/** What the engine learned about a loaded decoder, for callers that explain or adapt to it. */
+export interface DecoderContract {
+  layout: GraphLayout;
+  /**
+   * `position_ids`: any position can be given. `after-past`: the graph has no position_ids input
+   * and places new tokens right after the past (positions from the attention mask or the past's
+   * length, as onnxruntime-genai's GroupQueryAttention does).
+   */
+  positions: 'position_ids' | 'after-past';
+  /** The exporter's runtime shares one max-length past/present buffer (the engine feeds exact lengths). */
+  sharedKvBuffer: boolean;
+  /** False for exports that take only one new token per run once a past exists (probed at load). */
+  multiTokenWithPast: boolean;
 }
 
-function readNames(session: ort.InferenceSession): DecoderNames {
+/** A run that the model's contract cannot express (tokens at positions that do not follow the past). */
+export class UnsupportedPositionsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnsupportedPositionsError';
+  }
+}
+
+type Metadata = { name: string; isTensor: boolean; type?: string; shape?: readonly (number | string)[] };
+
+function readNames(session: ort.InferenceSession, model: ModelFolder): DecoderIoNames {
   const ins = session.inputNames;
-  const outs = session.outputNames;
-  const past = /^past(?:_key_values)?\.(\d+)\.(key|value)$/;
-  const present = /^present(?:_key_values)?\.(\d+)\.(key|value)$/;
-  const names: DecoderNames = {
-    inputIds: ins.find((n) => n === 'input_ids') ?? '',
-    attentionMask: ins.find((n) => n === 'attention_mask'),
-    positionIds: ins.find((n) => n === 'position_ids'),
-    useCacheBranch: ins.find((n) => n === 'use_cache_branch'),
-    pastKeys: layerNames(ins, past, 'key'),
-    pastValues: layerNames(ins, past, 'value'),
-    logits: outs.find((n) => n === 'logits') ?? '',
-    presentKeys: layerNames(outs, present, 'key'),
-    presentValues: layerNames(outs, present, 'value'),
-  };
+  const names = GRAPH_LAYOUTS[graphLayoutOf(model)].names(ins, session.outputNames, model);
   if (!names.inputIds) throw new ModelLoadError('model has no input_ids input: not a decoder-only language model');
   if (!names.logits) throw new ModelLoadError('model has no logits output: not a causal language model');
   if (names.pastKeys.length === 0) {
@@ -72,7 +63,7 @@ function readNames(session: ort.InferenceSession): DecoderNames {
   return names;
 }
 
-function readKvShape(session: ort.InferenceSession, names: DecoderNames, model: ModelFolder): KvShape {
+function readKvShape(session: ort.InferenceSession, names: DecoderIoNames, model: ModelFolder): KvShape {
   const meta = (session.inputMetadata as unknown as Metadata[]).find((m) => m.name === names.pastKeys[0]);
   const type = meta?.type;
   if (type !== 'float32' && type !== 'float16') {
@@ -83,7 +74,7 @@ function readKvShape(session: ort.InferenceSession, names: DecoderNames, model: 
   const kvHeads = typeof dims[1] === 'number' ? dims[1] : Number(cfg.num_key_value_heads ?? cfg.num_attention_heads);
   const headDim = typeof dims[3] === 'number' ? dims[3] : model.rope.headDim;
   if (!(kvHeads > 0) || !(headDim > 0)) throw new ModelLoadError('cannot tell the KV heads and head size of this model');
-  return { dtype: type as KvDtype, layers: names.pastKeys.length, kvHeads, headDim };
+  return { dtype: type, layers: names.pastKeys.length, kvHeads, headDim };
 }
 
 function toFloat32(data: unknown): Float32Array {
@@ -98,31 +89,78 @@ export class ModelRunner {
 
   private constructor(
     readonly session: ort.InferenceSession,
-    private readonly names: DecoderNames,
+    private readonly names: DecoderIoNames,
+    private readonly layout: GraphLayout,
+    private readonly sharedKvBuffer: boolean,
     readonly kvShape: KvShape,
     readonly provider: Exclude<ProviderChoice, 'auto'>,
     readonly fallbacks: ProviderAttempt[],
     readonly vocabSize: number,
+    /** Why this provider runs the model (provider-choice.ts). */
+    readonly providerReason = '',
   ) {}
 
   static async open(model: ModelFolder, options: SessionOptions = {}): Promise<ModelRunner> {
+    const layout = GRAPH_LAYOUTS[graphLayoutOf(model)];
+    const refusal = layout.refusal(model);
+    if (refusal) throw new ModelLoadError(`unsupported model: ${refusal}`);
     let opened;
     try {
-      opened = await openSession(model.onnxPath, options);
+      // `auto` times candidate sessions through this same runner (the code users run)
+      opened = await openSession(model, options, (session, provider) => ModelRunner.forSession(session, model, provider));
     } catch (e) {
       throw new ModelLoadError(`cannot load ${model.onnxPath}: ${(e as Error).message}`, { cause: e });
     }
-    const names = readNames(opened.session);
+    const names = readNames(opened.session, model);
     const runner = new ModelRunner(
       opened.session,
       names,
+      graphLayoutOf(model),
+      layout.sharedKvBuffer(model),
       readKvShape(opened.session, names, model),
       opened.provider,
       opened.fallbacks,
       Number(model.config.vocab_size),
+      opened.reason,
     );
     runner.multiTokenWithPast = await runner.probeMultiTokenWithPast();
     return runner;
+  }
+
+  /** A runner around an opened session, without the load-time probe: what `auto` times providers with. */
+  static forSession(session: ort.InferenceSession, model: ModelFolder, provider: Exclude<ProviderChoice, 'auto'>): ModelRunner {
+    const layout = graphLayoutOf(model);
+    const names = readNames(session, model);
+    const kvShape = readKvShape(session, names, model);
+    return new ModelRunner(session, names, layout, GRAPH_LAYOUTS[layout].sharedKvBuffer(model), kvShape, provider, [], Number(model.config.vocab_size));
+  }
+
+  get contract(): DecoderContract {
+    return {
+      layout: this.layout,
+      positions: this.names.positionIds ? 'position_ids' : 'after-past',
+      sharedKvBuffer: this.sharedKvBuffer,
+      multiTokenWithPast: this.multiTokenWithPast,
+    };
+  }
+
+  /** Plain sentences on how this model is fed, for `quire` to show and for bug reports. */
+  describe(): string[] {
+    const c = this.contract;
+    const lines = [
+      c.layout === 'genai' ? 'onnxruntime-genai export (genai_config.json)' : 'Optimum / transformers.js export',
+      `KV cache: ${this.kvShape.layers} layers x ${this.kvShape.kvHeads} KV heads x head size ${this.kvShape.headDim}, ${this.kvShape.dtype}`,
+    ];
+    if (c.positions === 'after-past') {
+      lines.push(
+        'no position_ids input: the model places new tokens right after the past (positions from the attention mask); block mode is exact because blocks are prefilled from position 0 and the final block follows the assembled past, but a block cannot be computed at any other offset',
+      );
+    }
+    if (c.sharedKvBuffer) {
+      lines.push('past and present share a max-length buffer in onnxruntime-genai; the engine feeds the past at its length instead');
+    }
+    if (!c.multiTokenWithPast) lines.push('takes one new token per run once a past exists: a final block is fed token by token');
+    return lines;
   }
 
   private async probeMultiTokenWithPast(): Promise<boolean> {
@@ -140,6 +178,11 @@ export class ModelRunner {
   async forward(ids: readonly number[], positions: readonly number[], past: KvCache, options: { allLogits?: boolean } = {}): Promise<ForwardResult> {
     if (ids.length !== positions.length) throw new Error('forward: ids and positions differ in length');
     if (ids.length === 0) throw new Error('forward: no tokens');
+    if (!this.names.positionIds && positions.some((p, i) => p !== past.tokens + i)) {
+      throw new UnsupportedPositionsError(
+        `this model has no position_ids input: it places new tokens right after the past (positions ${past.tokens}..${past.tokens + ids.length - 1}), so it cannot run tokens at positions ${positions[0]}..${positions[positions.length - 1]}`,
+      );
+    }
     if (this.multiTokenWithPast || past.tokens === 0 || ids.length === 1) {
       return this.runOnce(ids, positions, past, options.allLogits ?? false);
     }
@@ -192,8 +235,10 @@ export class ModelRunner {
       values: this.names.presentValues.map((name) => out[name].data as KvData),
     };
     const expected = kvHeads * total * headDim;
-    if (present.keys.some((k) => k.length !== expected)) {
-      throw new Error(`present KV holds ${present.keys[0].length} elements, expected ${expected}: sliding-window caches are not supported`);
+    if ([...present.keys, ...present.values].some((k) => k.length !== expected)) {
+      throw new Error(
+        `present KV holds ${present.keys[0].length} elements, expected ${expected}: caches that do not hold every token (sliding-window caches) are not supported`,
+      );
     }
     return { logits, present };
   }

@@ -1,6 +1,7 @@
 // Rotary position embedding parameters read from a Hugging Face config: the rotary dimension, the
 // (scaled) inverse frequencies and the attention factor, with the same formulas as transformers'
 // modeling_rope_utils. Shared by the RoPE re-encoder, the model generator and the reference forward.
+// Which layers use which parameters (Gemma 3's local layers) is a model-family matter: model-family.ts.
 
 export type RopeLayout = 'rotate-half' | 'interleaved';
 
@@ -37,6 +38,17 @@ export interface RopeParams {
   attentionFactor: number;
   theta: number;
   scaling: RopeScaling;
+  /**
+   * Per-layer parameters where layers differ (Gemma 3: sliding-window layers theta 10K, global
+   * layers 1M with their own scaling): layer l rotates with layers[l]. Absent: every layer uses
+   * the fields above. Entries never nest further.
+   */
+  layers?: readonly RopeParams[];
+}
+
+/** The RoPE parameters layer `layer` rotates its keys with. */
+export function ropeOfLayer(rope: RopeParams, layer: number): RopeParams {
+  return rope.layers?.[layer] ?? rope;
 }
 
 export class UnsupportedRopeError extends Error {
@@ -53,11 +65,31 @@ function num(v: unknown, what: string): number {
   return v;
 }
 
+/**
+ * Scalings whose rotation angle is not position x a fixed frequency: a key stored at p cannot be
+ * moved to p' by one rotation, so block attention cannot re-encode it. Each names why.
+ */
+const POSITION_DEPENDENT_SCALINGS: Record<string, string> = {
+  dynamic: 'dynamic NTK scaling recomputes the frequencies from the sequence length',
+  longrope: 'LongRoPE switches between short and long frequency factors with the sequence length',
+  su: 'LongRoPE ("su") switches between short and long frequency factors with the sequence length',
+};
+
 /** Reads rope_scaling (or transformers v5's rope_parameters); refuses types whose frequencies change with length. */
 export function parseRopeScaling(config: Json): RopeScaling {
   const raw = (config.rope_scaling ?? config.rope_parameters ?? null) as Json | null;
   if (raw === null || typeof raw !== 'object') return { rope_type: 'default' };
+  if (Array.isArray(raw.mrope_section)) {
+    throw new UnsupportedRopeError(
+      'multimodal RoPE (mrope_section) rotates by 3-D (time, height, width) positions, so stored keys cannot be re-encoded by one position offset; this model is not supported',
+    );
+  }
   const type = String(raw.rope_type ?? raw.type ?? 'default');
+  if (type in POSITION_DEPENDENT_SCALINGS) {
+    throw new UnsupportedRopeError(
+      `RoPE scaling "${type}" changes frequencies with sequence length (${POSITION_DEPENDENT_SCALINGS[type]}), so stored keys cannot be re-encoded; this model is not supported`,
+    );
+  }
   switch (type) {
     case 'default':
       return { rope_type: 'default' };
@@ -76,11 +108,6 @@ export function parseRopeScaling(config: Json): RopeScaling {
       };
     case 'yarn':
       return { ...(raw as object), rope_type: 'yarn', factor: num(raw.factor, 'rope_scaling.factor') } as RopeScaling;
-    case 'dynamic':
-    case 'longrope':
-      throw new UnsupportedRopeError(
-        `RoPE scaling "${type}" changes frequencies with sequence length, so stored keys cannot be re-encoded; this model is not supported`,
-      );
     default:
       throw new UnsupportedRopeError(`unknown RoPE scaling type "${type}"`);
   }

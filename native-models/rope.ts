@@ -3,7 +3,7 @@
 // running the model again (docs/block-attention.md, "Positions and re-encoding"). Values never move.
 import { float16ToFloat32, float32ToFloat16 } from './float16.ts';
 import type { KvCache, KvData } from './kv.ts';
-import type { RopeParams } from './rope-config.ts';
+import { ropeOfLayer, type RopeParams } from './rope-config.ts';
 
 /** cos and sin of delta x invFreq[m]: angles in float64 (they reach 1e5 rad and more), stored as float32. */
 function rotationTables(rope: RopeParams, delta: number): { cos: Float32Array; sin: Float32Array } {
@@ -20,14 +20,20 @@ function rotationTables(rope: RopeParams, delta: number): { cos: Float32Array; s
 
 function checkCompatible(kv: KvCache, rope: RopeParams, delta: number): void {
   if (!Number.isSafeInteger(delta)) throw new RangeError(`rotateKeys: delta must be an integer, got ${delta}`);
-  if (rope.headDim !== kv.headDim) {
-    throw new Error(`rotateKeys: RoPE head dim ${rope.headDim} does not match the cache's head dim ${kv.headDim}`);
+  if (rope.layers && rope.layers.length !== kv.layers) {
+    throw new Error(`rotateKeys: RoPE parameters for ${rope.layers.length} layers, but the cache has ${kv.layers}`);
   }
-  const half = rope.rotaryDim / 2;
-  if (!Number.isInteger(half) || half < 1 || rope.rotaryDim > rope.headDim || rope.invFreq.length !== half) {
-    throw new Error(
-      `rotateKeys: rotary dim ${rope.rotaryDim} (${rope.invFreq.length} frequencies) does not fit head dim ${rope.headDim}`,
-    );
+  for (let l = 0; l < kv.layers; l++) {
+    const layer = ropeOfLayer(rope, l);
+    if (layer.headDim !== kv.headDim) {
+      throw new Error(`rotateKeys: RoPE head dim ${layer.headDim} does not match the cache's head dim ${kv.headDim}`);
+    }
+    const half = layer.rotaryDim / 2;
+    if (!Number.isInteger(half) || half < 1 || layer.rotaryDim > layer.headDim || layer.invFreq.length !== half) {
+      throw new Error(
+        `rotateKeys: rotary dim ${layer.rotaryDim} (${layer.invFreq.length} frequencies) does not fit head dim ${layer.headDim}`,
+      );
+    }
   }
   const length = kv.kvHeads * kv.tokens * kv.headDim;
   if (kv.keys.length !== kv.layers || kv.keys.some((k) => k.length !== length)) {
@@ -70,13 +76,22 @@ function rotateLayer(data: KvData, rows: number, rope: RopeParams, cos: Float32A
 /**
  * Moves the keys of `kv` by `delta` positions in place (a key stored at p now sits at p + delta;
  * delta may be negative). Only the first rotaryDim dims of each head turn; values are untouched.
+ * Each layer turns with its own parameters where the model has per-layer RoPE (rope.layers).
  * The attention factor (yarn) is not applied: it is already inside the stored keys.
  */
 export function rotateKeysInPlace(kv: KvCache, rope: RopeParams, delta: number): void {
   checkCompatible(kv, rope, delta);
   if (delta === 0 || kv.tokens === 0) return;
-  const { cos, sin } = rotationTables(rope, delta);
-  for (const keys of kv.keys) rotateLayer(keys, kv.kvHeads * kv.tokens, rope, cos, sin);
+  const tables = new Map<RopeParams, { cos: Float32Array; sin: Float32Array }>();
+  kv.keys.forEach((keys, l) => {
+    const layer = ropeOfLayer(rope, l);
+    let table = tables.get(layer);
+    if (!table) {
+      table = rotationTables(layer, delta);
+      tables.set(layer, table);
+    }
+    rotateLayer(keys, kv.kvHeads * kv.tokens, layer, table.cos, table.sin);
+  });
 }
 
 /**

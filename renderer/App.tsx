@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { AppInfo, EventPayloads, FolderView, ModelStatus } from '../electron/contract.ts';
+import type { AppInfo, EventPayloads, FolderView, ModelStatus } from '../electron/contract/types.ts';
 import type { RendererApi } from './api.ts';
 import { PassagePanel, type PassageRef } from './components/PassagePanel.tsx';
 import { ChatView } from './views/ChatView.tsx';
@@ -87,7 +87,7 @@ export function App({ api, initialView }: { api: RendererApi; initialView?: View
             {v.label}
           </button>
         ))}
-        <span className="model-badge" role="status" aria-label="Model status">
+        <span className="model-badge" role="status" aria-label="Model status" title={model.providerReason ?? undefined}>
           {model.ready ? `model: ${model.provider ?? 'ready'}` : 'no model'}
         </span>
       </nav>

@@ -6,7 +6,7 @@ import {
   type EventPayloads,
   type QuireApi,
   type RequestFailure,
-} from '../electron/contract.ts';
+} from '../electron/contract/types.ts';
 
 export type RendererApi = QuireApi & { host: 'electron' | 'serve'; pathForFile?: (file: File) => string };
 

@@ -12,14 +12,14 @@ import { openDatabase, type Db } from '../db/open.ts';
 import { replacePassages } from '../db/passages.ts';
 import { Engine } from '../native-models/engine.ts';
 import { positionRange } from '../native-models/prefill.ts';
-import { blockMask, loadReferenceModel, referenceForward } from './tools/reference.ts';
+import { blockMask, causalMask, loadReferenceModel, referenceForward } from './tools/reference.ts';
 import { tinySpec } from './tools/tiny-model-spec.ts';
 import { ask } from '../electron/answering/ask.ts';
 import { ChatSession } from '../electron/answering/chat-context.ts';
 import { citationsFor, citedNumbers, NO_PASSAGES_ANSWER } from '../electron/answering/citations.ts';
 import { createAnswerContext, PrefillQueue, prefillPassages, type AnswerContext } from '../electron/answering/passage-kv.ts';
 import { finalBlockText, passageBlockText } from '../electron/answering/prompt-blocks.ts';
-import { questionToQuery, retrieve } from '../electron/answering/retrieve.ts';
+import { retrieve } from '../electron/answering/retrieve.ts';
 import { ANSWER_DOCS, makeModelDir, removeDir } from './helpers/models.ts';
 
 const DOCS: Record<string, string[]> = {
@@ -62,11 +62,16 @@ describe('ask: end to end', () => {
     removeDir(tmp);
   });
 
-  it('retrieval: stop words dropped, prefixes, per-document cap, folder filter, score order', () => {
-    expect(questionToQuery('What is the "harbour lights" about storms?')).toBe('"harbour lights" storms*');
-    const hits = retrieve(db, 'how does binary search work', { k: 10, perDocument: 2 });
-    expect(hits.filter((h) => h.path === '/docs/search.md')).toHaveLength(2);
-    expect(hits.map((h) => h.score)).toEqual([...hits.map((h) => h.score)].sort((a, b) => b - a));
+  it('retrieval: the search ranking (phrases required), per-document cap, folder filter, score order', () => {
+    expect(retrieve(db, 'What is the "harbour lights" about storms?').map((h) => h.text)).toEqual([DOCS['sea.md'][1]]);
+    // one passage per document while other documents have hits; then search.md's other passages
+    const hits = retrieve(db, 'how does binary search work in a storm', { k: 10 });
+    expect(hits.slice(0, 3).map((h) => h.path).sort()).toEqual(['/docs/sea.md', '/docs/search.md', '/other/storm.txt']);
+    expect(hits.slice(3).map((h) => h.path).sort()).toEqual(['/docs/sea.md', ...Array(5).fill('/docs/search.md')]);
+    expect(hits.slice(3).map((h) => h.score)).toEqual([...hits.slice(3).map((h) => h.score)].sort((a, b) => b - a));
+    expect(retrieve(db, 'how does binary search work', { k: 10, perDocument: 2 })).toHaveLength(6);
+    const byScore = retrieve(db, 'binary search', { k: 10 });
+    expect(byScore.map((h) => h.score)).toEqual([...byScore.map((h) => h.score)].sort((a, b) => b - a));
     expect(retrieve(db, 'storm', { folderId: otherFolder }).map((h) => h.path)).toEqual(['/other/storm.txt']);
     const sea = retrieve(db, 'storms at sea', { k: 3 });
     expect(sea[0].path).toBe('/docs/sea.md');
@@ -169,12 +174,37 @@ describe('ask: end to end', () => {
     const messages = listMessages(db, chat.chatId!);
     expect(messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant']);
     expect(messages[3].figures.blocksComputed).toBe(two.figures.computedBlocks);
+    // one tokens-per-second figure: the stored one is the live one (null below two tokens)
+    expect(messages[3].figures.tokensPerSecond).toBe(two.figures.tokensPerSecond);
+    expect(two.figures.tokensPerSecond === null).toBe(two.tokenIds.length < 2);
   });
 
   it('full mode answers over the same prompt without stored blocks', async () => {
     const r = await ask(ctx, 'moon pictures', { k: 2, maxNewTokens: 3, mode: 'full' });
     expect(r.figures).toMatchObject({ mode: 'full', reusedBlocks: 0 });
     expect(r.ranModel).toBe(true);
+  });
+
+  it('block mode with boundary recompute over whole blocks equals full mode and the causal reference', async () => {
+    const q = 'harbour lights fishing boats storm';
+    const passages = retrieve(db, q, { k: 3 });
+    expect(passages.length).toBeGreaterThan(1);
+    const full = await ask(ctx, q, { passages, maxNewTokens: 1, mode: 'full' });
+    const recomputed = await ask(ctx, q, { passages, maxNewTokens: 1, quality: 'isolated', boundaryTokens: 10_000 });
+    expect(recomputed.figures).toMatchObject({ mode: 'block', boundaryTokens: 10_000, promptTokens: full.figures.promptTokens });
+    const ids = [
+      ...ctx.frame.instructionIds,
+      ...passages.flatMap((p) => engine.tokenizer.encode(passageBlockText(p))),
+      ...engine.tokenizer.encode(finalBlockText(q, ctx.frame)),
+    ];
+    const { spec, weights } = loadReferenceModel(dir);
+    const last = ids.length - 1;
+    const ref = referenceForward(spec, weights, ids, positionRange(0, ids.length), causalMask(), [last]).logits[last];
+    // float16 KV: 2e-3 as the fixture tests
+    for (const r of [full, recomputed]) for (const [id, v] of r.topLogits) expect(Math.abs(v - ref[id])).toBeLessThanOrEqual(2e-3);
+    // not vacuous: the block mask (no recompute) answers differently
+    const blocked = await ask(ctx, q, { passages, maxNewTokens: 1, quality: 'isolated' });
+    expect(Math.max(...blocked.topLogits.map(([id, v]) => Math.abs(v - ref[id])))).toBeGreaterThan(1e-2);
   });
 
   it('background prefill stores blocks so the first question computes none; the queue pauses and resumes', async () => {

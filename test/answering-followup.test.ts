@@ -29,7 +29,8 @@ import { ChatSession, FOLLOW_UP_INTRO, turnSeparator } from '../electron/answeri
 import { createAnswerContext, type AnswerContext } from '../electron/answering/passage-kv.ts';
 import { finalBlockText, passageBlockText, SYSTEM_INSTRUCTION } from '../electron/answering/prompt-blocks.ts';
 import { retrieve } from '../electron/answering/retrieve.ts';
-import { ANSWER_DOCS, makeModelDir, maxAbsDiff, removeDir } from './helpers/models.ts';
+import { maxAbsDiff } from './helpers/compare.ts';
+import { ANSWER_DOCS, makeModelDir, removeDir } from './helpers/models.ts';
 
 const TOL = 1e-4;
 

@@ -6,7 +6,10 @@
 //   [prefix, block] at 0..P+L-1, the block's keys rotated by s_i - P), and the final block's logits
 //   from that oracle past equal ours;
 // - boundary recompute: k = 0 is the base mode, k >= every block's length is full causal attention.
+// Every case assembles through Engine.assemble (native-models/assemble.ts), the one assembly of the
+// question path; one case also decodes through Engine.answer, the one decode setup.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PromptBlock } from '../native-models/assemble.ts';
 import { Engine } from '../native-models/engine.ts';
 import type { KvCache } from '../native-models/kv.ts';
 import { positionRange } from '../native-models/prefill.ts';
@@ -14,9 +17,10 @@ import { blockMask, causalMask, loadReferenceModel, referenceForward, sharedPref
 import { rotateKeys } from '../native-models/rope.ts';
 import { tinySpec } from './tools/tiny-model-spec.ts';
 import { finalBlockText, passageBlockText, promptFrame } from '../electron/answering/prompt-blocks.ts';
-import { assemblePast, computePassageBlock, type QualityMode } from '../electron/answering/quality-modes.ts';
+import { computePassageBlock, type QualityMode } from '../electron/answering/quality-modes.ts';
 import { prefillBlock } from '../native-models/prefill.ts';
-import { makeModelDir, maxAbsDiff, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
+import { maxAbsDiff, maxAbsDiffAll } from './helpers/compare.ts';
+import { makeModelDir, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
 
 const TOL = 1e-4;
 
@@ -61,7 +65,7 @@ describe('quality modes equal the reference forward for their masks', () => {
   async function ours(mode: QualityMode, boundary: number): Promise<{ logits: Float32Array[]; past: KvCache }> {
     const blocks = [];
     for (const ids of passageIds) blocks.push({ kv: await computePassageBlock(engine, mode, instructionKv, ids), ids });
-    const past = await assemblePast(engine, instructionKv, blocks, boundary);
+    const { past } = await engine.assemble([{ kv: instructionKv }, ...blocks], { boundaryTokens: boundary });
     const out = await engine.runner.forward(finalIds, positionRange(past.tokens, finalIds.length), past, { allLogits: true });
     return { logits: out.logits, past };
   }
@@ -76,7 +80,7 @@ describe('quality modes equal the reference forward for their masks', () => {
     return memo.get(name)!;
   }
 
-  const err = (a: Float32Array[], b: Float64Array[]) => Math.max(...a.map((row, i) => maxAbsDiff(row, b[i])));
+  const err = (a: Float32Array[], b: Float64Array[]) => maxAbsDiffAll(a, b);
 
   it('isolated = block mask; boundary recompute k = 0 is the same', async () => {
     const expected = refFinal(blockMask(lengths()), 'block');
@@ -93,6 +97,21 @@ describe('quality modes equal the reference forward for their masks', () => {
     const partial = (await ours('isolated', 2)).logits;
     expect(err(partial, expected)).toBeGreaterThan(10 * TOL);
     expect(err(partial, refFinal(blockMask(lengths()), 'block'))).toBeGreaterThan(10 * TOL);
+  });
+
+  it('Engine.answer (assembly + decode, as ask runs it) with boundary recompute over whole blocks = causal reference', async () => {
+    const blocks: PromptBlock[] = [{ kv: instructionKv }];
+    for (const ids of passageIds) blocks.push({ kv: await computePassageBlock(engine, 'shared-prefix', instructionKv, ids), ids });
+    const answered = await engine.answer(blocks, finalIds, { boundaryTokens: 10_000, maxNewTokens: 3 });
+    const expected = refFinal(causalMask(), 'causal');
+    const last = expected[expected.length - 1];
+    expect(answered.promptTokens).toBe(allIds().length);
+    expect(answered.topLogits).toHaveLength(10);
+    for (const [id, value] of answered.topLogits) expect(Math.abs(value - last[id])).toBeLessThanOrEqual(TOL);
+    expect(answered.tokenIds[0]).toBe(last.indexOf(Math.max(...last)));
+    // without recompute the same blocks give the shared-prefix answer, not the causal one
+    const base = await engine.answer(blocks, finalIds, { maxNewTokens: 1 });
+    expect(Math.max(...base.topLogits.map(([id, value]) => Math.abs(value - last[id])))).toBeGreaterThan(10 * TOL);
   });
 
   it('shared-prefix: first passage exactly as the shared-prefix mask; every passage as its per-block oracle', async () => {
@@ -141,7 +160,7 @@ describe('quality modes equal the reference forward for their masks', () => {
     oracle.keys = oracleKeys;
     oracle.values = oracleValues;
     const fromOracle = await engine.runner.forward(finalIds, positionRange(N, finalIds.length), oracle, { allLogits: true });
-    expect(Math.max(...logits.map((row, i) => maxAbsDiff(row, fromOracle.logits[i])))).toBeLessThanOrEqual(TOL);
+    expect(maxAbsDiffAll(logits, fromOracle.logits)).toBeLessThanOrEqual(TOL);
     // and the mode is not the isolated one
     expect(err(logits, refFinal(blockMask(lengths()), 'block'))).toBeGreaterThan(10 * TOL);
   });

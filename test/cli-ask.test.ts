@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AskCommandJson } from '../electron/cli/ask.ts';
 import { tinySpec } from './tools/tiny-model-spec.ts';
 import { makeModelDir, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
 
@@ -33,22 +34,53 @@ describe('quire ask', () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('prints the answer, citations and figures as JSON; asking again reuses every block', async () => {
+  it('prints the answer, citations, sources and figures as JSON; asking again reuses every block', async () => {
     const args = ['ask', 'What did the lighthouse keeper write about?', '--db', db, '--model', modelDir, '--max-new-tokens', '4', '--json'];
-    const first = JSON.parse(await quire(args)) as Record<string, unknown>;
-    for (const key of ['answer', 'citations', 'ttftMs', 'reusedBlocks', 'computedBlocks', 'provider', 'mode']) expect(first).toHaveProperty(key);
+    const first = JSON.parse(await quire(args)) as AskCommandJson;
+    for (const key of ['answer', 'citations', 'sources', 'ttftMs', 'reusedBlocks', 'computedBlocks', 'provider', 'mode']) expect(first).toHaveProperty(key);
     expect(first.mode).toBe('block');
-    expect(first.computedBlocks as number).toBeGreaterThan(0);
-    const second = JSON.parse(await quire(args)) as Record<string, unknown>;
+    expect(first.computedBlocks).toBeGreaterThan(0);
+    // every passage the model was given, numbered as it saw them, each with where it came from
+    expect(first.sources.map((s) => s.n)).toEqual(first.sources.map((_, i) => i + 1));
+    expect(first.sources).toHaveLength(first.reusedBlocks + first.computedBlocks);
+    for (const source of first.sources) {
+      expect(Object.keys(source).sort()).toEqual(['charEnd', 'charStart', 'kv', 'n', 'page', 'passageId', 'path', 'title'].sort());
+      expect(path.dirname(source.path)).toBe(path.join(tmp, 'docs'));
+      const text = fs.readFileSync(source.path, 'utf8');
+      expect(source.charEnd).toBeGreaterThan(source.charStart);
+      expect(source.charEnd).toBeLessThanOrEqual(text.length);
+      expect(source.title).toMatch(/^Note \d$/);
+      expect(source.page).toBeNull();
+    }
+    expect(first.sources[0].path).toMatch(/note0\.md$/); // the lighthouse passage ranks first
+    expect(first.sources.filter((s) => s.kv === 'computed')).toHaveLength(first.computedBlocks);
+    for (const c of first.citations) expect(first.sources[c.n - 1].passageId).toBe(c.passageId);
+    const second = JSON.parse(await quire(args)) as AskCommandJson;
     expect(second.computedBlocks).toBe(0);
-    expect(second.reusedBlocks).toBe((first.computedBlocks as number) + (first.reusedBlocks as number));
+    expect(second.reusedBlocks).toBe(first.computedBlocks + first.reusedBlocks);
     expect(second.answer).toBe(first.answer);
+    expect(second.sources).toEqual(first.sources.map((s) => ({ ...s, kv: 'reused' })));
+    // one passage stored by now, one new: each source says which it was, whatever the ranking order
+    const mixed = JSON.parse(
+      await quire(['ask', 'lighthouse photosynthesis', '--db', db, '--model', modelDir, '--max-new-tokens', '2', '--json']),
+    ) as AskCommandJson;
+    const kvOf = (file: string) => mixed.sources.find((x) => path.basename(x.path) === file)?.kv;
+    expect(first.sources.map((x) => path.basename(x.path))).not.toContain('note1.md');
+    expect(kvOf('note0.md')).toBe('reused');
+    expect(kvOf('note1.md')).toBe('computed');
+    expect(mixed).toMatchObject({ reusedBlocks: 1, computedBlocks: 1 });
+  });
+
+  it('full mode: every source computed', async () => {
+    const out = JSON.parse(await quire(['ask', 'lighthouse keeper', '--db', db, '--model', modelDir, '--max-new-tokens', '2', '--mode', 'full', '--json'])) as AskCommandJson;
+    expect(out.sources.length).toBeGreaterThan(0);
+    expect(out.sources.every((s) => s.kv === 'computed')).toBe(true);
   });
 
   it('answers that nothing covers the question without loading a model', async () => {
     // the model path does not exist: the command must not need it
     const out = JSON.parse(await quire(['ask', 'zeppelin quaternion', '--db', db, '--model', path.join(tmp, 'no-model'), '--json']));
-    expect(out).toMatchObject({ citations: [], computedBlocks: 0, ranModel: false });
+    expect(out).toMatchObject({ citations: [], sources: [], computedBlocks: 0, ranModel: false });
     expect(out.answer).toMatch(/documents|passage/i);
   });
 });

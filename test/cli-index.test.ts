@@ -1,10 +1,8 @@
 // `quire index` and `quire search` as a user runs them (child processes through bin/quire.js), the
 // data directory rules, and the progress renderer.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultDbPath, quireHome } from '../electron/app-paths.ts';
 import type { IndexCommandSummary } from '../electron/cli/index.ts';
@@ -13,25 +11,10 @@ import type { SearchCommandHit } from '../electron/cli/search.ts';
 import type { IndexProgress } from '../electron/indexing/indexer.ts';
 import { tinySpec } from './tools/tiny-model-spec.ts';
 import { GOOD_FILES, makeCorpus, rel, type Corpus } from './fixtures/indexer-corpus.ts';
+import { runQuire } from './helpers/cli.ts';
 import { makeModelDir, removeDir } from './helpers/models.ts';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-function quire(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [path.join(repo, 'bin/quire.js'), ...args], {
-      cwd: repo,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d) => (stdout += d));
-    proc.stderr.on('data', (d) => (stderr += d));
-    proc.on('error', reject);
-    proc.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const quire = (args: string[], env: NodeJS.ProcessEnv = {}) => runQuire(args, { env });
 
 let corpus: Corpus;
 let work: string;
@@ -61,6 +44,7 @@ describe('quire index / quire search', () => {
     // Not a terminal: plain progress lines, no carriage returns.
     expect(r.stderr).toMatch(/^done .*: \d+\/\d+ files/m);
     expect(r.stderr).not.toContain('\r');
+    expect(r.stderr).not.toContain('\x1b');
 
     const s = await quire(['search', 'purple giraffe', '--db', db, '-k', '3', '--json']);
     expect(s.code, s.stderr).toBe(0);
@@ -74,6 +58,14 @@ describe('quire index / quire search', () => {
 
     const text = await quire(['search', 'saffron', '--db', db]);
     expect(text.stdout).toMatch(/1\. .*page\.html/);
+    // a question is a query; --all-words wants every content word in one passage (or its title)
+    const question = 'Which spray do aphids dislike near the lighthouse?';
+    const asked = JSON.parse((await quire(['search', question, '--db', db, '--json'])).stdout) as { hits: SearchCommandHit[] };
+    expect(asked.hits.map((h) => rel(corpus.root, h.path))).toEqual(['notes.md', 'plain.txt']);
+    expect(asked.hits[0].highlights.filter((h) => h.highlighted).map((h) => h.text)).toEqual(['Aphids', 'dislike', 'spray']);
+    expect(JSON.parse((await quire(['search', question, '--db', db, '--all-words', '--json'])).stdout).hits).toEqual([]);
+    const garden = JSON.parse((await quire(['search', 'garden aphids', '--db', db, '--all-words', '--json'])).stdout) as { hits: SearchCommandHit[] };
+    expect(garden.hits.map((h) => rel(corpus.root, h.path))).toEqual(['notes.md']); // "Garden" is in the passage's title
     const again = await quire(['index', corpus.root, '--db', db]);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/0 indexed, 7 unchanged/);
@@ -123,6 +115,25 @@ describe('quire index / quire search', () => {
     expect(bad.stderr).toMatch(/ENOENT/);
   });
 
+  it('prints file names with control characters escaped; --json keeps them exact', async () => {
+    const folder = path.join(work, 'hostile');
+    mkdirSync(folder);
+    const evil = 'clear\x1b[2J\nfake line.txt';
+    writeFileSync(path.join(folder, evil), 'The quokka smiles.\n');
+    writeFileSync(path.join(folder, 'empty\x07.txt'), '');
+    const db = path.join(work, 'hostile.db');
+    const r = await quire(['index', folder, '--db', db]);
+    expect(r.code, r.stderr).toBe(0);
+    const controls = [...(r.stdout + r.stderr)].filter((c) => c.charCodeAt(0) < 0x20 && c !== '\n');
+    expect(controls).toEqual([]);
+    expect(r.stdout).toContain(`skipped ${folder}/empty\\x07.txt: `);
+    const s = await quire(['search', 'quokka', '--db', db]);
+    expect(s.stdout).not.toContain('\x1b');
+    expect(s.stdout).toContain(`1. ${folder}/clear\\x1b[2J\\nfake line.txt  [`);
+    const j = await quire(['search', 'quokka', '--db', db, '--json']);
+    expect((JSON.parse(j.stdout) as { hits: SearchCommandHit[] }).hits[0].path).toBe(path.join(folder, evil));
+  });
+
   it('with --model, prefills passage KV; unchanged passages are not prefilled again', async () => {
     const modelDir = await makeModelDir(tinySpec());
     try {
@@ -140,7 +151,10 @@ describe('quire index / quire search', () => {
       const s2 = JSON.parse(second.stdout) as IndexCommandSummary;
       expect(s2).toMatchObject({ indexed: 1, unchanged: 1, kvBlocks: 1 });
       const noKv = await quire(['index', folder, '--db', path.join(work, 'nokv.db'), '--model', modelDir, '--no-kv', '--json']);
-      expect((JSON.parse(noKv.stdout) as IndexCommandSummary).kvBlocks).toBe(0);
+      expect(JSON.parse(noKv.stdout) as IndexCommandSummary).toMatchObject({ kvBlocks: 0, kvBudgetBytes: null, kvStoredBytes: null });
+      // --provider pins the provider prefill runs on, as it does for ask and generate
+      const pinned = await quire(['index', folder, '--db', db, '--model', modelDir, '--provider', 'cpu', '--json']);
+      expect((JSON.parse(pinned.stdout) as IndexCommandSummary).provider).toBe('cpu');
     } finally {
       removeDir(modelDir);
     }

@@ -2,8 +2,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addFolder, getFolder, getFolderByPath, listFolders, removeFolder } from '../db/folders.ts';
 import { deleteDocument, getDocument, getDocumentByPath, listDocuments, setDocumentStatus, upsertDocument } from '../db/documents.ts';
-import { getPassage, listPassages, replacePassages, setPassageTokenCount, type PassageInput } from '../db/passages.ts';
-import type { Passage as CutPassage } from '../electron/indexing/passages.ts';
+import { getPassage, listPassages, replacePassages, setPassageTokenCount } from '../db/passages.ts';
+import { cutPassages } from '../electron/indexing/passages.ts';
+import type { ParsedDocument } from '../electron/indexing/parsers/types.ts';
 import { addMessage, createChat, deleteChat, getChat, listChats, listMessages, renameChat } from '../db/chats.ts';
 import { searchPassages } from '../db/search.ts';
 import { tempDb, type TempDb } from './fixtures/db-temp.ts';
@@ -64,10 +65,52 @@ describe('folders and documents', () => {
 });
 
 describe('passages', () => {
-  it('accepts the indexer\'s passages as they are (checked by the type-checker)', () => {
-    const cut: CutPassage = { ordinal: 0, title: 'T', text: 'x', charStart: 0, charEnd: 1, tokenCount: 1 };
-    const input: PassageInput = cut;
-    expect(input.title).toBe('T');
+  it('stores the indexer\'s passages as cutPassages makes them, numbered by their order in the list', () => {
+    // A PDF-like document: text before the first heading on page 1, a titled section on page 2.
+    const intro = 'Roses were grown in ancient Persia. Gardeners prized their scent above colour.';
+    const care = 'Roses need six hours of sun. Water them deeply once a week. Prune in late winter.';
+    const text = `${intro}\n\nCare\n\n${care}`;
+    const parsed: ParsedDocument = {
+      title: 'Roses',
+      parser: 'pdf',
+      textKind: 'prose',
+      text,
+      sections: [
+        { page: 1, charStart: 0, text: intro },
+        { title: 'Care', page: 2, charStart: text.indexOf(care), text: care },
+      ],
+    };
+    const words = (s: string) => s.split(/\s+/).filter(Boolean).length;
+    const cut = cutPassages(parsed, words, 8);
+    expect(cut.length).toBeGreaterThanOrEqual(4);
+
+    const f = addFolder(t.db, '/a');
+    const doc = upsertDocument(t.db, { folderId: f.id, path: '/a/roses.pdf', size: 1, mtimeMs: 1 });
+    // The cutter's objects go in unchanged, as the indexer passes them (their type is checked to fit).
+    const ids = replacePassages(t.db, doc.id, cut);
+    const stored = listPassages(t.db, doc.id);
+    expect(stored).toEqual(
+      cut.map((p, i) => ({
+        id: ids[i],
+        documentId: doc.id,
+        ordinal: i,
+        title: p.title,
+        text: p.text,
+        charStart: p.charStart,
+        charEnd: p.charEnd,
+        page: p.page ?? null,
+        tokenCount: p.tokenCount,
+      })),
+    );
+    // The stored offsets still point at the passage in the document's text (what a citation opens).
+    for (const p of stored) expect(text.slice(p.charStart, p.charEnd)).toBe(p.text);
+    expect(stored.map((p) => [p.title, p.page])).toContainEqual(['Roses › Care', 2]);
+
+    // Ordinals follow the list, not the cutter's own numbering: without the first passage they start at 0 again.
+    const rest = cut.slice(1);
+    expect(rest[0].ordinal).toBe(1);
+    replacePassages(t.db, doc.id, rest);
+    expect(listPassages(t.db, doc.id).map((p) => [p.ordinal, p.text])).toEqual(rest.map((p, i) => [i, p.text]));
   });
 
   it('replaces a document\'s passages atomically, renumbering them, and reindexes', () => {
@@ -112,11 +155,11 @@ describe('chats', () => {
         role: 'assistant',
         content: 'Sun [1].',
         citations: [{ ordinal: 1, passageId: ids[0], documentPath: '/a/1.txt', title: 'Roses', page: 2, quote: 'Roses need sun.' }],
-        figures: { provider: 'cpu', model: 'qwen', blocksReused: 15, blocksComputed: 1, ttftMs: 84.5, totalMs: 900, outputTokens: 4 },
+        figures: { provider: 'cpu', model: 'qwen', blocksReused: 15, blocksComputed: 1, ttftMs: 84.5, totalMs: 900, outputTokens: 4, tokensPerSecond: 31.5 },
       },
       1002,
     );
-    expect(answer.figures).toEqual({ provider: 'cpu', model: 'qwen', blocksReused: 15, blocksComputed: 1, ttftMs: 84.5, totalMs: 900, outputTokens: 4 });
+    expect(answer.figures).toEqual({ provider: 'cpu', model: 'qwen', blocksReused: 15, blocksComputed: 1, ttftMs: 84.5, totalMs: 900, outputTokens: 4, tokensPerSecond: 31.5 });
     const messages = listMessages(t.db, chat.id);
     expect(messages.map((m) => m.role)).toEqual(['user', 'assistant']);
     expect(messages[0].figures.ttftMs).toBeNull();

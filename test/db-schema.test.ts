@@ -129,19 +129,25 @@ function seed(db: Database.Database, version: number): void {
     const folder = addFolder(db, '/old');
     const doc = upsertDocument(db, { folderId: folder.id, path: '/old/a.txt', size: 10, mtimeMs: 5, title: 'A', status: 'indexed' });
     const passages = [
-      { text: 'Old gardens keep their roses.', charStart: 0, charEnd: 29 },
+      { title: 'A › Rosarium', text: 'Old gardens keep their roses.', charStart: 0, charEnd: 29 },
       { text: '古い庭園にはバラがあります。', charStart: 29, charEnd: 43 },
     ];
     if (version >= 5) {
       replacePassages(db, doc.id, passages);
     } else {
       // replacePassages as it was before v5 (no substring_indexed column yet)
-      const insert = db.prepare('INSERT INTO passages(document_id, ordinal, text, char_start, char_end) VALUES (?, ?, ?, ?, ?)');
-      passages.forEach((p, i) => insert.run(doc.id, i, p.text, p.charStart, p.charEnd));
+      const insert = db.prepare('INSERT INTO passages(document_id, ordinal, title, text, char_start, char_end) VALUES (?, ?, ?, ?, ?, ?)');
+      passages.forEach((p, i) => insert.run(doc.id, i, p.title ?? null, p.text, p.charStart, p.charEnd));
     }
   }
   if (version >= 3) new KvStore(db).put(kvKey, randomKv(kvShape, 1));
-  if (version >= 4) addMessage(db, createChat(db, 'old chat').id, { role: 'user', content: 'hello' });
+  if (version >= 7) {
+    addMessage(db, createChat(db, 'old chat').id, { role: 'assistant', content: 'hello', figures: { ttftMs: 3, tokensPerSecond: 9.5 } });
+  } else if (version >= 4) {
+    // addMessage as it was before v7 (no tokens_per_second column yet)
+    const chatId = createChat(db, 'old chat').id;
+    db.prepare(`INSERT INTO messages(chat_id, role, content, created_at, ttft_ms) VALUES (?, 'assistant', 'hello', 1, 3)`).run(chatId);
+  }
 }
 
 describe('migrations', () => {
@@ -163,6 +169,8 @@ describe('migrations', () => {
         if (from >= 1) {
           expect(listFolders(db).map((f) => f.path)).toEqual(['/old']);
           expect(searchPassages(db, 'rose').map((h) => h.path)).toEqual(['/old/a.txt']);
+          // Since v6 passage titles are in the word index, those written before included.
+          expect(searchPassages(db, 'rosarium').map((h) => h.text)).toEqual(['Old gardens keep their roses.']);
           // Passages written before the trigram index existed were indexed by the migration.
           expect(searchPassages(db, '庭園には').map((h) => h.method)).toEqual(['substring']);
           // Since v5 only passages that need substring search are in the trigram index.
@@ -173,19 +181,29 @@ describe('migrations', () => {
           // and writing after the upgrade keeps them consistent
           const doc = upsertDocument(db, { folderId: listFolders(db)[0].id, path: '/old/b.txt', size: 1, mtimeMs: 1, status: 'indexed' });
           replacePassages(db, doc.id, [
-            { text: 'New roses bloom.', charStart: 0, charEnd: 16 },
+            { title: 'B › Orangery', text: 'New roses bloom.', charStart: 0, charEnd: 16 },
             { text: '新しい庭園です。', charStart: 16, charEnd: 24 },
           ]);
           expect(searchPassages(db, 'roses').map((h) => h.path).sort()).toEqual(['/old/a.txt', '/old/b.txt']);
           expect(searchPassages(db, '庭園です').map((h) => h.path)).toEqual(['/old/b.txt']);
+          expect(searchPassages(db, 'orangery').map((h) => h.text)).toEqual(['New roses bloom.']);
+          db.prepare(`UPDATE passages SET title = 'B › Glasshouse' WHERE text = 'New roses bloom.'`).run();
+          expect(searchPassages(db, 'orangery')).toEqual([]);
+          expect(searchPassages(db, 'glasshouse').map((h) => h.path)).toEqual(['/old/b.txt']);
+          db.prepare(`INSERT INTO passages_fts(passages_fts, rank) VALUES ('integrity-check', 1)`).run();
           db.prepare(`INSERT INTO passages_trigram(passages_trigram, rank) VALUES ('integrity-check', 1)`).run();
         }
         const store = new KvStore(db);
         if (from >= 3) expect(store.get(kvKey).status).toBe('hit');
         else expect(store.put(kvKey, randomKv(kvShape, 1)).stored).toBe(true);
+        if (from >= 4) {
+          // an answer stored before v7 keeps its figures; its tokens per second is unknown
+          const old = listMessages(db, 1)[0];
+          expect(old.figures).toMatchObject({ ttftMs: 3, tokensPerSecond: from >= 7 ? 9.5 : null });
+        }
         const chat = createChat(db, 'new');
-        addMessage(db, chat.id, { role: 'assistant', content: 'hi', figures: { ttftMs: 12.5 } });
-        expect(listMessages(db, chat.id)[0].figures.ttftMs).toBe(12.5);
+        addMessage(db, chat.id, { role: 'assistant', content: 'hi', figures: { ttftMs: 12.5, tokensPerSecond: 20.25 } });
+        expect(listMessages(db, chat.id)[0].figures).toMatchObject({ ttftMs: 12.5, tokensPerSecond: 20.25 });
       } finally {
         db.close();
       }

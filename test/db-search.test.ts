@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addFolder } from '../db/folders.ts';
 import { upsertDocument } from '../db/documents.ts';
 import { replacePassages } from '../db/passages.ts';
-import { ftsMatchExpression, parseSearchQuery } from '../db/fts-query.ts';
-import { HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, highlightParts, searchPassages } from '../db/search.ts';
+import { ftsExpressions, parseSearchQuery, STOP_WORDS, type SearchTerm } from '../db/fts-query.ts';
+import { HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, highlightParts, highlightPassage, searchPassages } from '../db/search.ts';
 import { tempDb, type TempDb } from './fixtures/db-temp.ts';
 
 let t: TempDb;
@@ -51,32 +51,61 @@ afterAll(() => t.cleanup());
 
 const paths = (q: string, o = {}) => searchPassages(t.db, q, o).map((h) => `${h.path}#${h.ordinal}`);
 
+/** A term as parseSearchQuery returns it, from the fields that differ from a plain optional word. */
+const term = (text: string, o: Partial<SearchTerm> = {}): SearchTerm => ({ text, phrase: false, prefix: false, required: false, excluded: false, ...o });
+
 describe('query parsing', () => {
   it.each([
-    ['plain words', 'tomato basil', [{ text: 'tomato', phrase: false, prefix: false }, { text: 'basil', phrase: false, prefix: false }]],
-    ['a phrase and a prefix', '"full sun" wat*', [{ text: 'full sun', phrase: true, prefix: false }, { text: 'wat', phrase: false, prefix: true }]],
-    ['a phrase prefix', '"crème br"*', [{ text: 'crème br', phrase: true, prefix: true }]],
-    ['operators dropped', 'a AND b OR NOT c NEAR d NEAR/3 e', ['a', 'b', 'c', 'd', 'e'].map((text) => ({ text, phrase: false, prefix: false }))],
-    ['an unbalanced quote', 'say "hello', [{ text: 'say', phrase: false, prefix: false }, { text: 'hello', phrase: false, prefix: false }]],
+    ['plain words', 'tomato basil', [term('tomato'), term('basil')]],
+    ['a question: stop words and punctuation dropped', 'How do I water the tomatoes?', [term('water'), term('tomatoes')]],
+    ['a phrase (required, stop words kept) and a prefix', '"the full sun" wat*', [term('the full sun', { phrase: true, required: true }), term('wat', { prefix: true })]],
+    ['a phrase prefix', '"crème br"*', [term('crème br', { phrase: true, prefix: true, required: true })]],
+    ['+word required, NOT excluded', '+basil tomatoes NOT "full sun"', [term('basil', { required: true }), term('tomatoes'), term('full sun', { phrase: true, excluded: true })]],
+    ['AND: every content word required', 'the basil AND tomatoes', [term('basil', { required: true }), term('tomatoes', { required: true })]],
+    ['OR, NEAR and parentheses dropped', 'ant OR (bee NEAR cow) NEAR/3 doe', ['ant', 'bee', 'cow', 'doe'].map((w) => term(w))],
+    ['only stop words: kept rather than nothing', 'What is this?', [term('What'), term('is'), term('this')]],
+    ['an unbalanced quote', 'shout "hello', [term('shout'), term('hello')]],
     ['only punctuation', '(( ) * - " : ^', []],
   ])('%s', (_, input, terms) => {
     expect(parseSearchQuery(input)).toEqual(terms);
   });
 
-  it('quotes every term as an FTS5 string', () => {
-    expect(ftsMatchExpression(parseSearchQuery('wat* "full sun" x:y'))).toBe('"wat"* AND "full sun" AND "x:y"');
-    expect(ftsMatchExpression(parseSearchQuery('a b'), 'any')).toBe('"a" OR "b"');
-    expect(ftsMatchExpression([])).toBeNull();
+  it("match 'all' requires every content word; longer words become prefixes when tuned so", () => {
+    expect(parseSearchQuery('how to water tomatoes', 'all')).toEqual([term('water', { required: true }), term('tomatoes', { required: true })]);
+    const tuned = parseSearchQuery('water tomatoes c3po', 'any', { prefixMinLength: 6, dropStopWords: true });
+    expect(tuned.map((t) => t.prefix)).toEqual([false, true, false]); // letters only: c3po stays exact
+  });
+
+  it('stop words are function and question words, not topics', () => {
+    for (const w of ['how', 'do', 'i', 'the', 'what', "don't"]) expect(STOP_WORDS.has(w)).toBe(true);
+    for (const w of ['list', 'file', 'time', 'password']) expect(STOP_WORDS.has(w)).toBe(false);
+  });
+
+  it('quotes every term as an FTS5 string; required and excluded terms become filters', () => {
+    expect(ftsExpressions(parseSearchQuery('wat* "full sun" x:y'))).toEqual({ rank: '"wat"* OR "full sun" OR "x:y"', required: '"full sun"', excluded: null });
+    expect(ftsExpressions(parseSearchQuery('ant bee', 'all'))).toEqual({ rank: '"ant" AND "bee"', required: null, excluded: null });
+    expect(ftsExpressions(parseSearchQuery('ant NOT bee'))).toEqual({ rank: '"ant"', required: null, excluded: '"bee"' });
+    expect(ftsExpressions(parseSearchQuery('NOT bee'))).toBeNull();
+    expect(ftsExpressions([])).toBeNull();
   });
 });
 
+/** Every passage ranked, with no per-document cap. */
+const uncapped = { perDocument: Infinity };
+
 describe('searchPassages: ranking and word forms', () => {
   it('ranks by bm25: more occurrences in a shorter passage come first', () => {
-    const hits = searchPassages(t.db, 'tomatoes');
+    const hits = searchPassages(t.db, 'tomatoes', uncapped);
     expect(hits.map((h) => `${h.path}#${h.ordinal}`)).toEqual(['/notes/garden.md#0', '/notes/garden.md#1', '/notes/long.md#0']);
     expect(hits[0].score).toBeGreaterThan(hits[1].score);
     expect(hits[1].score).toBeGreaterThan(hits[2].score);
-    expect(hits[0]).toMatchObject({ title: 'garden.md', page: 1, method: 'word' });
+    expect(hits[0]).toMatchObject({ title: 'garden.md', page: 1, method: 'word', charStart: 0 });
+  });
+
+  it('one passage per document while other documents have hits, then the rest in rank order', () => {
+    expect(paths('tomatoes')).toEqual(['/notes/garden.md#0', '/notes/long.md#0', '/notes/garden.md#1']);
+    expect(paths('tomatoes', { limit: 2 })).toEqual(['/notes/garden.md#0', '/notes/long.md#0']);
+    expect(paths('tomatoes', { perDocument: 2, limit: 2 })).toEqual(['/notes/garden.md#0', '/notes/garden.md#1']);
   });
 
   it('stems: "running" finds "runs" and "running", "tomato" finds "tomatoes"', () => {
@@ -91,15 +120,26 @@ describe('searchPassages: ranking and word forms', () => {
     expect(paths('creme brulee')).toEqual(['/notes/cafe.md#1']);
   });
 
-  it('matches all terms by default, any term on request', () => {
-    expect(paths('basil tomatoes')).toEqual(['/notes/garden.md#1']);
-    expect(paths('basil runner')).toEqual([]);
-    expect(paths('basil runner', { match: 'any' }).sort()).toEqual(['/notes/garden.md#1', '/notes/running.md#1']);
+  it('needs one content word by default, ranking passages with more of them first; all of them on request', () => {
+    expect(paths('basil tomatoes', uncapped)).toEqual(['/notes/garden.md#1', '/notes/garden.md#0', '/notes/long.md#0']);
+    expect(paths('basil runner').sort()).toEqual(['/notes/garden.md#1', '/notes/running.md#1']);
+    expect(paths('basil tomatoes', { match: 'all' })).toEqual(['/notes/garden.md#1']);
+    expect(paths('basil runner', { match: 'all' })).toEqual([]);
+    expect(paths('basil AND runner')).toEqual([]);
   });
 
-  it('supports phrases and prefixes on purpose', () => {
+  it('a question finds the passage about it', () => {
+    expect(paths('Where did we meet, near which station?')[0]).toBe('/notes/cafe.md#0');
+    expect(paths('What should I plant next to my tomatoes?', uncapped)[0]).toBe('/notes/garden.md#0');
+  });
+
+  it('quoted phrases and +words restrict; NOT excludes; prefixes on purpose', () => {
     expect(paths('"full sun"')).toEqual(['/notes/garden.md#0']);
     expect(paths('"sun full"')).toEqual([]);
+    expect(paths('tomatoes "full sun"', uncapped)).toEqual(['/notes/garden.md#0']);
+    expect(paths('tomatoes +basil', uncapped)).toEqual(['/notes/garden.md#1']);
+    expect(paths('tomatoes NOT basil', uncapped)).toEqual(['/notes/garden.md#0', '/notes/long.md#0']);
+    expect(paths('NOT basil')).toEqual([]);
     expect(paths('bas*')).toEqual(['/notes/garden.md#1']);
     expect(paths('bas')).toEqual([]);
   });
@@ -117,6 +157,23 @@ describe('searchPassages: ranking and word forms', () => {
     expect(custom.snippet).toBe('We met at the café near the [station].');
     const [whole] = searchPassages(t.db, 'tomatoes water', { marks: { open: '<', close: '>' } });
     expect(whole.highlighted).toBe('<Tomatoes> need full sun. <Water> <tomatoes> deeply; stake <tomatoes> early.');
+  });
+
+  it('marks the content words of a question, not its stop words', () => {
+    const [hit] = searchPassages(t.db, 'Is the cafe at the station?', { marks: { open: '<', close: '>' } });
+    expect(hit.highlighted).toBe('We met at the <café> near the <station>.');
+  });
+
+  it('highlightPassage marks one passage as its search hit would, or says the query misses it', () => {
+    const [garden1] = searchPassages(t.db, '+basil');
+    const marks = { open: '<', close: '>' };
+    expect(highlightPassage(t.db, garden1.passageId, 'how do basil and tomatoes grow?', { marks })).toBe(
+      '<Basil> <grows> well beside <tomatoes> in a sunny bed with other herbs and flowers.',
+    );
+    expect(highlightPassage(t.db, garden1.passageId, 'station')).toBeNull();
+    expect(highlightPassage(t.db, garden1.passageId, 'basil NOT herbs')).toBeNull();
+    const [tokyo] = searchPassages(t.db, '東京都');
+    expect(highlightPassage(t.db, tokyo.passageId, '通勤', { marks })).toBe('東京都に住んでいます。毎日電車で<通勤>しています。');
   });
 });
 
@@ -175,7 +232,8 @@ describe('the trigram index holds only passages that need substring search', () 
     expect(hits.find((h) => h.path === '/notes/running.md')).toMatchObject({ method: 'word' });
     expect(hits.find((h) => h.path === '/docs/tokyo.md')).toMatchObject({ method: 'substring' });
     // with 'all', a hit must contain the CJK term, so only indexed passages can match
-    expect(paths('東京都 runner')).toEqual([]);
+    expect(paths('東京都 runner', { match: 'all' })).toEqual([]);
+    expect(paths('+東京都 runner')).toEqual(['/docs/tokyo.md#0']);
     expect(searchPassages(t.db, '東京都 runner', { match: 'any', folderId: notesFolder }).map((h) => h.path)).toEqual(['/notes/running.md']);
   });
 

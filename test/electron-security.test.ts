@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { IPC_REQUEST_CHANNEL, type EventName, type QuireApi } from '../electron/contract.ts';
+import { IPC_REQUEST_CHANNEL, type EventName, type QuireApi } from '../electron/contract/types.ts';
 import type { StartEngineOptions } from '../electron/engine-host/client.ts';
 import { EngineService } from '../electron/engine-host/service.ts';
 import { createIpcHandler, type IpcEnvelope, type IpcSenderEvent } from '../electron/ipc-validation.ts';

@@ -2,12 +2,12 @@
 // prefilled alone, re-encoded to their place, laid end to end in a shuffled order, then the final
 // block, must equal ONE forward pass over the same tokens with global positions and the block mask.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assembleBlocks } from '../native-models/block-context.ts';
 import { Engine } from '../native-models/engine.ts';
 import { positionRange } from '../native-models/prefill.ts';
 import { blockMask, causalMask, loadReferenceModel, referenceForward } from './tools/reference.ts';
 import { tinySpec, type TinyModelSpec } from './tools/tiny-model-spec.ts';
-import { makeModelDir, maxAbsDiff, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
+import { maxAbsDiff, maxAbsDiffAll } from './helpers/compare.ts';
+import { makeModelDir, removeDir, SAMPLE_TEXTS } from './helpers/models.ts';
 
 // float32 kernels (and their summation orders) against float64: logits of order 1-10 accumulate
 // ~1e-6 relative error through a few layers; 1e-4 leaves margin yet catches any wrong position,
@@ -58,11 +58,7 @@ describe.each(SHAPES)('block path equals the reference forward: %s', (_name, ove
     const finalIds = engine.tokenizer.encode('Question: which of these mentions the sea?');
     const prefilled = await Promise.all(blockIds.map((ids) => engine.prefill(ids)));
     const order = [2, 0, 1];
-    const { past } = assembleBlocks(
-      order.map((i) => prefilled[i]),
-      engine.model.rope,
-      engine.runner.kvShape,
-    );
+    const { past } = await engine.assemble(order.map((i) => ({ kv: prefilled[i] })));
     const got = await engine.runner.forward(finalIds, positionRange(past.tokens, finalIds.length), past, { allLogits: true });
 
     const ids = [...order.flatMap((i) => blockIds[i]), ...finalIds];
@@ -70,7 +66,7 @@ describe.each(SHAPES)('block path equals the reference forward: %s', (_name, ove
     const { spec, weights } = loadReferenceModel(dir);
     const finalRows = positionRange(past.tokens, finalIds.length);
     const expected = referenceForward(spec, weights, ids, positionRange(0, ids.length), blockMask(lengths), finalRows);
-    const error = Math.max(...finalRows.map((row, i) => maxAbsDiff(got.logits[i], expected.logits[row])));
+    const error = maxAbsDiffAll(got.logits, finalRows.map((row) => expected.logits[row]));
     expect(error).toBeLessThanOrEqual(LOGIT_TOLERANCE);
 
     // not vacuous: the same tokens under causal attention give clearly different final logits

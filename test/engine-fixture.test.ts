@@ -2,18 +2,12 @@
 // contrib operators, external data, and the one-new-token-per-run-with-past quirk.
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assembleBlocks } from '../native-models/block-context.ts';
 import { Engine } from '../native-models/engine.ts';
 import { concatKv, emptyKv } from '../native-models/kv.ts';
 import { positionRange } from '../native-models/prefill.ts';
+import { maxAbsDiff, maxAbsDiffAll } from './helpers/compare.ts';
 
 const FIXTURE = path.resolve('../shared/fixtures/tiny-llama-fp16-genai');
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 describe('engine on the onnxruntime-genai fp16 fixture', () => {
   let engine: Engine;
@@ -39,12 +33,12 @@ describe('engine on the onnxruntime-genai fp16 fixture', () => {
     const expected = await engine.runner.forward(final, positionRange(directPast.tokens, final.length), directPast, { allLogits: true });
     // Block path: b prefilled at local positions 0..L-1, then its keys rotated by |a|.
     const kvB = await engine.prefill(b);
-    const { past, starts } = assembleBlocks([kvA, kvB], engine.model.rope, engine.runner.kvShape);
+    const { past, starts } = await engine.assemble([{ kv: kvA }, { kv: kvB }]);
     expect(starts).toEqual([0, a.length]);
     const got = await engine.runner.forward(final, positionRange(past.tokens, final.length), past, { allLogits: true });
     // 2e-3: both sides hold float16 keys; the re-encoded ones are rounded once more after rotation,
     // and logits here are of order 0.3, so this is a few float16 ulps.
-    const blockError = Math.max(...got.logits.map((row, i) => maxAbsDiff(row, expected.logits[i])));
+    const blockError = maxAbsDiffAll(got.logits, expected.logits);
     expect(blockError).toBeLessThanOrEqual(2e-3);
     // The comparison is not vacuous: attending across blocks (causal) moves the logits by more than
     // the block path's error plus 4 float16 ulps at this magnitude (this random model's logits are ~0.3).

@@ -4,30 +4,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventName, EventPayloads, FolderView } from '../electron/contract.ts';
+import type { EventName, EventPayloads, FolderView } from '../electron/contract/types.ts';
 import { EngineService } from '../electron/engine-host/service.ts';
+import { untilProgress } from './helpers/progress.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quire-host-watch-'));
 const docs = path.join(tmp, 'docs');
 let service: EngineService;
 const progress: FolderView[] = [];
-
-/** Resolves when a progress event satisfies `done`, or fails after `ms` (bounded: no hanging test). */
-function until(done: (v: FolderView) => boolean, ms = 20_000): Promise<FolderView> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const tick = setInterval(() => {
-      const hit = progress.find(done);
-      if (hit) {
-        clearInterval(tick);
-        resolve(hit);
-      } else if (Date.now() - started > ms) {
-        clearInterval(tick);
-        reject(new Error(`no matching progress within ${ms} ms (last: ${JSON.stringify(progress.at(-1))})`));
-      }
-    }, 50);
-  });
-}
 
 describe('engine service folder watching', () => {
   beforeAll(async () => {
@@ -52,12 +36,12 @@ describe('engine service folder watching', () => {
 
   it('indexes a new file in a library folder without a request', async () => {
     await service.handle('folders.add', { path: docs });
-    await until((v) => v.state === 'done' && v.indexed === 1);
+    await untilProgress(progress, (v) => v.state === 'done' && v.indexed === 1);
     expect(await service.handle('search', { query: 'kingfisher' })).toHaveLength(0);
 
     progress.length = 0;
     fs.writeFileSync(path.join(docs, 'second.md'), '# Second\n\nA kingfisher dives from the willow.\n');
-    await until((v) => v.state === 'done' && v.indexed === 2);
+    await untilProgress(progress, (v) => v.state === 'done' && v.indexed === 2);
     const hits = await service.handle('search', { query: 'kingfisher' });
     expect(hits.map((h) => path.basename(h.path))).toEqual(['second.md']);
   });

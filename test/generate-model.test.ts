@@ -8,6 +8,7 @@ import { AutoTokenizer, env } from '@huggingface/transformers';
 import { generateModel } from './tools/generate-model.ts';
 import { causalMask, referenceForward } from './tools/reference.ts';
 import { buildWeights, specToHfConfig, tinySpec, type TinyModelSpec } from './tools/tiny-model-spec.ts';
+import { maxAbsDiff } from './helpers/compare.ts';
 
 /**
  * Qwen2 style: attention biases, GQA (4 query heads per KV head), half of each head rotating, llama3
@@ -82,13 +83,6 @@ async function run(model: Model, ids: number[], start = 0, past?: Run): Promise<
   }
   const outputs = await session.run(feeds);
   return { logits: outputs.logits.data as Float32Array, outputs };
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
 }
 
 let llama: Model;

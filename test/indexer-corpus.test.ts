@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listDocuments } from '../db/documents.ts';
 import { searchPassages } from '../db/search.ts';
-import { estimateTokens, indexFolder, type IndexProgress, type IndexSummary } from '../electron/indexing/indexer.ts';
+import { indexFolder, type IndexProgress, type IndexSummary } from '../electron/indexing/indexer.ts';
+import { estimateTokens } from '../electron/indexing/token-estimate.ts';
 import { CORPUS_MAX_BYTES, GOOD_FILES, makeCorpus, rel, type Corpus } from './fixtures/indexer-corpus.ts';
 import { tempDb, type TempDb } from './fixtures/db-temp.ts';
 
@@ -97,20 +98,5 @@ describe('indexFolder over a mixed corpus', () => {
   it('refuses a root that is not a directory', async () => {
     await expect(indexFolder(store.db, path.join(corpus.root, 'plain.txt'), { countTokens: estimateTokens })).rejects.toThrow(/not a directory/);
     await expect(indexFolder(store.db, path.join(corpus.root, 'nope'), { countTokens: estimateTokens })).rejects.toThrow(/ENOENT/);
-  });
-});
-
-describe('estimateTokens', () => {
-  it('counts about 4 Latin characters or 1 CJK character per token, growing with the text', () => {
-    expect(estimateTokens('')).toBe(0);
-    expect(estimateTokens('abcdefgh')).toBe(2);
-    expect(estimateTokens('日本語')).toBe(3);
-    let previous = 0;
-    const text = 'Hello мир 日本語 🙂 done';
-    for (let i = 1; i <= text.length; i++) {
-      const n = estimateTokens(text.slice(0, i));
-      expect(n).toBeGreaterThanOrEqual(previous);
-      previous = n;
-    }
   });
 });

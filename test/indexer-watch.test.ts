@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { searchPassages } from '../db/search.ts';
-import { estimateTokens, indexFolder } from '../electron/indexing/indexer.ts';
+import { indexFolder } from '../electron/indexing/indexer.ts';
+import { estimateTokens } from '../electron/indexing/token-estimate.ts';
 import { FolderWatcher } from '../electron/indexing/watch.ts';
 import { tempDb, type TempDb } from './fixtures/db-temp.ts';
 

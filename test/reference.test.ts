@@ -12,6 +12,8 @@ import {
 } from './tools/reference.ts';
 import { ropeParamsFromConfig, type RopeParams, type RopeScaling } from '../native-models/rope-config.ts';
 import { buildWeights, specToHfConfig, tinySpec, type TinyModelSpec, type TinyWeights } from './tools/tiny-model-spec.ts';
+import { TRANSFORMERS_CASES, TRANSFORMERS_INPUT } from './tools/transformers-cases.ts';
+import { maxAbsDiff, maxAbsDiffAll } from './helpers/compare.ts';
 
 // Tolerances. Everything is float64 with activations of order 1-50, so two computations of the same
 // quantity along different roundings (a key rotated twice instead of once, scores from keys at
@@ -20,16 +22,6 @@ import { buildWeights, specToHfConfig, tinySpec, type TinyModelSpec, type TinyWe
 // DIFFERENT = 1e-3 (the seeded weights keep activations of order 1).
 const SAME = 1e-9;
 const DIFFERENT = 1e-3;
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
-}
-
-const maxAbsDiffAll = (a: ArrayLike<number>[], b: ArrayLike<number>[]) =>
-  Math.max(...a.map((row, i) => maxAbsDiff(row, b[i])));
 
 const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);
 
@@ -406,41 +398,21 @@ describe('determinism and loading', () => {
 describe('agreement with transformers', () => {
   // The tests above check properties (causality, block independence, RoPE relativity, GQA sharing)
   // that a wrong constant would still satisfy: a score scale of 1/headDim, a missing RMSNorm eps,
-  // SiLU vs GELU. These pins come from a separate numpy float64 transliteration of transformers'
-  // eager LlamaAttention/Qwen2 path (rotate_half, repeat_kv, additive -inf mask, partial rotary as
-  // in Phi-3/NeoX), run on the same buildWeights output; it agreed with referenceForward to 3e-14
-  // on every logit, key and value. Tolerance 1e-9: float64 summation order differs, nothing else.
-  const cases: [string, Partial<TinyModelSpec>, number[]][] = [
-    [
-      'qwen2, GQA 4:1, partial rotary 0.5, yarn',
-      {
-        arch: 'qwen2',
-        seed: 5,
-        kvHeads: 1,
-        partialRotaryFactor: 0.5,
-        ropeScaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 256 },
-      },
-      [
-        -0.7578944390998787, 0.09648241447620648, -0.006931832995992149, 1.1906952181647665, -0.15195477586889383,
-        -0.4284946539686629,
-      ],
-    ],
-    [
-      'llama, 8 heads on 2 KV heads, tied embeddings, llama3 scaling',
-      { seed: 9, heads: 8, kvHeads: 2, headDim: 8, tieWordEmbeddings: true, ropeScaling: scalings.llama3 },
-      [
-        -7.152242406899259, 5.503825690683432, -4.483363499673976, -16.98093832064682, -7.632065269765278,
-        1.7787035692473725,
-      ],
-    ],
-  ];
-
-  it.each(cases)('%s: the last token logits match', (_name, overrides, expected) => {
+  // SiLU vs GELU, yarn's factor or attention factor. The pins (test/tools/transformers-cases.ts) come
+  // from test/tools/transformers-reference.py, a separate numpy float64 transliteration of
+  // transformers' eager Llama/Qwen2 path (modeling_rope_utils' llama3/yarn frequencies and attention
+  // factor, rotate_half, repeat_kv, additive -inf mask, partial rotary as in Phi-3/NeoX), run on the
+  // same buildWeights output; it agrees with the pins to 1.4e-14 and with referenceForward to 3.2e-14
+  // on every logit, key and value. Re-run it after changing the oracle, the spec or the weights:
+  //   npx tsx test/tools/dump-weights.ts /tmp/quire-transformers.json
+  //   /usr/bin/python3 test/tools/transformers-reference.py /tmp/quire-transformers.json
+  // (numpy: Debian's python3-numpy; not part of npm test.) Tolerance 1e-9: float64 summation order
+  // differs, nothing else.
+  const cases = TRANSFORMERS_CASES.map(({ name, overrides, pinned }) => [name, overrides, pinned] as const);
+  it.each(cases)('%s: the last token logits match', (_name, overrides, pinned) => {
     const { spec, weights } = model(overrides);
-    const ids = [3, 50, 7, 99, 12, 8, 200, 1, 44];
-    // block attention with gaps and a position out of order, so nothing assumes positions 0..N-1
-    const positions = [0, 1, 2, 40, 41, 42, 43, 7, 100];
-    const result = referenceForward(spec, weights, ids, positions, blockMask([3, 4, 2]), [8]);
-    expect(maxAbsDiff(result.logits[8].subarray(0, expected.length), expected)).toBeLessThan(SAME);
+    const { ids, positions, blockLengths, last } = TRANSFORMERS_INPUT;
+    const result = referenceForward(spec, weights, ids, positions, blockMask(blockLengths), [last]);
+    expect(maxAbsDiff(result.logits[last].subarray(0, pinned.length), pinned)).toBeLessThan(SAME);
   });
 });

@@ -2,11 +2,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { float16ToFloat32Array, float32ToFloat16Array } from '../native-models/float16.ts';
+import { float32ToFloat16Array } from '../native-models/float16.ts';
 import { kvShapeOf, type KvCache, type KvData, type KvDtype } from '../native-models/kv.ts';
 import { rotateKeys, rotateKeysInPlace } from '../native-models/rope.ts';
 import { ropeParamsFromConfig, type RopeLayout, type RopeParams } from '../native-models/rope-config.ts';
 import { seededRandom } from '../native-models/seeded-random.ts';
+import { kvToFloat64, maxAbs, maxAbsDiffKv } from './helpers/compare.ts';
 
 const LAYERS = 2;
 const KV_HEADS = 2;
@@ -34,12 +35,9 @@ function rope64(layout: RopeLayout = 'rotate-half', extra: Record<string, unknow
   return ropeParamsFromConfig({ num_attention_heads: 4, hidden_size: 256, rope_theta: 10000, ...extra }, layout);
 }
 
-const asFloat64 = (data: KvData): Float64Array =>
-  Float64Array.from(data instanceof Uint16Array ? float16ToFloat32Array(data) : data);
-
 /** The re-encoding formula evaluated directly in float64, from the parameters' own invFreq. */
 function rotateReference(keys: KvData, rope: RopeParams, delta: number): Float64Array {
-  const x = asFloat64(keys);
+  const x = kvToFloat64(keys);
   const out = Float64Array.from(x);
   const half = rope.rotaryDim / 2;
   for (let row = 0; row < x.length; row += rope.headDim) {
@@ -60,21 +58,6 @@ function pairOf(rope: RopeParams, dim: number): [number, number] {
   return dim < half ? [dim, dim + half] : [dim - half, dim];
 }
 
-function maxAbs(data: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < data.length; i++) m = Math.max(m, Math.abs(data[i]));
-  return m;
-}
-
-function maxAbsDiff(a: KvData | Float64Array, b: KvData | Float64Array): number {
-  const x = a instanceof Uint16Array ? asFloat64(a) : a;
-  const y = b instanceof Uint16Array ? asFloat64(b) : b;
-  expect(x.length).toBe(y.length);
-  let m = 0;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
-  return m;
-}
-
 // One float32 rotation rounds cos and sin to float32 (relative 2^-24 each) and each result once to
 // float32 (2^-24): at most about 3 x 2^-24 = 2e-7 of the pair's norm. Angles are float64, so even
 // delta = 70000 costs no precision. 1e-6 bounds one rotation; 1e-5 bounds a chain of three (about
@@ -93,7 +76,7 @@ describe('rotateKeys (float32)', () => {
         const twice = rotateKeys(rotateKeys(kv, rope, a), rope, b);
         const once = rotateKeys(kv, rope, a + b);
         for (let l = 0; l < LAYERS; l++) {
-          expect(maxAbsDiff(twice.keys[l], once.keys[l])).toBeLessThan(COMPOSED_F32 * scale);
+          expect(maxAbsDiffKv(twice.keys[l], once.keys[l])).toBeLessThan(COMPOSED_F32 * scale);
         }
       }
     }
@@ -103,7 +86,7 @@ describe('rotateKeys (float32)', () => {
     const rope = rope64();
     for (const d of [1, 256, 40000]) {
       const back = rotateKeys(rotateKeys(kv, rope, d), rope, -d);
-      expect(maxAbsDiff(back.keys[1], kv.keys[1])).toBeLessThan(COMPOSED_F32 * scale);
+      expect(maxAbsDiffKv(back.keys[1], kv.keys[1])).toBeLessThan(COMPOSED_F32 * scale);
     }
   });
 
@@ -112,11 +95,11 @@ describe('rotateKeys (float32)', () => {
       const rope = rope64(layout);
       const moved = rotateKeys(kv, rope, 123);
       for (let l = 0; l < LAYERS; l++) {
-        expect(maxAbsDiff(moved.keys[l], rotateReference(kv.keys[l], rope, 123))).toBeLessThan(ONE_ROTATION_F32 * scale);
+        expect(maxAbsDiffKv(moved.keys[l], rotateReference(kv.keys[l], rope, 123))).toBeLessThan(ONE_ROTATION_F32 * scale);
       }
       return moved;
     });
-    expect(maxAbsDiff(byLayout[0].keys[0], byLayout[1].keys[0])).toBeGreaterThan(0.1);
+    expect(maxAbsDiffKv(byLayout[0].keys[0], byLayout[1].keys[0])).toBeGreaterThan(0.1);
   });
 
   it('leaves values, and the keys of a zero move, as they were; returns new key buffers', () => {
@@ -124,7 +107,7 @@ describe('rotateKeys (float32)', () => {
     const moved = rotateKeys(kv, rope, 99);
     expect(moved.values).toEqual(kv.values);
     expect(moved.keys[0]).not.toBe(kv.keys[0]);
-    expect(maxAbsDiff(moved.keys[0], kv.keys[0])).toBeGreaterThan(0.1);
+    expect(maxAbsDiffKv(moved.keys[0], kv.keys[0])).toBeGreaterThan(0.1);
     expect(rotateKeys(kv, rope, 0).keys).toEqual(kv.keys);
     expect(kvShapeOf(moved)).toEqual(kvShapeOf(kv));
     expect(moved.tokens).toBe(kv.tokens);
@@ -150,8 +133,8 @@ describe('rotateKeys (float32)', () => {
         // The leading dims do turn, as the formula says. Keys lie in [-2, 2]: float32 error below
         // 2 x ONE_ROTATION_F32; half precision below an ulp at 2 (2^-9 = 2e-3).
         const tolerance = dtype === 'float16' ? 2 ** -9 : 2 * ONE_ROTATION_F32;
-        expect(maxAbsDiff(moved.keys[0], rotateReference(input.keys[0], rope, 500))).toBeLessThan(tolerance);
-        expect(maxAbsDiff(moved.keys[0], input.keys[0])).toBeGreaterThan(0.1);
+        expect(maxAbsDiffKv(moved.keys[0], rotateReference(input.keys[0], rope, 500))).toBeLessThan(tolerance);
+        expect(maxAbsDiffKv(moved.keys[0], input.keys[0])).toBeGreaterThan(0.1);
       }
     }
   });
@@ -175,13 +158,13 @@ describe('rotateKeys (float32)', () => {
       expect(rope.scaling.rope_type, name).toBe(name);
       expect(rope.invFreq, name).not.toEqual(unscaled.invFreq);
       const moved = rotateKeys(kv, rope, 3000);
-      expect(maxAbsDiff(moved.keys[0], rotateReference(kv.keys[0], rope, 3000)), name).toBeLessThan(ONE_ROTATION_F32 * scale);
-      expect(maxAbsDiff(moved.keys[0], rotateReference(kv.keys[0], unscaled, 3000)), name).toBeGreaterThan(0.01);
+      expect(maxAbsDiffKv(moved.keys[0], rotateReference(kv.keys[0], rope, 3000)), name).toBeLessThan(ONE_ROTATION_F32 * scale);
+      expect(maxAbsDiffKv(moved.keys[0], rotateReference(kv.keys[0], unscaled, 3000)), name).toBeGreaterThan(0.01);
     }
     // Hand-made frequencies are used as they are, too (nothing is recomputed from theta).
     const custom: RopeParams = { ...plain, invFreq: plain.invFreq.map((_, m) => 0.01 * (m + 1)) };
     const moved = rotateKeys(kv, custom, 7);
-    expect(maxAbsDiff(moved.keys[1], rotateReference(kv.keys[1], custom, 7))).toBeLessThan(ONE_ROTATION_F32 * scale);
+    expect(maxAbsDiffKv(moved.keys[1], rotateReference(kv.keys[1], custom, 7))).toBeLessThan(ONE_ROTATION_F32 * scale);
   });
 
   it("does not apply yarn's attention factor: every pair keeps its norm", () => {
@@ -209,6 +192,18 @@ describe('rotateKeys (float32)', () => {
     expect(() => rotateKeys(kv, { ...rope, rotaryDim: 66 }, 1)).toThrow(/rotary dim/);
     expect(() => rotateKeys({ ...kv, tokens: 6 }, rope, 1)).toThrow(/key buffers/);
   });
+
+  it('with per-layer parameters (Gemma 3 local/global), turns each layer with its own frequencies', () => {
+    const local = rope64('rotate-half', { rope_theta: 10_000 });
+    const global = rope64('rotate-half', { rope_theta: 1_000_000, rope_scaling: { rope_type: 'linear', factor: 8 } });
+    const perLayer: RopeParams = { ...global, layers: [local, global] };
+    const moved = rotateKeys(kv, perLayer, 300);
+    expect(maxAbsDiffKv(moved.keys[0], rotateReference(kv.keys[0], local, 300))).toBeLessThanOrEqual(ONE_ROTATION_F32 * maxAbs(kv.keys[0]));
+    expect(maxAbsDiffKv(moved.keys[1], rotateReference(kv.keys[1], global, 300))).toBeLessThanOrEqual(ONE_ROTATION_F32 * maxAbs(kv.keys[1]));
+    // the two layers' rotations really differ
+    expect(maxAbsDiffKv(rotateReference(kv.keys[0], local, 300), rotateReference(kv.keys[0], global, 300))).toBeGreaterThan(0.1);
+    expect(() => rotateKeys(kv, { ...global, layers: [local] }, 1)).toThrow(/RoPE parameters for 1 layers, but the cache has 2/);
+  });
 });
 
 describe('rotateKeys (float16)', () => {
@@ -227,9 +222,9 @@ describe('rotateKeys (float16)', () => {
         const moved = rotateKeys(kv, rope, delta);
         expect(moved.keys[0]).toBeInstanceOf(Uint16Array);
         for (let l = 0; l < LAYERS; l++) {
-          const x = asFloat64(kv.keys[l]);
+          const x = kvToFloat64(kv.keys[l]);
           const exact = rotateReference(kv.keys[l], rope, delta);
-          const got = asFloat64(moved.keys[l]);
+          const got = kvToFloat64(moved.keys[l]);
           for (let i = 0; i < got.length; i++) {
             const row = i - (i % 64);
             const [a, b] = pairOf(rope, i % 64).map((dim) => row + dim);
@@ -248,8 +243,8 @@ describe('rotateKeys (float16)', () => {
     const rope = rope64();
     const kv = randomKv('float16', 64, 5);
     const back = rotateKeys(rotateKeys(kv, rope, 2000), rope, -2000);
-    const x = asFloat64(kv.keys[0]);
-    const y = asFloat64(back.keys[0]);
+    const x = kvToFloat64(kv.keys[0]);
+    const y = kvToFloat64(back.keys[0]);
     // Two roundings of half an ulp each, at the magnitude of the pair the element shares.
     for (let i = 0; i < x.length; i++) {
       const row = i - (i % 64);
@@ -323,17 +318,17 @@ describe('rotateKeys on a real float16 export (tiny-llama-fp16-genai)', () => {
       const [atZero, atD] = [await kvAt(0), await kvAt(d)];
       const moved = rotateKeys(atZero, rope, d);
       for (let l = 0; l < 2; l++) {
-        const err = maxAbsDiff(moved.keys[l], atD.keys[l]);
+        const err = maxAbsDiffKv(moved.keys[l], atD.keys[l]);
         expect(err).toBeLessThan(TOLERANCE);
         // The test has teeth: unmoved keys, or keys moved with the other layout, are far off.
-        expect(maxAbsDiff(atZero.keys[l], atD.keys[l])).toBeGreaterThan(10 * TOLERANCE);
-        expect(maxAbsDiff(rotateKeys(atZero, { ...rope, layout: 'interleaved' }, d).keys[l], atD.keys[l])).toBeGreaterThan(
+        expect(maxAbsDiffKv(atZero.keys[l], atD.keys[l])).toBeGreaterThan(10 * TOLERANCE);
+        expect(maxAbsDiffKv(rotateKeys(atZero, { ...rope, layout: 'interleaved' }, d).keys[l], atD.keys[l])).toBeGreaterThan(
           10 * TOLERANCE,
         );
         // Values carry no position: identical in layer 0, within a float16 step or so in layer 1.
-        const values = maxAbsDiff(atZero.values[l], atD.values[l]);
+        const values = maxAbsDiffKv(atZero.values[l], atD.values[l]);
         if (l === 0) expect(values).toBe(0);
-        else expect(values).toBeLessThanOrEqual(4 * 2 ** -11 * maxAbs(asFloat64(atD.values[l])));
+        else expect(values).toBeLessThanOrEqual(4 * 2 ** -11 * maxAbs(kvToFloat64(atD.values[l])));
       }
     });
   }

@@ -6,7 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventName, EventPayloads, RequestName } from '../electron/contract.ts';
+import type { EventName, EventPayloads, RequestName } from '../electron/contract/types.ts';
 import { startBridge, type Bridge } from '../electron/serve/bridge.ts';
 
 let bridge: Bridge;

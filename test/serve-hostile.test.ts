@@ -7,7 +7,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventName, EventPayloads, FileView, FolderView, SearchHitView } from '../electron/contract.ts';
+import type { EventName, EventPayloads, FileView, FolderView, SearchHitView } from '../electron/contract/types.ts';
 import { startEngine, type EngineClient } from '../electron/engine-host/client.ts';
 import { startBridge, type Bridge } from '../electron/serve/bridge.ts';
 import { docxBomb, flatPageTreePdf } from './tools/hostile-files.ts';

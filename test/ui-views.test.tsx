@@ -2,7 +2,7 @@
 // Component tests of the main views against a fake typed API (no engine, no server).
 import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { EventName, EventPayloads, FolderView, RequestName, RequestResults } from '../electron/contract.ts';
+import type { EventName, EventPayloads, FolderView, RequestName, RequestResults } from '../electron/contract/types.ts';
 import type { RendererApi } from '../renderer/api.ts';
 import { App } from '../renderer/App.tsx';
 import { ChatView } from '../renderer/views/ChatView.tsx';
@@ -101,6 +101,21 @@ describe('App: engine stopped', () => {
     expect(await screen.findByText(/could not be restarted: restart Quire/)).toBeTruthy();
     fireEvent.click(screen.getByRole('button', { name: 'Dismiss' }));
     expect(screen.queryByRole('alert')).toBeNull();
+  });
+});
+
+describe('the model badge', () => {
+  it('says which provider runs the model, and why in its tooltip', async () => {
+    const providerReason = 'webgpu adapter is a CPU (llvmpipe (LLVM 15.0.6, 256 bits)): using cpu';
+    const { api } = fakeApi({
+      'app.info': () => info({ model: { ...noModel, ready: true, provider: 'cpu', providerReason }, folders: 1 }),
+      'folders.list': () => [folder({ state: 'done' })],
+      'chats.list': () => [],
+    });
+    render(<App api={api} />);
+    const badge = await screen.findByRole('status', { name: 'Model status' });
+    await waitFor(() => expect(badge.textContent).toBe('model: cpu'));
+    expect(badge.getAttribute('title')).toBe(providerReason);
   });
 });
 
@@ -203,7 +218,7 @@ describe('ChatView', () => {
 
 describe('SettingsView', () => {
   it('shows the settings with KV usage and saves changes', async () => {
-    const settings = { modelDir: null, provider: 'auto', kvBudgetBytes: 2 * 1024 ** 3, passageTokens: 256, eagerPrefill: true, k: 10, mode: 'block', quality: 'auto' } as const;
+    const settings = { modelDir: null, provider: 'auto', kvBudgetBytes: 2 * 1024 ** 3, passageTokens: 256, eagerPrefill: true, k: 10, mode: 'block', quality: 'auto', chatKvBytes: 512 * 1024 ** 2 } as const;
     const { api, request } = fakeApi({
       'settings.get': () => settings,
       'settings.set': (patch: object) => ({ ...settings, ...patch }),
@@ -214,7 +229,10 @@ describe('SettingsView', () => {
     expect((await screen.findByTestId('kv-usage')).textContent).toBe('In use: 3.0 MB in 5 blocks');
     fireEvent.change(screen.getByLabelText('Passages per question (k)'), { target: { value: '6' } });
     fireEvent.change(screen.getByLabelText('Provider'), { target: { value: 'cpu' } });
+    fireEvent.change(screen.getByLabelText('Chat memory (MB)'), { target: { value: '256' } });
     fireEvent.click(screen.getByRole('button', { name: 'Save settings' }));
-    await waitFor(() => expect(request).toHaveBeenCalledWith('settings.set', expect.objectContaining({ k: 6, provider: 'cpu' })));
+    await waitFor(() =>
+      expect(request).toHaveBeenCalledWith('settings.set', expect.objectContaining({ k: 6, provider: 'cpu', chatKvBytes: 256 * 1024 ** 2 })),
+    );
   });
 });

@@ -3,18 +3,20 @@
 // Questions on one engine are queued (EngineQueue), never interleaved; an AbortSignal takes a
 // waiting question out of the queue at once and stops a running one at its next step.
 import { addMessage, type AnswerFigures as StoredFigures } from '../../db/chats.ts';
-import { decode, type StopReason } from '../../native-models/decode.ts';
-import { emptyKv, type KvCache } from '../../native-models/kv.ts';
+import type { AttentionMode as AnswerMode } from '../../native-models/attention-modes.ts';
+import type { PromptBlock } from '../../native-models/assemble.ts';
+import type { StopReason } from '../../native-models/decode.ts';
+import type { KvCache } from '../../native-models/kv.ts';
 import { positionRange } from '../../native-models/prefill.ts';
-import { createSampler, topLogits, type SamplingOptions } from '../../native-models/sampling.ts';
+import type { SamplingOptions } from '../../native-models/sampling.ts';
 import { ChatSession, FOLLOW_UP_INTRO, turnSeparator } from './chat-context.ts';
 import { citationsFor, NO_PASSAGES_ANSWER, toStoredCitation, type AnswerCitation } from './citations.ts';
 import { passageBlocks, type AnswerContext } from './passage-kv.ts';
 import { finalBlockText, passageBlockText, SYSTEM_INSTRUCTION } from './prompt-blocks.ts';
-import { assemblePast, type QualityMode } from './quality-modes.ts';
+import type { QualityMode } from './quality-modes.ts';
 import { retrieve, type RetrievedPassage } from './retrieve.ts';
 
-export type AnswerMode = 'block' | 'full';
+export type { AnswerMode };
 
 export interface AskOptions {
   /** Passages to retrieve (default 10). */
@@ -53,7 +55,7 @@ export interface AnswerFigures {
   loadMs: number;
   /** Prefill of missing blocks (0 when every block was stored). */
   computeMs: number;
-  /** Rotating and laying out the blocks (and boundary recompute when asked). */
+  /** Rotating and laying out the blocks (and boundary recompute when asked): Engine.answer's assembleMs. */
   reencodeMs: number;
   /** Final block (full mode: the whole prompt) to the first token. */
   finalMs: number;
@@ -62,7 +64,8 @@ export interface AnswerFigures {
   totalMs: number;
   promptTokens: number;
   outputTokens: number;
-  tokensPerSecond: number;
+  /** Generated tokens after the first over the time from the first to the last (decode.ts); null below two tokens. */
+  tokensPerSecond: number | null;
 }
 
 export interface AskResult {
@@ -70,6 +73,11 @@ export interface AskResult {
   citations: AnswerCitation[];
   /** The passages in the context, numbered [1]..[n] (in a chat: every passage so far). */
   passages: RetrievedPassage[];
+  /**
+   * Aligned with passages: true when that passage's KV was reused (loaded from the store, or kept in
+   * the chat from an earlier turn), false when it was computed for this answer (always in full mode).
+   */
+  passageKvReused: boolean[];
   /** False when no passage was found and the fixed message was given without running the model. */
   ranModel: boolean;
   stopReason: StopReason | 'no-passages';
@@ -77,6 +85,8 @@ export interface AskResult {
   /** The 10 largest logits of the first generated position, as [id, value]. */
   topLogits: [number, number][];
   figures: AnswerFigures;
+  /** The stored assistant message, when the chat records to the database (ChatSession.chatId). */
+  messageId?: number;
 }
 
 /** Answers `question` over the context's database; see AskOptions. */
@@ -87,6 +97,7 @@ export async function ask(ctx: AnswerContext, question: string, options: AskOpti
     ? [...options.passages]
     : retrieve(ctx.db, question, { k: options.k, perDocument: options.perDocument, folderId: options.folderId });
   const chat = options.chat;
+  chat?.useModel(ctx.fingerprint); // another model's chat KV is never reused (chat-context.ts)
   const known = new Set(chat?.passages.map((p) => p.passageId));
   const fresh = found.filter((p) => !known.has(p.passageId));
   const all = [...(chat?.passages ?? []), ...fresh];
@@ -99,19 +110,20 @@ export async function ask(ctx: AnswerContext, question: string, options: AskOpti
       answer: NO_PASSAGES_ANSWER,
       citations: [],
       passages: [],
+      passageKvReused: [],
       ranModel: false,
       stopReason: 'no-passages',
       tokenIds: [],
       topLogits: [],
       figures: emptyFigures(ctx, mode, quality, boundaryTokens, performance.now() - queuedAt),
     };
-    record(ctx, chat, question, result);
+    result.messageId = record(ctx, chat, question, result);
     return result;
   }
   const result = await ctx.queue.run(() => answerOnEngine(ctx, question, chat, fresh, all, { ...options, mode, quality, boundaryTokens }, queuedAt), {
     signal: options.signal,
   });
-  record(ctx, chat, question, result);
+  result.messageId = record(ctx, chat, question, result);
   return result;
 }
 
@@ -133,19 +145,19 @@ async function answerOnEngine(
   // the chat so far (through the next user header) or the instruction block
   let base: KvCache = chat?.past ?? ctx.instructionKv;
   const introIds = chat?.past && fresh.length > 0 ? engine.tokenizer.encode(FOLLOW_UP_INTRO) : [];
-  let past: KvCache;
+  let blocks: PromptBlock[];
   let finalForward = finalIds;
   let loadMs = 0;
   let computeMs = 0;
-  let reencodeMs = 0;
   let reused = 0;
   let computed: number;
   let corrupt = 0;
+  let freshReused = fresh.map(() => false);
   if (o.mode === 'full') {
     // one causal pass over everything new: instruction (first turn), intro, passages, final block
     const passageTokens = fresh.flatMap((p) => engine.tokenizer.encode(passageBlockText(p)));
     const head = chat?.past ? [] : ctx.frame.instructionIds;
-    past = chat?.past ?? emptyKv(engine.runner.kvShape);
+    blocks = chat?.past ? [{ kv: chat.past }] : [];
     finalForward = [...head, ...introIds, ...passageTokens, ...finalIds];
     computed = fresh.length;
   } else {
@@ -153,47 +165,43 @@ async function answerOnEngine(
     if (introIds.length > 0) {
       base = (await engine.runner.forward(introIds, positionRange(base.tokens, introIds.length), base)).present;
     }
-    const blocks = await passageBlocks(ctx, fresh, o.quality, signal);
-    ({ loadMs, computeMs, reused, computed, corrupt } = blocks);
-    signal?.throwIfAborted();
-    const t1 = performance.now();
-    past = await assemblePast(engine, base, blocks.blocks, o.boundaryTokens, signal);
-    reencodeMs = performance.now() - t1;
-    computeMs += t1 - t0 - blocks.loadMs - blocks.computeMs; // the follow-up intro, if any
+    const passages = await passageBlocks(ctx, fresh, o.quality, signal);
+    ({ loadMs, computeMs, reused, computed, corrupt } = passages);
+    freshReused = passages.blocks.map((b) => b.reused);
+    computeMs += performance.now() - t0 - passages.loadMs - passages.computeMs; // the follow-up intro, if any
+    blocks = [{ kv: base }, ...passages.blocks];
   }
-  const promptTokens = past.tokens + finalForward.length;
-  engine.checkLength(promptTokens);
-  const finalStart = performance.now();
-  const decoded = await decode(engine.runner, engine.tokenizer, {
-    past,
-    finalIds: finalForward,
-    sampler: createSampler(o.sampling),
-    maxNewTokens: Math.min(o.maxNewTokens ?? 256, engine.model.maxPositions - promptTokens),
-    stopTokenIds: engine.stopTokenIds,
+  signal?.throwIfAborted();
+  const answerStart = performance.now();
+  const answered = await engine.answer(blocks, finalForward, {
+    boundaryTokens: o.boundaryTokens,
+    sampling: o.sampling,
+    maxNewTokens: o.maxNewTokens,
     stopStrings: o.stopStrings,
     signal,
     onText: o.onText,
-    startedAt: finalStart,
   });
-  const ttftMs = finalStart - startedAt + decoded.ttftMs;
+  const { promptTokens } = answered;
+  const ttftMs = answerStart - startedAt + answered.ttftMs;
   if (chat) {
     // keep the turn: tokens generated but not fed back yet, then the template's close + next user header
-    const fed = decoded.present.tokens - promptTokens;
-    const tail = [...decoded.tokenIds.slice(Math.max(0, fed)), ...engine.tokenizer.encode(turnSeparator(engine.model, SYSTEM_INSTRUCTION))];
-    const step = await engine.runner.forward(tail, positionRange(decoded.present.tokens, tail.length), decoded.present);
+    const fed = answered.present.tokens - promptTokens;
+    const tail = [...answered.tokenIds.slice(Math.max(0, fed)), ...engine.tokenizer.encode(turnSeparator(engine.model, SYSTEM_INSTRUCTION))];
+    const step = await engine.runner.forward(tail, positionRange(answered.present.tokens, tail.length), answered.present);
     chat.past = step.present;
     chat.passages = all;
     chat.turns++;
   }
-  const answer = decoded.text.trim();
+  const answer = answered.text.trim();
   return {
     answer,
     citations: citationsFor(answer, all),
     passages: all,
+    passageKvReused: [...all.slice(0, all.length - fresh.length).map(() => true), ...freshReused],
     ranModel: true,
-    stopReason: decoded.stopReason,
-    tokenIds: decoded.tokenIds,
-    topLogits: topLogits(decoded.firstLogits, 10),
+    stopReason: answered.stopReason,
+    tokenIds: answered.tokenIds,
+    topLogits: answered.topLogits,
     figures: {
       mode: o.mode,
       quality: o.quality,
@@ -205,13 +213,13 @@ async function answerOnEngine(
       ttftMs,
       loadMs,
       computeMs,
-      reencodeMs,
-      finalMs: decoded.ttftMs,
+      reencodeMs: answered.assembleMs,
+      finalMs: answered.finalMs,
       queuedMs: startedAt - queuedAt,
       totalMs: performance.now() - queuedAt,
       promptTokens,
-      outputTokens: decoded.tokenIds.length,
-      tokensPerSecond: decoded.tokensPerSecond,
+      outputTokens: answered.tokenIds.length,
+      tokensPerSecond: answered.tokensPerSecond,
     },
   };
 }
@@ -234,12 +242,13 @@ function emptyFigures(ctx: AnswerContext, mode: AnswerMode, quality: QualityMode
     totalMs,
     promptTokens: 0,
     outputTokens: 0,
-    tokensPerSecond: 0,
+    tokensPerSecond: null,
   };
 }
 
-function record(ctx: AnswerContext, chat: ChatSession | undefined, question: string, r: AskResult): void {
-  if (chat?.chatId === undefined) return;
+/** Stores the turn in the chat's transcript; returns the assistant message's id. */
+function record(ctx: AnswerContext, chat: ChatSession | undefined, question: string, r: AskResult): number | undefined {
+  if (chat?.chatId === undefined) return undefined;
   const figures: StoredFigures = {
     provider: r.figures.provider,
     model: ctx.fingerprint.slice(0, 16),
@@ -248,14 +257,15 @@ function record(ctx: AnswerContext, chat: ChatSession | undefined, question: str
     ttftMs: r.figures.ttftMs,
     totalMs: r.figures.totalMs,
     outputTokens: r.figures.outputTokens,
+    tokensPerSecond: r.figures.tokensPerSecond,
   };
-  ctx.db.transaction(() => {
+  return ctx.db.transaction(() => {
     addMessage(ctx.db, chat.chatId!, { role: 'user', content: question });
-    addMessage(ctx.db, chat.chatId!, {
+    return addMessage(ctx.db, chat.chatId!, {
       role: 'assistant',
       content: r.answer,
       citations: r.citations.map((c) => toStoredCitation(c, r.passages)),
       figures,
-    });
+    }).id;
   })();
 }

@@ -3,6 +3,12 @@
 // the next user turn) stays in memory for the chat, so a follow-up computes only what is new:
 // an intro line, the passage blocks not already in the chat (loaded or prefilled as usual, re-encoded
 // after the chat's past, numbered on from the last), and its final block.
+//
+// That KV belongs to the model that computed it. A released session (chat deleted, model changed,
+// evicted by ChatSessions' byte cap) or one asked on another model starts over as a new context:
+// the follow-up is answered from its own retrieval on the current model, like a first question;
+// the transcript stays in the database and on screen, but the model no longer sees earlier turns.
+// (Recomputing the earlier turns from the transcript would cost a whole prefill of the chat.)
 import { Template } from '@huggingface/jinja';
 import type { KvCache } from '../../native-models/kv.ts';
 import type { ModelFolder } from '../../native-models/model-folder.ts';
@@ -16,13 +22,32 @@ export class ChatSession {
   /** Passages in the chat, numbered [1]..[n] in the order they joined. */
   passages: RetrievedPassage[] = [];
   turns = 0;
+  /** The fingerprint of the model that computed `past`. */
+  private model: string | undefined;
 
   /** `chatId`: a chat in the database (chats.ts) to record the messages in, if any. */
   constructor(readonly chatId?: number) {}
 
-  /** Frees the chat's KV (the transcript stays in the database). */
+  /** Called before a turn: a past computed by another model is released (the chat starts over). */
+  useModel(fingerprint: string): void {
+    if (this.model !== undefined && this.model !== fingerprint) this.release();
+    this.model = fingerprint;
+  }
+
+  /** Frees the chat's KV and starts the context over (the transcript stays in the database). */
   release(): void {
     this.past = undefined;
+    this.passages = [];
+    this.turns = 0;
+    this.model = undefined;
+  }
+
+  /** Memory held by the chat's KV. */
+  get kvBytes(): number {
+    if (!this.past) return 0;
+    let bytes = 0;
+    for (const data of [...this.past.keys, ...this.past.values]) bytes += data.byteLength;
+    return bytes;
   }
 }
 

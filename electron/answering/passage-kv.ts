@@ -4,7 +4,7 @@
 import type { Db } from '../../db/open.ts';
 import { tokenHash } from '../../db/hash.ts';
 import { KvStore, type KvKey } from '../../db/kv-store.ts';
-import { setPassageTokenCount } from '../../db/passages.ts';
+import { getTitledPassages, setPassageTokenCount, type TitledPassage } from '../../db/passages.ts';
 import type { Engine } from '../../native-models/engine.ts';
 import type { KvCache } from '../../native-models/kv.ts';
 import { modelFingerprint } from '../../native-models/model-folder.ts';
@@ -52,11 +52,8 @@ export async function createAnswerContext(db: Db, engine: Engine, options: Answe
   };
 }
 
-export interface PassageForBlock {
-  passageId: number;
-  title: string | null;
-  text: string;
-}
+/** What a passage block is made of (db/passages.ts TitledPassage; a RetrievedPassage fits too). */
+export type PassageForBlock = TitledPassage;
 
 const TOKEN_CACHE_LIMIT = 4096;
 
@@ -76,7 +73,8 @@ export function kvKey(ctx: AnswerContext, mode: QualityMode, ids: readonly numbe
 }
 
 export interface PassageBlocks {
-  blocks: { kv: KvCache; ids: number[] }[];
+  /** In the passages' order; `reused`: loaded from the store (false: computed now). */
+  blocks: { kv: KvCache; ids: number[]; reused: boolean }[];
   reused: number;
   computed: number;
   /** Entries that failed verification (dropped by the store and recomputed). */
@@ -99,44 +97,23 @@ export async function passageBlocks(
   const keys = ids.map((x) => kvKey(ctx, mode, x));
   const got = ctx.store.getMany(keys);
   const t1 = performance.now();
-  const blocks: { kv: KvCache; ids: number[] }[] = [];
+  const blocks: PassageBlocks['blocks'] = [];
   let reused = 0;
   let corrupt = 0;
   for (let i = 0; i < passages.length; i++) {
     const r = got[i];
     if (r.status === 'hit') {
       reused++;
-      blocks.push({ kv: r.kv, ids: ids[i] });
+      blocks.push({ kv: r.kv, ids: ids[i], reused: true });
       continue;
     }
     if (r.status === 'corrupt') corrupt++;
     signal?.throwIfAborted();
     const kv = await computePassageBlock(ctx.engine, mode, ctx.instructionKv, ids[i]);
     ctx.store.put(keys[i], kv);
-    blocks.push({ kv, ids: ids[i] });
+    blocks.push({ kv, ids: ids[i], reused: false });
   }
   return { blocks, reused, computed: passages.length - reused, corrupt, loadMs: t1 - t0, computeMs: performance.now() - t1 };
-}
-
-interface PassageRow {
-  id: number;
-  title: string | null;
-  text: string;
-  token_count: number | null;
-}
-
-function loadPassages(db: Db, passageIdsToLoad: readonly number[]): PassageForBlock[] {
-  const rows = db
-    .prepare(
-      `SELECT p.id, COALESCE(p.title, d.title) AS title, p.text, p.token_count FROM passages p
-       JOIN documents d ON d.id = p.document_id WHERE p.id IN (SELECT value FROM json_each(?))`,
-    )
-    .all(JSON.stringify(passageIdsToLoad)) as PassageRow[];
-  const byId = new Map(rows.map((r) => [r.id, r]));
-  return passageIdsToLoad.flatMap((id) => {
-    const r = byId.get(id);
-    return r ? [{ passageId: r.id, title: r.title, text: r.text }] : [];
-  });
 }
 
 export interface PrefillResult {
@@ -155,7 +132,7 @@ export async function prefillPassages(
   options: { signal?: AbortSignal; mode?: QualityMode; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<PrefillResult> {
   const mode = options.mode ?? ctx.defaultQuality;
-  const passages = loadPassages(ctx.db, passageIdList);
+  const passages = getTitledPassages(ctx.db, passageIdList);
   let computed = 0;
   let done = 0;
   for (const p of passages) {

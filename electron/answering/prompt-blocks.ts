@@ -30,7 +30,8 @@ export interface PromptFrame {
   templated: boolean;
 }
 
-export function promptFrame(engine: Engine): PromptFrame {
+/** Needs the model folder and tokenizer only (no session): `quire status` computes KV keys without loading a model. */
+export function promptFrame(engine: Pick<Engine, 'model' | 'tokenizer'>): PromptFrame {
   const frame = chatFrame(engine.model, SYSTEM_INSTRUCTION);
   if (!frame) {
     return {

@@ -24,18 +24,18 @@
 //   passage block are recomputed attending to all earlier blocks (as assembled, earlier boundaries
 //   already recomputed) and replace the cached ones. k = 0 is the base mode; k >= every block's
 //   length is ordinary causal attention over the whole prompt. Costs k tokens per block per question,
-//   which the per-answer figures show (reencodeMs / boundaryMs).
+//   which the per-answer figures show (reencodeMs). The assembly itself, with or without it, is
+//   native-models/assemble.ts, the one every question path takes (through Engine.answer).
 import { tokenHash } from '../../db/hash.ts';
 import type { Engine } from '../../native-models/engine.ts';
-import { concatKv, sliceKv, type KvCache } from '../../native-models/kv.ts';
-import { positionRange, prefillBlock, prefillBlockAfter } from '../../native-models/prefill.ts';
-import { rotateKeys } from '../../native-models/rope.ts';
+import type { KvCache } from '../../native-models/kv.ts';
+import { prefillBlock, prefillBlockAfter } from '../../native-models/prefill.ts';
+import type { QualityMode } from './quality-mode-names.ts';
 
-export type QualityMode = 'shared-prefix' | 'isolated';
-export const QUALITY_MODES: readonly QualityMode[] = ['shared-prefix', 'isolated'];
+export type { QualityMode } from './quality-mode-names.ts';
 
 /** Isolated blocks for block fine-tuned models, shared prefix for the rest. */
-export function defaultQualityMode(engine: Engine): QualityMode {
+export function defaultQualityMode(engine: Pick<Engine, 'model'>): QualityMode {
   return engine.model.blockFineTuned ? 'isolated' : 'shared-prefix';
 }
 
@@ -47,42 +47,4 @@ export function kvVariant(mode: QualityMode, instructionIds: readonly number[]):
 /** A passage block's KV at local positions 0..L-1, computed as `mode` says. */
 export function computePassageBlock(engine: Engine, mode: QualityMode, instructionKv: KvCache, ids: readonly number[]): Promise<KvCache> {
   return mode === 'isolated' ? prefillBlock(engine.runner, ids) : prefillBlockAfter(engine.runner, engine.model.rope, instructionKv, ids);
-}
-
-/**
- * The prompt's past from the instruction block (at 0) and passage blocks (each at local 0..L-1),
- * laid end to end with keys rotated to their starts; with `boundaryTokens` > 0, the first k tokens
- * of every passage block are recomputed against everything before them (EPIC).
- */
-export async function assemblePast(
-  engine: Engine,
-  instruction: KvCache,
-  passages: readonly { kv: KvCache; ids: readonly number[] }[],
-  boundaryTokens = 0,
-  signal?: AbortSignal,
-): Promise<KvCache> {
-  const rope = engine.model.rope;
-  const shape = engine.runner.kvShape;
-  const placed: KvCache[] = [instruction];
-  let at = instruction.tokens;
-  const starts = passages.map((p) => {
-    const s = at;
-    at += p.kv.tokens;
-    return s;
-  });
-  if (boundaryTokens <= 0) {
-    passages.forEach((p, i) => placed.push(rotateKeys(p.kv, rope, starts[i])));
-    return concatKv(placed, shape);
-  }
-  let past = instruction;
-  for (let i = 0; i < passages.length; i++) {
-    signal?.throwIfAborted();
-    const { kv, ids } = passages[i];
-    const k = Math.min(boundaryTokens, kv.tokens);
-    const moved = rotateKeys(kv, rope, starts[i]);
-    const { present } = await engine.runner.forward(ids.slice(0, k), positionRange(starts[i], k), past);
-    // present = past + the k recomputed tokens; the rest of the block keeps its cached states
-    past = k < kv.tokens ? concatKv([present, sliceKv(moved, k, kv.tokens)], shape) : present;
-  }
-  return past;
 }

@@ -1,63 +1,58 @@
 // `quire generate`: run the engine on block texts and a final prompt, streaming or as one JSON object.
-import { parseArgs } from 'node:util';
 import { Engine } from '../../native-models/engine.ts';
-import { PROVIDER_CHOICES } from '../../native-models/session.ts';
-import { choiceOption, numberOption, UsageError } from './args.ts';
+import { providerChoicePath, quireHome } from '../app-paths.ts';
+import { resolveModelDir } from '../models/catalog.ts';
+import { providerOption } from './app-defaults.ts';
+import { UsageError } from './args.ts';
+import {
+  BLOCK,
+  GENERATE_MAX_TOKENS,
+  JSON_OUTPUT,
+  MODE,
+  MODEL,
+  PROMPT,
+  RAW,
+  SEED,
+  TEMPERATURE,
+  THREADS,
+  TOP_K,
+  TOP_P,
+  type ParsedArgs,
+} from './options.ts';
 
-export async function generateCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' },
-      block: { type: 'string', multiple: true },
-      prompt: { type: 'string' },
-      raw: { type: 'boolean' },
-      'max-new-tokens': { type: 'string' },
-      temperature: { type: 'string' },
-      'top-p': { type: 'string' },
-      'top-k': { type: 'string' },
-      seed: { type: 'string' },
-      mode: { type: 'string' },
-      provider: { type: 'string' },
-      threads: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-    strict: true,
-  });
-  if (!values.model) throw new UsageError('--model DIR is required');
-  if (values.prompt === undefined) throw new UsageError('--prompt TEXT is required');
-  const engine = await Engine.load(values.model, {
-    provider: choiceOption(values.provider, 'provider', PROVIDER_CHOICES),
-    threads: numberOption(values.threads, 'threads', (n) => Number.isInteger(n) && n >= 0),
+export async function generateCommand(args: ParsedArgs): Promise<void> {
+  const prompt = args.get(PROMPT);
+  if (prompt === undefined) throw new UsageError('--prompt TEXT is required');
+  const home = quireHome();
+  const engine = await Engine.load(resolveModelDir(args.get(MODEL)), {
+    provider: providerOption(args, home),
+    threads: args.get(THREADS),
+    providerCache: providerChoicePath(home),
   });
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
-  const json = values.json ?? false;
-  if (!json) process.stderr.write(`provider: ${engine.provider}${engine.runner.fallbacks.map((f) => ` (${f.provider} unavailable: ${f.error})`).join('')}\n`);
+  const json = args.has(JSON_OUTPUT);
+  if (!json) process.stderr.write(`provider: ${engine.provider} (${engine.runner.providerReason})\n`);
   const result = await engine.generate({
-    blocks: values.block ?? [],
-    prompt: values.prompt,
-    raw: values.raw,
-    mode: choiceOption(values.mode, 'mode', ['block', 'full'] as const),
-    maxNewTokens: numberOption(values['max-new-tokens'], 'max-new-tokens', (n) => Number.isInteger(n) && n >= 0) ?? 128,
-    sampling: {
-      temperature: numberOption(values.temperature, 'temperature', (n) => n >= 0),
-      topP: numberOption(values['top-p'], 'top-p', (n) => n > 0 && n <= 1),
-      topK: numberOption(values['top-k'], 'top-k', (n) => Number.isInteger(n) && n >= 0),
-      seed: numberOption(values.seed, 'seed', Number.isInteger),
-    },
+    blocks: args.all(BLOCK),
+    prompt,
+    raw: args.has(RAW),
+    mode: args.get(MODE),
+    maxNewTokens: args.get(GENERATE_MAX_TOKENS),
+    sampling: { temperature: args.get(TEMPERATURE), topP: args.get(TOP_P), topK: args.get(TOP_K), seed: args.get(SEED) },
     signal: controller.signal,
     onText: json ? undefined : (piece) => process.stdout.write(piece),
   });
   await engine.release();
   if (json) {
     const { promptTokenIds, tokenIds, text, ttftMs, mode, provider, topLogits } = result;
-    process.stdout.write(`${JSON.stringify({ promptTokenIds, tokenIds, text, ttftMs, mode, provider, topLogits })}\n`);
+    const providerReason = engine.runner.providerReason;
+    process.stdout.write(`${JSON.stringify({ promptTokenIds, tokenIds, text, ttftMs, mode, provider, providerReason, topLogits })}\n`);
   } else {
     process.stdout.write('\n');
     process.stderr.write(
       `${result.mode} mode, ${result.promptTokenIds.length} prompt tokens, TTFT ${result.ttftMs.toFixed(1)} ms, ` +
-        `${result.tokenIds.length} tokens at ${result.tokensPerSecond.toFixed(1)} tok/s (${result.stopReason})\n`,
+        `${result.tokenIds.length} tokens${result.tokensPerSecond === null ? '' : ` at ${result.tokensPerSecond.toFixed(1)} tok/s`} (${result.stopReason})\n`,
     );
   }
 }

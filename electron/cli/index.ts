@@ -3,37 +3,42 @@
 // text or, with --json, one JSON object. Files that fail are reported, not fatal: the exit code is 0.
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { openDatabase } from '../../db/open.ts';
-import { defaultDbPath } from '../app-paths.ts';
-import { printable } from '../indexing/file-names.ts';
-import { estimateTokens, indexFolder, type AfterDocument, type IndexSummary } from '../indexing/indexer.ts';
+import { dataDirForDb, defaultDbPath, providerChoicePath } from '../app-paths.ts';
+import { indexFolder, type AfterDocument, type IndexSummary } from '../indexing/indexer.ts';
+import { estimateTokens } from '../indexing/token-estimate.ts';
 import type { CountTokens } from '../indexing/passages.ts';
-import { numberOption, UsageError } from './args.ts';
+import { formatByteSize } from '../byte-size.ts';
+import { resolveModelDir } from '../models/catalog.ts';
+import { kvStoreFor, providerOption } from './app-defaults.ts';
+import { UsageError } from './args.ts';
+import { DB, JSON_OUTPUT, MAX_FILE_MB, MODEL, NO_KV, type ParsedArgs } from './options.ts';
 import { formatBytes, formatDuration, ProgressRenderer } from './progress.ts';
+import { escapeForTerminal } from './terminal-text.ts';
 
 /** The folders' summaries added up (see IndexSummary), with each folder's own figures. */
 export interface IndexCommandSummary extends Omit<IndexSummary, 'root' | 'folderId'> {
   db: string;
   folders: Omit<IndexSummary, 'skipped' | 'failed'>[];
+  /** The execution provider the model ran on (--provider, else the app's setting); null without a model. */
+  provider: string | null;
+  /** The KV budget this run kept (--kv-budget, else the app's setting); null without a model or with --no-kv. */
+  kvBudgetBytes: number | null;
+  /** Stored KV after the run, every model's (never above the budget); null when kvBudgetBytes is. */
+  kvStoredBytes: number | null;
+  /**
+   * Passages of new or changed documents not prefilled because the budget was full (a store had to
+   * evict); they get their KV when a question first uses them. Already stored ones are counted too.
+   */
+  kvSkippedForBudget: number;
 }
 
-export async function indexCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: {
-      db: { type: 'string' },
-      model: { type: 'string' },
-      'no-kv': { type: 'boolean' },
-      json: { type: 'boolean' },
-      'max-file-mb': { type: 'string' },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (positionals.length === 0) throw new UsageError('give at least one folder to index');
-  const maxFileMb = numberOption(values['max-file-mb'], 'max-file-mb', (n) => n > 0);
-  const dbPath = path.resolve(values.db ?? defaultDbPath());
+export async function indexCommand(args: ParsedArgs): Promise<void> {
+  const folders = args.positionals;
+  if (folders.length === 0) throw new UsageError('give at least one folder to index');
+  const maxFileMb = args.get(MAX_FILE_MB);
+  const dbPath = path.resolve(args.get(DB) ?? defaultDbPath());
+  const dataDir = dataDirForDb(args.get(DB));
   fs.mkdirSync(path.dirname(dbPath), { recursive: true });
 
   const controller = new AbortController();
@@ -42,26 +47,55 @@ export async function indexCommand(argv: string[]): Promise<void> {
   const db = openDatabase(dbPath);
   const release: (() => Promise<void>)[] = [];
   const renderer = new ProgressRenderer(process.stderr);
+  let budget: { bytes: number; stored: () => number } | undefined;
+  let provider: string | null = null;
+  let skippedForBudget = 0;
   try {
     // Without a model, token counts are estimated (estimateTokens: ~4 Latin characters per token,
     // 1 per CJK character); passages still come out at about 256 tokens.
     let countTokens: CountTokens = estimateTokens;
     let afterDocument: AfterDocument | undefined;
-    if (values.model) {
+    const model = args.get(MODEL);
+    if (model !== undefined) {
       const { Engine } = await import('../../native-models/engine.ts');
-      const engine = await Engine.load(values.model);
+      const engine = await Engine.load(resolveModelDir(model), {
+        provider: providerOption(args, dataDir),
+        providerCache: providerChoicePath(dataDir),
+      });
       release.push(() => engine.release());
+      provider = engine.provider;
       countTokens = (text) => engine.tokenizer.encode(text).length;
-      if (!values['no-kv']) {
+      if (!args.has(NO_KV)) {
         const { createAnswerContext, prefillPassages } = await import('../answering/passage-kv.ts');
-        const ctx = await createAnswerContext(db, engine);
-        afterDocument = async (_doc, passages) =>
-          (await prefillPassages(ctx, passages.map((p) => p.id), { signal: controller.signal })).computed;
+        const store = kvStoreFor(db, args, dataDir);
+        const ctx = await createAnswerContext(db, engine, { store });
+        budget = { bytes: store.budgetBytes, stored: () => store.stats().bytes };
+        // As the app's background prefill does: fill the budget's free room, never evict stored
+        // blocks (those questions use among them) to make room for more. Prefill goes one block at
+        // a time and stops at the first block the store had to evict for, or refused (larger than
+        // the budget): at most one block's bytes were evicted. KvStore keeps the total within the
+        // budget either way.
+        let full = false;
+        afterDocument = async (_doc, passages) => {
+          let computed = 0;
+          for (const p of passages) {
+            if (full) {
+              skippedForBudget++;
+              continue;
+            }
+            const before = store.stats();
+            const r = await prefillPassages(ctx, [p.id], { signal: controller.signal });
+            const after = store.stats();
+            computed += r.computed;
+            full = after.evictions > before.evictions || (r.computed > 0 && after.entries === before.entries);
+          }
+          return computed;
+        };
       }
     }
 
     const summaries: IndexSummary[] = [];
-    for (const folder of positionals) {
+    for (const folder of folders) {
       summaries.push(
         await indexFolder(db, folder, {
           countTokens,
@@ -72,8 +106,14 @@ export async function indexCommand(argv: string[]): Promise<void> {
         }),
       );
     }
-    const summary = combine(dbPath, summaries);
-    if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+    const summary: IndexCommandSummary = {
+      ...combine(dbPath, summaries),
+      provider,
+      kvBudgetBytes: budget?.bytes ?? null,
+      kvStoredBytes: budget?.stored() ?? null,
+      kvSkippedForBudget: skippedForBudget,
+    };
+    if (args.has(JSON_OUTPUT)) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else process.stdout.write(describe(summary));
   } finally {
     renderer.finish();
@@ -83,7 +123,7 @@ export async function indexCommand(argv: string[]): Promise<void> {
   }
 }
 
-function combine(dbPath: string, summaries: IndexSummary[]): IndexCommandSummary {
+function combine(dbPath: string, summaries: IndexSummary[]): Omit<IndexCommandSummary, 'provider' | 'kvBudgetBytes' | 'kvStoredBytes' | 'kvSkippedForBudget'> {
   const sum = (key: 'files' | 'indexed' | 'unchanged' | 'passages' | 'passagesWritten' | 'removed' | 'renamed' | 'kvBlocks' | 'bytes' | 'elapsedMs') =>
     summaries.reduce((s, x) => s + x[key], 0);
   return {
@@ -110,10 +150,15 @@ function describe(s: IndexCommandSummary): string {
       (s.removed ? `, ${s.removed} removed` : '') +
       (s.renamed ? `, ${s.renamed} renamed` : ''),
     `${s.passages} passages (${s.passagesWritten} written), ${s.kvBlocks} KV blocks prefilled, ${formatBytes(s.bytes)} read in ${formatDuration(s.elapsedMs)}`,
-    `database: ${printable(s.db)}`,
+    `database: ${escapeForTerminal(s.db)}`,
   ];
-  // names with newlines or escape sequences must not break the lines or drive the terminal
-  for (const f of s.failed) lines.push(`failed  ${printable(f.path)}: ${printable(f.reason)}`);
-  for (const f of s.skipped) lines.push(`skipped ${printable(f.path)}: ${printable(f.reason)}`);
+  if (s.kvBudgetBytes !== null) {
+    lines.push(
+      `stored KV: ${formatByteSize(s.kvStoredBytes ?? 0)} of a ${formatByteSize(s.kvBudgetBytes)} budget` +
+        (s.kvSkippedForBudget ? `; ${s.kvSkippedForBudget} passages not prefilled: the budget is full (--kv-budget raises it)` : ''),
+    );
+  }
+  for (const f of s.failed) lines.push(`failed  ${escapeForTerminal(f.path)}: ${escapeForTerminal(f.reason)}`);
+  for (const f of s.skipped) lines.push(`skipped ${escapeForTerminal(f.path)}: ${escapeForTerminal(f.reason)}`);
   return `${lines.join('\n')}\n`;
 }

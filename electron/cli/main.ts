@@ -1,62 +1,38 @@
-// The `quire` command line: one subcommand per file, loaded on demand and dispatched here; errors
-// print one clear line.
+// The `quire` command line: finds the subcommand (commands.ts), parses its options against its table
+// (options.ts) before loading it, answers --help and --version, and turns errors into one clear line
+// and an exit code: 0 done, 1 failed, 2 usage error, 130 interrupted.
 import { UsageError } from './args.ts';
-
-interface Command {
-  usage: string;
-  load: () => Promise<(argv: string[]) => Promise<void>>;
-}
-
-const commands: Record<string, Command> = {
-  generate: {
-    usage: 'quire generate --model DIR [--block TEXT]... --prompt TEXT [--raw] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--mode block|full] [--provider P] [--threads N] [--json]',
-    load: async () => (await import('./generate.ts')).generateCommand,
-  },
-  index: {
-    usage: 'quire index <folder>... [--db PATH] [--model DIR] [--no-kv] [--json] [--max-file-mb N]',
-    load: async () => (await import('./index.ts')).indexCommand,
-  },
-  search: {
-    usage: 'quire search <query> [--db PATH] [-k N] [--json]',
-    load: async () => (await import('./search.ts')).searchCommand,
-  },
-  ask: {
-    usage: 'quire ask <question> [--db PATH] [--model DIR|ID] [--mode block|full] [--quality shared-prefix|isolated] [--boundary K] [-k N] [--folder DIR] [--max-new-tokens N] [--provider P] [--json]',
-    load: async () => (await import('./ask.ts')).askCommand,
-  },
-  models: {
-    usage: 'quire models list|download [ID]|use ID|DIR [--hub-url URL] [--json]',
-    load: async () => (await import('./models.ts')).modelsCommand,
-  },
-  'make-model': {
-    usage: 'quire make-model --out DIR [--shape tiny|bench] [--seed S] [--kv float32|float16]',
-    load: async () => (await import('./make-model.ts')).makeModelCommand,
-  },
-  serve: {
-    usage: 'quire serve [--port P] [--db PATH] [--model DIR] [--renderer DIR]',
-    load: async () => (await import('./serve.ts')).serveCommand,
-  },
-};
-
-function usage(): string {
-  return `usage:\n${Object.values(commands)
-    .map((c) => `  ${c.usage}`)
-    .join('\n')}\n`;
-}
+import { commandHelp, findCommand, mainHelp, usageLine } from './commands.ts';
+import { parseOptions } from './options.ts';
+import { QUIRE_VERSION } from './version.ts';
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(`${QUIRE_VERSION}\n`);
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(usage());
+    const topic = name === 'help' && rest[0] ? findCommand(rest[0]) : undefined;
+    (name ? process.stdout : process.stderr).write(topic ? commandHelp(topic) : mainHelp());
     return name ? 0 : 2;
   }
-  const command = commands[name];
+  const command = findCommand(name);
   if (!command) {
-    process.stderr.write(`quire: unknown command "${name}"\n${usage()}`);
+    process.stderr.write(`quire: unknown command "${name}"\n${mainHelp()}`);
     return 2;
   }
   try {
-    await (await command.load())(rest);
+    const args = parseOptions(rest, command.options, command.positionals);
+    if (args.help) {
+      process.stdout.write(commandHelp(command));
+      return 0;
+    }
+    // --verbose lets onnxruntime's and the GPU driver's warnings through: set in the environment,
+    // before the command loads, so the engine (native-models/session.ts) and quire serve's engine
+    // worker read it
+    if (args.verbose) process.env.QUIRE_VERBOSE = '1';
+    await (await command.load())(args);
     return 0;
   } catch (e) {
     const err = e as Error & { code?: string };
@@ -65,7 +41,7 @@ async function main(argv: string[]): Promise<number> {
       return 130;
     }
     const isUsage = e instanceof UsageError || err.code?.startsWith('ERR_PARSE_ARGS');
-    process.stderr.write(`quire ${name}: ${err.message}\n${isUsage ? `usage: ${command.usage}\n` : ''}`);
+    process.stderr.write(`quire ${name}: ${err.message}\n${isUsage ? `usage: ${usageLine(command)} (quire ${name} --help for more)\n` : ''}`);
     return isUsage ? 2 : 1;
   }
 }

@@ -1,23 +1,16 @@
 // `quire make-model`: write a seeded random decoder folder (tests, benchmarks, trying the app offline).
-import { parseArgs } from 'node:util';
 import { generateModel } from '../../test/tools/generate-model.ts';
 import { benchSpec, tinySpec } from '../../test/tools/tiny-model-spec.ts';
-import { choiceOption, numberOption, UsageError } from './args.ts';
+import { UsageError } from './args.ts';
+import { KV_DTYPE, MODEL_SEED, OUT, SHAPE, STYLE, type ParsedArgs } from './options.ts';
 
-
-export async function makeModelCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { out: { type: 'string' }, shape: { type: 'string' }, seed: { type: 'string' }, kv: { type: 'string' } },
-    strict: true,
-  });
-  if (!values.out) throw new UsageError('--out DIR is required');
-  const shape = choiceOption(values.shape, 'shape', ['tiny', 'bench'] as const) ?? 'tiny';
-  const overrides = {
-    seed: numberOption(values.seed, 'seed', Number.isInteger) ?? 1,
-    ...(values.kv ? { kvDtype: choiceOption(values.kv, 'kv', ['float32', 'float16'] as const) } : {}),
-  };
+export async function makeModelCommand(args: ParsedArgs): Promise<void> {
+  const out = args.get(OUT);
+  if (!out) throw new UsageError('--out DIR is required');
+  const shape = args.get(SHAPE);
+  const kvDtype = args.get(KV_DTYPE);
+  const overrides = { seed: args.get(MODEL_SEED), exportStyle: args.get(STYLE), ...(kvDtype ? { kvDtype } : {}) };
   const spec = shape === 'bench' ? benchSpec(overrides) : tinySpec(overrides);
-  await generateModel(values.out, spec);
-  process.stderr.write(`wrote ${shape} model to ${values.out}\n`);
+  await generateModel(out, spec);
+  process.stderr.write(`wrote ${shape} model to ${out}\n`);
 }

@@ -2,41 +2,38 @@
 // the data directory, and choosing the model `quire ask` uses (a catalog id or a local folder).
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { CATALOG, catalogModel, DEFAULT_MODEL_ID, modelDir, readSettings, resolveModelDir, writeSettings } from '../models/catalog.ts';
 import { downloadModel, HUB_URL } from '../models/download.ts';
 import { UsageError } from './args.ts';
+import { HUB, JSON_OUTPUT, type ParsedArgs } from './options.ts';
+import { formatBytes, LiveLine } from './progress.ts';
+import { escapeForTerminal } from './terminal-text.ts';
 
-export async function modelsCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { 'hub-url': { type: 'string' }, json: { type: 'boolean' } },
-    strict: true,
-  });
-  const [action, target] = positionals;
+export async function modelsCommand(args: ParsedArgs): Promise<void> {
+  const [action, target] = args.positionals;
   const chosen = readSettings().model ?? DEFAULT_MODEL_ID;
   if (action === 'list' || action === undefined) {
     const rows = CATALOG.map((m) => ({
       id: m.id,
       repo: m.repo,
       file: m.files.find((f) => (f.local ?? f.remote) === 'onnx/model.onnx')?.remote,
+      exportStyle: m.exportStyle,
       approxMB: Math.round(m.approxBytes / 1e6),
       downloaded: fs.existsSync(path.join(modelDir(m.id), '.complete')),
       inUse: m.id === chosen,
       recommended: m.id === DEFAULT_MODEL_ID,
       description: m.description,
     }));
-    if (values.json) {
+    if (args.has(JSON_OUTPUT)) {
       process.stdout.write(`${JSON.stringify({ models: rows, inUse: chosen })}\n`);
       return;
     }
     for (const r of rows) {
       process.stdout.write(
-        `${r.inUse ? '*' : ' '} ${r.id.padEnd(30)} ~${String(r.approxMB).padStart(5)} MB  ${r.downloaded ? 'downloaded ' : '           '}${r.repo} (${r.file})${r.recommended ? '  [recommended]' : ''}\n`,
+        `${r.inUse ? '*' : ' '} ${r.id.padEnd(30)} ~${String(r.approxMB).padStart(5)} MB  ${r.downloaded ? 'downloaded ' : '           '}${r.repo} (${r.file}, ${r.exportStyle})${r.recommended ? '  [recommended]' : ''}\n`,
       );
     }
-    if (!catalogModel(chosen)) process.stdout.write(`* in use: local folder ${chosen}\n`);
+    if (!catalogModel(chosen)) process.stdout.write(`* in use: local folder ${escapeForTerminal(chosen)}\n`);
     return;
   }
   if (action === 'download') {
@@ -44,19 +41,19 @@ export async function modelsCommand(argv: string[]): Promise<void> {
     if (!model) throw new UsageError(`unknown model "${target}" (see "quire models list")`);
     const controller = new AbortController();
     process.once('SIGINT', () => controller.abort());
-    let last = 0;
-    const dir = await downloadModel(model, modelDir(model.id), {
-      hubUrl: values['hub-url'] ?? process.env.HF_ENDPOINT ?? HUB_URL,
-      accessToken: process.env.HF_TOKEN,
-      signal: controller.signal,
-      onProgress: (p) => {
-        const now = Date.now();
-        if (now - last < 250 && p.bytes < p.total) return;
-        last = now;
-        process.stderr.write(`\r${(p.bytes / 1e6).toFixed(1)} / ${(p.total / 1e6).toFixed(1)} MB  ${p.file}        `);
-      },
-    });
-    process.stderr.write('\n');
+    const line = new LiveLine(process.stderr);
+    let dir: string;
+    try {
+      dir = await downloadModel(model, modelDir(model.id), {
+        hubUrl: args.get(HUB) ?? process.env.HF_ENDPOINT ?? HUB_URL,
+        accessToken: process.env.HF_TOKEN,
+        signal: controller.signal,
+        onProgress: (p) =>
+          line.show(`${formatBytes(p.bytes)} / ${formatBytes(p.total)}  ${p.file}`, { final: p.total > 0 && p.bytes >= p.total }),
+      });
+    } finally {
+      line.finish();
+    }
     process.stdout.write(`${dir}\n`);
     return;
   }
@@ -65,8 +62,8 @@ export async function modelsCommand(argv: string[]): Promise<void> {
     const resolved = catalogModel(target) ? target : path.resolve(target);
     resolveModelDir(resolved); // throws if not downloaded / not a folder
     writeSettings({ ...readSettings(), model: resolved });
-    process.stdout.write(`using ${resolved}\n`);
+    process.stdout.write(`using ${escapeForTerminal(resolved)}\n`);
     return;
   }
-  throw new UsageError(`unknown action "${action}"`);
+  throw new UsageError(`unknown action "${action}" (list, download or use)`);
 }

@@ -1,7 +1,8 @@
-// Indexing progress on the terminal: a one-line bar redrawn in place on a TTY, plain lines (at most
-// one every few seconds, plus phase changes) when stderr is a pipe or a file.
-import { printable } from '../indexing/file-names.ts';
+// Progress on stderr: one line redrawn in place on a TTY; plain lines (at most one every few seconds,
+// plus phase changes and the end) when stderr is a pipe or a file, so logs hold no carriage returns
+// or escape sequences. LiveLine does that for any text; ProgressRenderer draws indexing progress.
 import type { IndexProgress } from '../indexing/indexer.ts';
+import { escapeForTerminal } from './terminal-text.ts';
 
 export interface ProgressWriter {
   write(text: string): unknown;
@@ -36,9 +37,9 @@ export function progressLine(p: IndexProgress): string {
   return parts.join(', ');
 }
 
-export class ProgressRenderer {
-  private lastDraw = 0;
-  private lastPhase: IndexProgress['phase'] | undefined;
+/** A status line: redrawn in place on a terminal, throttled plain lines otherwise. */
+export class LiveLine {
+  private lastDraw = Number.NEGATIVE_INFINITY;
   private drawn = false;
 
   constructor(
@@ -46,46 +47,69 @@ export class ProgressRenderer {
     private readonly options: { intervalMs?: number; now?: () => number } = {},
   ) {}
 
-  private get tty(): boolean {
+  get tty(): boolean {
     return this.out.isTTY === true;
   }
 
-  update(p: IndexProgress): void {
+  /**
+   * Shows `text` unless the last one was shown less than the interval ago (100 ms on a terminal,
+   * 2 s otherwise); `force` shows it anyway, `final` also ends the line.
+   */
+  show(text: string, options: { force?: boolean; final?: boolean } = {}): void {
     const now = (this.options.now ?? Date.now)();
-    const phaseChanged = p.phase !== this.lastPhase;
-    this.lastPhase = p.phase;
     const interval = this.options.intervalMs ?? (this.tty ? 100 : 2000);
-    const final = p.phase === 'done' || p.phase === 'cancelled';
-    if (!phaseChanged && !final && now - this.lastDraw < interval) return;
+    if (!options.force && !options.final && now - this.lastDraw < interval) return;
     this.lastDraw = now;
-    if (this.tty) this.drawBar(p, final);
-    else this.out.write(`${this.plainLine(p)}\n`);
-  }
-
-  private plainLine(p: IndexProgress): string {
-    if (p.phase === 'scanning') return `scanning ${printable(p.root)}: ${p.filesFound} files`;
-    return `${p.phase} ${printable(p.root)}: ${progressLine(p)}`;
-  }
-
-  private drawBar(p: IndexProgress, final: boolean): void {
-    const columns = Math.max(40, this.out.columns || 80);
-    let line: string;
-    if (p.phase === 'scanning') line = `scanning ${printable(p.root)}: ${p.filesFound} files`;
-    else {
-      const fraction = p.bytesTotal > 0 ? Math.min(1, p.bytesDone / p.bytesTotal) : p.filesFound > 0 ? p.filesDone / p.filesFound : 1;
-      const width = 20;
-      const filled = Math.round(fraction * width);
-      line = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${String(Math.round(fraction * 100)).padStart(3)}% ${progressLine(p)}`;
-      if (p.phase === 'cancelled') line += ' (cancelled)';
+    if (!this.tty) {
+      this.out.write(`${text}\n`);
+      return;
     }
-    if (line.length > columns - 1) line = `${line.slice(0, columns - 2)}…`;
-    this.out.write(`\r\x1b[2K${line}${final ? '\n' : ''}`);
-    this.drawn = !final;
+    const columns = Math.max(40, this.out.columns || 80);
+    const line = text.length > columns - 1 ? `${text.slice(0, columns - 2)}…` : text;
+    this.out.write(`\r\x1b[2K${line}${options.final ? '\n' : ''}`);
+    this.drawn = !options.final;
   }
 
-  /** Ends a bar left mid-line (e.g. before an error message). */
+  /** Ends a line left mid-way on a terminal (e.g. before an error message). */
   finish(): void {
     if (this.tty && this.drawn) this.out.write('\n');
     this.drawn = false;
   }
+}
+
+/** Indexing progress: a bar on a terminal, "phase root: counts" lines otherwise. */
+export class ProgressRenderer {
+  private lastPhase: IndexProgress['phase'] | undefined;
+  private readonly line: LiveLine;
+
+  constructor(out: ProgressWriter, options: { intervalMs?: number; now?: () => number } = {}) {
+    this.line = new LiveLine(out, options);
+  }
+
+  update(p: IndexProgress): void {
+    const phaseChanged = p.phase !== this.lastPhase;
+    this.lastPhase = p.phase;
+    const final = p.phase === 'done' || p.phase === 'cancelled';
+    this.line.show(this.line.tty ? barLine(p) : plainLine(p), { force: phaseChanged, final });
+  }
+
+  /** Ends a bar left mid-line (e.g. before an error message). */
+  finish(): void {
+    this.line.finish();
+  }
+}
+
+function plainLine(p: IndexProgress): string {
+  const root = escapeForTerminal(p.root);
+  if (p.phase === 'scanning') return `scanning ${root}: ${p.filesFound} files`;
+  return `${p.phase} ${root}: ${progressLine(p)}`;
+}
+
+function barLine(p: IndexProgress): string {
+  if (p.phase === 'scanning') return `scanning ${escapeForTerminal(p.root)}: ${p.filesFound} files`;
+  const fraction = p.bytesTotal > 0 ? Math.min(1, p.bytesDone / p.bytesTotal) : p.filesFound > 0 ? p.filesDone / p.filesFound : 1;
+  const width = 20;
+  const filled = Math.round(fraction * width);
+  const line = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${String(Math.round(fraction * 100)).padStart(3)}% ${progressLine(p)}`;
+  return p.phase === 'cancelled' ? `${line} (cancelled)` : line;
 }

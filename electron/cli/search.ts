@@ -1,14 +1,15 @@
-// `quire search <query>`: full-text search over the indexed passages. Each hit: path, title, page,
-// snippet with the matches highlighted (bold on a terminal, «» otherwise; in JSON, «» plus the
-// snippet as plain/highlighted parts) and score.
+// `quire search <query>`: search over the indexed passages with the ranking the app uses (a question
+// or keywords; "phrases", +word, NOT word; --all-words or AND: every content word). Each hit: path,
+// title, page, snippet with the matched words highlighted (bold on a terminal, «» otherwise; in
+// JSON, «» plus the snippet as plain/highlighted parts) and score.
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { openDatabase } from '../../db/open.ts';
 import { highlightParts, searchPassages } from '../../db/search.ts';
 import { defaultDbPath } from '../app-paths.ts';
-import { printable } from '../indexing/file-names.ts';
-import { numberOption, UsageError } from './args.ts';
+import { UsageError } from './args.ts';
+import { ALL_WORDS, DB, JSON_OUTPUT, SEARCH_LIMIT, type ParsedArgs } from './options.ts';
+import { escapeForTerminal } from './terminal-text.ts';
 
 export interface SearchCommandHit {
   path: string;
@@ -21,21 +22,15 @@ export interface SearchCommandHit {
 
 const MARKS = { open: '«', close: '»' };
 
-export async function searchCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { db: { type: 'string' }, k: { type: 'string', short: 'k' }, json: { type: 'boolean' } },
-    allowPositionals: true,
-    strict: true,
-  });
-  const query = positionals.join(' ').trim();
+export async function searchCommand(args: ParsedArgs): Promise<void> {
+  const query = args.positionals.join(' ').trim();
   if (!query) throw new UsageError('give a query');
-  const limit = numberOption(values.k, 'k', (n) => Number.isInteger(n) && n > 0) ?? 10;
-  const dbPath = path.resolve(values.db ?? defaultDbPath());
+  const limit = args.get(SEARCH_LIMIT);
+  const dbPath = path.resolve(args.get(DB) ?? defaultDbPath());
   if (!fs.existsSync(dbPath)) throw new Error(`no index at ${dbPath}: run quire index <folder> first`);
   const db = openDatabase(dbPath, { readonly: true });
   try {
-    const hits: SearchCommandHit[] = searchPassages(db, query, { limit, marks: MARKS }).map((h) => ({
+    const hits: SearchCommandHit[] = searchPassages(db, query, { limit, marks: MARKS, match: args.has(ALL_WORDS) ? 'all' : 'any' }).map((h) => ({
       path: h.path,
       title: h.passageTitle ?? h.title,
       page: h.page,
@@ -43,26 +38,22 @@ export async function searchCommand(argv: string[]): Promise<void> {
       highlights: highlightParts(h.snippet, MARKS),
       score: h.score,
     }));
-    if (values.json) {
+    if (args.has(JSON_OUTPUT)) {
       process.stdout.write(`${JSON.stringify({ query, hits })}\n`);
       return;
     }
     if (hits.length === 0) {
-      process.stdout.write(`no passages match "${printable(query)}"\n`);
+      process.stdout.write(`no passages match "${escapeForTerminal(query)}"\n`);
       return;
     }
     const tty = process.stdout.isTTY === true;
-    // Paths, titles and passage text come from the user's files: escaped, so a name or a log line
-    // holding a newline or an escape sequence cannot break the lines or drive the terminal; the
-    // only escape sequence printed is our own bold.
-    const oneLine = (text: string) => printable(text.replace(/\s+/g, ' '));
+    // whitespace runs become one space first (a snippet is one line), then what is left is escaped
+    const clean = (t: string) => escapeForTerminal(t.replace(/\s+/g, ' '));
     const snippet = (h: SearchCommandHit) =>
-      tty
-        ? h.highlights.map((p) => (p.highlighted ? `\x1b[1m${oneLine(p.text)}\x1b[22m` : oneLine(p.text))).join('')
-        : oneLine(h.snippet);
+      tty ? h.highlights.map((p) => (p.highlighted ? `\x1b[1m${clean(p.text)}\x1b[22m` : clean(p.text))).join('') : clean(h.snippet);
     hits.forEach((h, i) => {
-      const where = `${printable(h.path)}${h.page !== null ? ` (page ${h.page})` : ''}`;
-      process.stdout.write(`${i + 1}. ${where}  [${h.score.toPrecision(3)}]\n   ${printable(h.title ?? '')}\n   ${snippet(h)}\n`);
+      const where = `${escapeForTerminal(h.path)}${h.page !== null ? ` (page ${h.page})` : ''}`;
+      process.stdout.write(`${i + 1}. ${where}  [${h.score.toPrecision(3)}]\n   ${escapeForTerminal(h.title ?? '')}\n   ${snippet(h)}\n`);
     });
   } finally {
     db.close();

@@ -3,11 +3,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { defaultDbPath, quireHome } from '../app-paths.ts';
+import { formatByteSize } from '../byte-size.ts';
+import { dataDirForDb, defaultDbPath } from '../app-paths.ts';
+import { settingsSchema } from '../contract/schemas.ts';
 import { startEngine } from '../engine-host/client.ts';
+import { resolveModelDir } from '../models/catalog.ts';
 import { startBridge } from '../serve/bridge.ts';
-import { numberOption } from './args.ts';
+import { UsageError } from './args.ts';
+import { DB, KV_BUDGET, MODEL, PORT, PROVIDER, RENDERER, type ParsedArgs } from './options.ts';
+import { QUIRE_VERSION } from './version.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -17,21 +21,34 @@ function bundledWorker(): URL | undefined {
   return fs.existsSync(fileURLToPath(url)) ? url : undefined;
 }
 
-export async function serveCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { port: { type: 'string' }, db: { type: 'string' }, model: { type: 'string' }, renderer: { type: 'string' } },
-    strict: true,
-  });
-  const port = numberOption(values.port, 'port', (n) => Number.isInteger(n) && n >= 0 && n < 65536) ?? 0;
-  const dbPath = path.resolve(values.db ?? defaultDbPath());
-  const dataDir = values.db ? path.dirname(dbPath) : quireHome();
-  const staticDir = path.resolve(values.renderer ?? path.join(repoRoot, 'dist', 'renderer'));
+export async function serveCommand(args: ParsedArgs): Promise<void> {
+  const port = args.get(PORT);
+  const dbPath = path.resolve(args.get(DB) ?? defaultDbPath());
+  const dataDir = dataDirForDb(args.get(DB));
+  const kvBudgetBytes = args.get(KV_BUDGET);
+  // the engine keeps it as a setting the Settings view shows and saves: it must be one the app takes
+  const budgetRange = settingsSchema.shape.kvBudgetBytes;
+  if (kvBudgetBytes !== undefined && !budgetRange.safeParse(kvBudgetBytes).success) {
+    const [min, max] = [budgetRange.minValue ?? 0, budgetRange.maxValue ?? Number.MAX_SAFE_INTEGER].map(formatByteSize);
+    throw new UsageError(`--kv-budget: the app keeps a budget from ${min} to ${max} (got ${formatByteSize(kvBudgetBytes)})`);
+  }
+  const model = args.get(MODEL);
+  const staticDir = path.resolve(args.get(RENDERER) ?? path.join(repoRoot, 'dist', 'renderer'));
   if (!fs.existsSync(path.join(staticDir, 'index.html'))) {
     process.stderr.write(`quire serve: no built renderer in ${staticDir}; run "npm run build:renderer" first\n`);
   }
   fs.mkdirSync(dataDir, { recursive: true });
-  const engine = await startEngine({ dbPath, dataDir, modelDir: values.model, host: 'serve', workerUrl: bundledWorker() });
+  const engine = await startEngine({
+    dbPath,
+    dataDir,
+    modelDir: model === undefined ? undefined : resolveModelDir(model),
+    // unset: the engine uses the app's saved settings for this data directory, as the app does
+    provider: args.get(PROVIDER),
+    kvBudgetBytes,
+    host: 'serve',
+    version: QUIRE_VERSION,
+    workerUrl: bundledWorker(),
+  });
   const bridge = await startBridge({ engine, staticDir, port });
   process.stdout.write(`Quire is serving on ${bridge.url}\n`);
   await new Promise<void>((resolve) => {

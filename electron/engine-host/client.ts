@@ -3,9 +3,10 @@
 //
 // A worker that dies (out of memory, an uncaught error) is restarted: the requests it held fail
 // with the reason, the reason is logged and sent to the window as 'engine.stopped', requests made
-// meanwhile wait for the new worker, and every library folder is re-indexed so a run the crash
-// cut short finishes (indexing is incremental: unchanged files cost a stat). A worker that keeps
-// dying is given up on after a few restarts a minute.
+// meanwhile wait for the new worker, and the new worker is started with `reindexOnStart`, so its
+// library service re-indexes every folder and a run the crash cut short finishes (indexing is
+// incremental: unchanged files cost a stat). A worker that keeps dying is given up on after a few
+// restarts a minute.
 import { Worker } from 'node:worker_threads';
 import {
   QuireRequestError,
@@ -14,18 +15,18 @@ import {
   type RequestArgs,
   type RequestName,
   type RequestResults,
-} from '../contract.ts';
+} from '../contract/types.ts';
 import type { EngineWorkerData, FromWorker, ToWorker } from './messages.ts';
 
 export interface EngineClient {
-  request<N extends RequestName>(name: N, args: RequestArgs<N> | unknown): Promise<RequestResults[N]>;
+  request<N extends RequestName>(name: N, args: RequestArgs<N>): Promise<RequestResults[N]>;
   /** Every event the worker posts, and 'engine.stopped' from the host. Returns the unsubscribe function. */
   onEvent(listener: <E extends EventName>(name: E, payload: EventPayloads[E]) => void): () => void;
   /** Stops the worker after its current database transaction and closes the database. */
   close(): Promise<void>;
 }
 
-export interface StartEngineOptions extends EngineWorkerData {
+export interface StartEngineOptions extends Omit<EngineWorkerData, 'reindexOnStart'> {
   /** The worker's entry; default: the tsx boot file next to this module. */
   workerUrl?: URL;
   /** Where the host says why its worker stopped (default: stderr). */
@@ -59,20 +60,12 @@ export async function startEngine(options: StartEngineOptions): Promise<EngineCl
     for (const l of listeners) l(name, payload);
   };
 
-  /** A started worker (resolves once it is ready), wired to this client. */
-  const spawn = async (): Promise<Worker> => {
-    const w = new Worker(workerUrl, { workerData: data satisfies EngineWorkerData });
-    await new Promise<void>((resolve, reject) => {
-      const early = (m: FromWorker) => {
-        if (m.type === 'ready') {
-          w.off('message', early);
-          resolve();
-        } else if (m.type === 'start-failed') reject(new Error(`the engine did not start: ${m.message}`));
-      };
-      w.on('message', early);
-      w.once('error', reject);
-      w.once('exit', (code) => reject(new Error(`the engine exited while starting (code ${code})`)));
-    });
+  /**
+   * A started worker (resolves once it is ready), wired to this client. `reindexOnStart` for one
+   * that replaces a dead worker; its progress events may come before 'ready', so they are wired first.
+   */
+  const spawn = async (reindexOnStart: boolean): Promise<Worker> => {
+    const w = new Worker(workerUrl, { workerData: { ...data, reindexOnStart } satisfies EngineWorkerData });
     let lastError: Error | null = null;
     w.on('error', (e) => (lastError = e));
     w.on('message', (m: FromWorker) => {
@@ -98,6 +91,17 @@ export async function startEngine(options: StartEngineOptions): Promise<EngineCl
       }
       void recover(stopReason(code, lastError));
     });
+    await new Promise<void>((resolve, reject) => {
+      const early = (m: FromWorker) => {
+        if (m.type === 'ready') {
+          w.off('message', early);
+          resolve();
+        } else if (m.type === 'start-failed') reject(new Error(`the engine did not start: ${m.message}`));
+      };
+      w.on('message', early);
+      w.once('error', reject);
+      w.once('exit', (code) => reject(new Error(`the engine exited while starting (code ${code})`)));
+    });
     return w;
   };
 
@@ -120,7 +124,7 @@ export async function startEngine(options: StartEngineOptions): Promise<EngineCl
     log(`quire: the engine stopped (${reason}); restarting it`);
     restarting = (async () => {
       try {
-        worker = await spawn();
+        worker = await spawn(true);
       } catch (e) {
         stopped = `the engine stopped (${reason}) and did not restart: ${(e as Error).message}`;
         log(`quire: ${stopped}`);
@@ -131,31 +135,19 @@ export async function startEngine(options: StartEngineOptions): Promise<EngineCl
     })();
     await restarting;
     restarting = null;
-    if (stopped) return;
-    // finish what the crash cut short: every folder's run (incremental, so cheap where nothing changed)
-    try {
-      const folders = (await send('folders.list', {})) as RequestResults['folders.list'];
-      for (const f of folders) await send('folders.reindex', { folderId: f.id });
-    } catch {
-      // the new worker died too: its own exit handler takes over
-    }
   };
 
-  const send = (name: RequestName, args: unknown): Promise<unknown> => {
-    const id = nextId++;
-    return new Promise((resolve, reject) => {
-      pending.set(id, { resolve, reject });
-      worker.postMessage({ type: 'request', id, name, args } satisfies ToWorker);
-    });
-  };
-
-  worker = await spawn();
+  worker = await spawn(false);
 
   return {
     async request(name, args) {
       if (restarting) await restarting;
       if (stopped) throw new QuireRequestError('unavailable', stopped);
-      return (await send(name, args)) as RequestResults[typeof name];
+      const id = nextId++;
+      return await new Promise((resolve, reject) => {
+        pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+        worker.postMessage({ type: 'request', id, name, args } satisfies ToWorker);
+      });
     },
     onEvent(listener) {
       const l = listener as Listener;

@@ -2,7 +2,7 @@
 // posted by its host and posts contract events back. Heavy work (parsing, prefill, decoding) runs
 // here, never on the thread that drives the window or the HTTP bridge.
 import { parentPort, workerData } from 'node:worker_threads';
-import { QuireRequestError, type RequestFailure } from '../contract.ts';
+import { QuireRequestError, type RequestFailure } from '../contract/types.ts';
 import type { EngineWorkerData, FromWorker, ToWorker } from './messages.ts';
 import { EngineService } from './service.ts';
 

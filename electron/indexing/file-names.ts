@@ -1,9 +1,8 @@
 // File names as text. A POSIX file name is bytes, not necessarily UTF-8 (Latin-1 archives, names
 // like "\xff\xfe"): such a name keeps its bytes for the file system (a Buffer path) and is shown,
-// and stored in the index, with each byte that is not UTF-8 written \xHH. Printing names (and
-// text from documents) on a terminal escapes what could break the line or drive the terminal:
-// newlines, ANSI escape sequences, other control characters and bidirectional overrides. One
-// notation for both, so what the CLI prints matches what the app shows.
+// and stored in the index, with each byte that is not UTF-8 written \xHH: the notation the CLI
+// prints control characters in (electron/cli/terminal-text.ts), so what it prints matches what the
+// app shows.
 
 /** A name's bytes as text: UTF-8 decoded, each byte outside a valid sequence as \xHH. */
 export function nameFromBytes(bytes: Uint8Array): { name: string; exact: boolean } {
@@ -27,26 +26,6 @@ export function nameFromBytes(bytes: Uint8Array): { name: string; exact: boolean
   }
   return { name, exact: false };
 }
-
-/**
- * `text` safe to print on one terminal line: line breaks and tabs as \n \r \t, other C0/C1 control
- * characters and DEL as \xHH, bidirectional overrides as \u{HHHH}. With `keepLineBreaks`, \n
- * and \t stay (an answer streamed to the terminal keeps its lines; an escape sequence does not).
- */
-export function printable(text: string, options: { keepLineBreaks?: boolean } = {}): string {
-  return text.replace(UNPRINTABLE, (c) => {
-    if (options.keepLineBreaks && (c === '\n' || c === '\t')) return c;
-    if (c === '\n') return '\\n';
-    if (c === '\r') return '\\r';
-    if (c === '\t') return '\\t';
-    const code = c.codePointAt(0)!;
-    return code <= 0xff ? `\\x${hex(code)}` : `\\u{${code.toString(16)}}`;
-  });
-}
-
-// C0 controls, DEL, C1 controls; LRM/RLM/ALM, the embedding/override/isolate controls.
-// eslint-disable-next-line no-control-regex
-const UNPRINTABLE = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 function hex(byte: number): string {
   return byte.toString(16).padStart(2, '0');

@@ -16,9 +16,18 @@ import { constants as fsConstants } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { addFolder } from '../../db/folders.ts';
-import { deleteDocument, listDocuments, setDocumentStatus, upsertDocument, type DocumentRecord, type DocumentStatus } from '../../db/documents.ts';
+import {
+  deleteDocument,
+  listDocuments,
+  moveDocument,
+  setDocumentStat,
+  setDocumentStatus,
+  upsertDocument,
+  type DocumentRecord,
+  type DocumentStatus,
+} from '../../db/documents.ts';
 import type { Db } from '../../db/open.ts';
-import { listPassages, replacePassages, type Passage as StoredPassage } from '../../db/passages.ts';
+import { countFolderPassages, listPassages, replacePassages, type Passage as StoredPassage } from '../../db/passages.ts';
 import { errorCode } from './fs-errors.ts';
 import { DEFAULT_MAX_FILE_BYTES, tooLarge, type ParseResult } from './parsers/index.ts';
 import { DEFAULT_PARSE_TIMEOUT_MS, sharedParseProcess, type ParseProcess } from './parse-process.ts';
@@ -278,10 +287,7 @@ class FolderIndexer {
     });
     removeVanished.immediate();
 
-    this.summary.passages = db
-      .prepare('SELECT COUNT(*) FROM passages p JOIN documents d ON d.id = p.document_id WHERE d.folder_id = ?')
-      .pluck()
-      .get(folderId) as number;
+    this.summary.passages = countFolderPassages(db, folderId);
     this.summary.passagesWritten = this.progress.passages;
     this.summary.kvBlocks = this.progress.kvBlocks;
     this.summary.bytes = this.progress.bytesDone;
@@ -351,7 +357,7 @@ class FolderIndexer {
     const hash = bytes ? sha256(bytes) : null;
     if (known && hash && known.contentHash === hash && known.status !== 'pending') {
       // Touched, not changed: only the stat fields move.
-      db.prepare('UPDATE documents SET size = ?, mtime_ms = ? WHERE id = ?').run(file.size, Math.round(file.mtimeMs), known.id);
+      setDocumentStat(db, known.id, file.size, file.mtimeMs);
       if (known.status === 'indexed') return outcome('unchanged');
       return outcome(known.status === 'failed' ? 'failed' : 'skipped', known.error ?? known.status);
     }
@@ -382,7 +388,7 @@ class FolderIndexer {
     const doc = db.transaction(() => {
       if (source) {
         if (known && known.id !== source.id) deleteDocument(db, known.id);
-        db.prepare('UPDATE documents SET path = ? WHERE id = ?').run(file.path, source.id);
+        moveDocument(db, source.id, file.path);
       }
       const row = upsertDocument(db, {
         folderId: this.folderId,
@@ -468,21 +474,4 @@ async function readBounded(
   } catch (error) {
     return { status: 'failed', reason: `unreadable (${errorCode(error)})` };
   }
-}
-
-/**
- * Token count without a model's tokenizer: about 4 characters per token for Latin script and
- * whitespace, 2 for other alphabets (Greek, Cyrillic, Arabic...), 1 per character for CJK and
- * other scripts past U+2E80. Grows with the text, as cutPassages requires.
- */
-export function estimateTokens(text: string): number {
-  let units = 0; // quarter tokens
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x0370) units += 1;
-    else if (c < 0x2e80) units += 2;
-    else if (c >= 0xdc00 && c < 0xe000) continue; // low surrogate: counted with its high half
-    else units += 4;
-  }
-  return Math.ceil(units / 4);
 }

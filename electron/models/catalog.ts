@@ -2,9 +2,11 @@
 // engine (decoder with past_key_values, RoPE). Sizes are approximate (the hub's listing is the truth
 // at download time). The chosen ONNX file is saved as onnx/model.onnx, where the engine looks.
 // Not exercised against the real hub here (no network in tests); the download path is tested on a
-// local server that serves a generated model in the hub's URL layout.
+// local server that serves a generated model in the hub's URL layout, and each entry's export style
+// and family run as a generated look-alike in test/catalog-styles.test.ts.
 import fs from 'node:fs';
 import path from 'node:path';
+import { EXPORT_STYLES, type ExportStyleId } from '../../native-models/export-style.ts';
 import { quireHome } from '../app-paths.ts';
 
 export interface CatalogFile {
@@ -23,6 +25,8 @@ export interface CatalogModel {
   description: string;
   /** Approximate download size in bytes. */
   approxBytes: number;
+  /** How the ONNX file was exported (native-models/export-style.ts). */
+  exportStyle: ExportStyleId;
   files: CatalogFile[];
 }
 
@@ -33,6 +37,9 @@ const meta = (): CatalogFile[] => [
   { remote: 'generation_config.json', optional: true },
 ];
 
+/** The style's ONNX file, saved where the engine looks. */
+const onnxOf = (style: ExportStyleId): CatalogFile => ({ remote: EXPORT_STYLES[style].onnxFile, local: 'onnx/model.onnx' });
+
 export const CATALOG: readonly CatalogModel[] = [
   {
     id: 'qwen2.5-0.5b-instruct-q4f16',
@@ -40,7 +47,8 @@ export const CATALOG: readonly CatalogModel[] = [
     revision: 'main',
     description: 'Qwen2.5 0.5B Instruct, 4-bit weights / fp16 activations: small and fast on CPU',
     approxBytes: 490e6,
-    files: [...meta(), { remote: 'onnx/model_q4f16.onnx', local: 'onnx/model.onnx' }],
+    exportStyle: 'transformers.js-q4f16',
+    files: [...meta(), onnxOf('transformers.js-q4f16')],
   },
   {
     id: 'qwen2.5-0.5b-instruct-fp16',
@@ -48,7 +56,8 @@ export const CATALOG: readonly CatalogModel[] = [
     revision: 'main',
     description: 'Qwen2.5 0.5B Instruct, fp16 weights: best fidelity for its size, for GPUs',
     approxBytes: 990e6,
-    files: [...meta(), { remote: 'onnx/model_fp16.onnx', local: 'onnx/model.onnx' }],
+    exportStyle: 'transformers.js-fp16',
+    files: [...meta(), onnxOf('transformers.js-fp16')],
   },
   {
     id: 'smollm2-360m-instruct-q4f16',
@@ -56,7 +65,8 @@ export const CATALOG: readonly CatalogModel[] = [
     revision: 'main',
     description: 'SmolLM2 360M Instruct, 4-bit: the smallest, for slow machines',
     approxBytes: 370e6,
-    files: [...meta(), { remote: 'onnx/model_q4f16.onnx', local: 'onnx/model.onnx' }],
+    exportStyle: 'transformers.js-q4f16',
+    files: [...meta(), onnxOf('transformers.js-q4f16')],
   },
   {
     id: 'llama-3.2-1b-instruct-q4f16',
@@ -64,7 +74,8 @@ export const CATALOG: readonly CatalogModel[] = [
     revision: 'main',
     description: 'Llama 3.2 1B Instruct, 4-bit: stronger answers, about twice the cost of Qwen2.5 0.5B',
     approxBytes: 1.1e9,
-    files: [...meta(), { remote: 'onnx/model_q4f16.onnx', local: 'onnx/model.onnx' }],
+    exportStyle: 'transformers.js-q4f16',
+    files: [...meta(), onnxOf('transformers.js-q4f16')],
   },
 ];
 

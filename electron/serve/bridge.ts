@@ -9,20 +9,23 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { parseRequest } from '../contract/schemas.ts';
 import {
   EVENT_NAMES,
+  isHostRequest,
   isRequestName,
-  parseRequest,
   QuireRequestError,
   type EventName,
   type EventPayloads,
+  type HostRequestName,
+  type RequestArgs,
   type RequestName,
   type RequestResults,
-} from '../contract.ts';
+} from '../contract/types.ts';
 import { RENDERER_CSP } from '../window-options.ts';
 
 export interface BridgeEngine {
-  request<N extends RequestName>(name: N, args: unknown): Promise<RequestResults[N]>;
+  request<N extends RequestName>(name: N, args: RequestArgs<N>): Promise<RequestResults[N]>;
   onEvent(listener: <E extends EventName>(name: E, payload: EventPayloads[E]) => void): () => void;
 }
 
@@ -103,10 +106,9 @@ function decodePath(encoded: string): string | null {
 }
 
 /** Answers the contract's host requests the way a browser host can. */
-function hostRequest(name: RequestName): unknown {
+function hostRequest(name: HostRequestName): RequestResults[HostRequestName] {
   if (name === 'host.pickFolder') return { path: null };
-  if (name === 'host.openPath') return { opened: false, reason: 'serve mode cannot open files with the OS; open it from your file manager' };
-  return undefined;
+  return { opened: false, reason: 'serve mode cannot open files with the OS; open it from your file manager' };
 }
 
 export async function startBridge(options: BridgeOptions): Promise<Bridge> {
@@ -209,8 +211,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
           throw e instanceof QuireRequestError ? e : new QuireRequestError('invalid-arguments', 'the body is not JSON');
         }
         const args = parseRequest(name, body);
-        const hosted = hostRequest(name);
-        const result = hosted !== undefined ? hosted : await options.engine.request(name, args);
+        const result = isHostRequest(name) ? hostRequest(name) : await options.engine.request(name, args);
         send(res, 200, { ok: true, result });
       } catch (e) {
         const err = e instanceof QuireRequestError ? e : new QuireRequestError('failed', (e as Error).message);

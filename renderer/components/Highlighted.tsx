@@ -1,4 +1,4 @@
-import type { TextParts } from '../../electron/contract.ts';
+import type { TextParts } from '../../electron/contract/types.ts';
 
 /** Text with highlighted runs as <mark>: built from parts, never from HTML. */
 export function Highlighted({ parts }: { parts: TextParts }) {

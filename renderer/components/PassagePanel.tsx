@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import type { PassageView } from '../../electron/contract.ts';
+import type { PassageView } from '../../electron/contract/types.ts';
 import type { RendererApi } from '../api.ts';
 import { Highlighted } from './Highlighted.tsx';
 

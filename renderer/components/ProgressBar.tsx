@@ -1,4 +1,4 @@
-import type { Progress } from '../../electron/contract.ts';
+import type { Progress } from '../../electron/contract/types.ts';
 
 export function ProgressBar({ label, progress }: { label: string; progress: Progress }) {
   const { done, total } = progress;

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState, type KeyboardEvent } from 'react';
 import Markdown from 'react-markdown';
-import type { AnswerFiguresView, ChatView as ChatSummary, CitationView } from '../../electron/contract.ts';
+import type { AnswerFiguresView, ChatView as ChatSummary, CitationView } from '../../electron/contract/types.ts';
 import type { RendererApi } from '../api.ts';
 import type { PassageRef } from '../components/PassagePanel.tsx';
 

@@ -1,5 +1,5 @@
 import { useState, type DragEvent } from 'react';
-import type { FileView, FolderView } from '../../electron/contract.ts';
+import type { FileView, FolderView } from '../../electron/contract/types.ts';
 import type { RendererApi } from '../api.ts';
 import { ProgressBar } from '../components/ProgressBar.tsx';
 

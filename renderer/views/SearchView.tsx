@@ -1,5 +1,5 @@
 import { useEffect, useState, type RefObject } from 'react';
-import type { FolderView, SearchHitView } from '../../electron/contract.ts';
+import type { FolderView, SearchHitView } from '../../electron/contract/types.ts';
 import type { RendererApi } from '../api.ts';
 import { Highlighted } from '../components/Highlighted.tsx';
 import type { PassageRef } from '../components/PassagePanel.tsx';

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import { ANSWER_MODES, PROVIDERS, QUALITY_MODES, type CatalogModel, type EventPayloads, type KvStatsView, type ModelStatus, type Settings } from '../../electron/contract.ts';
+import { ATTENTION_MODES, PROVIDER_CHOICES, QUALITY_SETTINGS, type CatalogModel, type EventPayloads, type KvStatsView, type ModelStatus, type Settings } from '../../electron/contract/types.ts';
 import type { RendererApi } from '../api.ts';
 
 const MB = 1024 * 1024;
@@ -64,6 +64,16 @@ export function ModelPicker({ api, model }: { api: RendererApi; model: ModelStat
   );
 }
 
+/** A byte size edited in whole megabytes. */
+function MegabytesField({ label, minMb, bytes, onChange }: { label: string; minMb: number; bytes: number; onChange: (bytes: number) => void }) {
+  return (
+    <label>
+      {label}
+      <input type="number" min={minMb} value={Math.round(bytes / MB)} onChange={(e) => onChange(Math.max(minMb, Number(e.target.value)) * MB)} />
+    </label>
+  );
+}
+
 export function SettingsView({ api, model }: { api: RendererApi; model: ModelStatus }) {
   const [settings, setSettings] = useState<Settings | null>(null);
   const [kv, setKv] = useState<KvStatsView | null>(null);
@@ -99,23 +109,17 @@ export function SettingsView({ api, model }: { api: RendererApi; model: ModelSta
         <label>
           Provider
           <select value={settings.provider} onChange={(e) => set({ provider: e.target.value as Settings['provider'] })}>
-            {PROVIDERS.map((p) => (
+            {PROVIDER_CHOICES.map((p) => (
               <option key={p}>{p}</option>
             ))}
           </select>
         </label>
-        <label>
-          KV budget (MB)
-          <input
-            type="number"
-            min={16}
-            value={Math.round(settings.kvBudgetBytes / MB)}
-            onChange={(e) => set({ kvBudgetBytes: Math.max(16, Number(e.target.value)) * MB })}
-          />
-        </label>
+        <MegabytesField label="KV budget (MB)" minMb={16} bytes={settings.kvBudgetBytes} onChange={(kvBudgetBytes) => set({ kvBudgetBytes })} />
         <p className="note" data-testid="kv-usage">
           {kv ? `In use: ${formatBytes(kv.bytes)} in ${kv.entries} blocks` : ''}
         </p>
+        <MegabytesField label="Chat memory (MB)" minMb={0} bytes={settings.chatKvBytes} onChange={(chatKvBytes) => set({ chatKvBytes })} />
+        <p className="note">Follow-ups reuse a chat's KV kept in memory; past this, the least recently used chats start over.</p>
         <label>
           Passage size (tokens)
           <input type="number" min={32} max={2048} value={settings.passageTokens} onChange={(e) => set({ passageTokens: Number(e.target.value) })} />
@@ -131,7 +135,7 @@ export function SettingsView({ api, model }: { api: RendererApi; model: ModelSta
         <label>
           Attention mode
           <select value={settings.mode} onChange={(e) => set({ mode: e.target.value as Settings['mode'] })}>
-            {ANSWER_MODES.map((m) => (
+            {ATTENTION_MODES.map((m) => (
               <option key={m}>{m}</option>
             ))}
           </select>
@@ -139,7 +143,7 @@ export function SettingsView({ api, model }: { api: RendererApi; model: ModelSta
         <label>
           Quality mode
           <select value={settings.quality} onChange={(e) => set({ quality: e.target.value as Settings['quality'] })}>
-            {QUALITY_MODES.map((m) => (
+            {QUALITY_SETTINGS.map((m) => (
               <option key={m}>{m}</option>
             ))}
           </select>

@@ -1,4 +1,4 @@
-import type { ModelStatus } from '../../electron/contract.ts';
+import type { ModelStatus } from '../../electron/contract/types.ts';
 import type { RendererApi } from '../api.ts';
 import { AddFolder } from './LibraryView.tsx';
 import { ModelPicker } from './SettingsView.tsx';

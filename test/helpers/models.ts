@@ -15,13 +15,6 @@ export function removeDir(dir: string | undefined): void {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 }
 
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
 /** Prose with enough variety that the generated BPE tokenizer yields many distinct ids. */
 export const SAMPLE_TEXTS = [
   'The lighthouse keeper wrote every evening about storms, ships and the colour of the sea.',

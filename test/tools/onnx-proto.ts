@@ -3,7 +3,7 @@
 // unpacked, as onnx.proto is proto2; every protobuf parser accepts that form.
 
 /** TensorProto.DataType values used here. */
-export const OnnxDataType = { FLOAT: 1, INT64: 7, BOOL: 9, FLOAT16: 10 } as const;
+export const OnnxDataType = { FLOAT: 1, UINT8: 2, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10 } as const;
 export type OnnxDataType = (typeof OnnxDataType)[keyof typeof OnnxDataType];
 
 /** A dimension: a fixed size, or a symbolic name (dim_param) such as "batch_size". */
@@ -35,10 +35,13 @@ export type AttributeProto =
 
 export interface NodeProto {
   opType: string;
+  /** Empty string inputs/outputs are omitted optional slots, as ONNX writes them. */
   inputs: readonly string[];
   outputs: readonly string[];
   name?: string;
   attributes?: readonly AttributeProto[];
+  /** Operator set domain: '' (ai.onnx, the default) or e.g. 'com.microsoft' for onnxruntime's contrib ops. */
+  domain?: string;
 }
 
 /** A tensor-typed graph input or output. */
@@ -60,6 +63,8 @@ export interface ModelProto {
   irVersion: number;
   /** Version of the default ai.onnx operator set. */
   opsetVersion: number;
+  /** Further operator sets the nodes use, e.g. { domain: 'com.microsoft', version: 1 }. */
+  extraOpsets?: readonly { domain: string; version: number }[];
   producerName: string;
   graph: GraphProto;
 }
@@ -197,6 +202,7 @@ function writeNode(w: ProtoWriter, n: NodeProto): void {
   if (n.name) w.string(3, n.name);
   w.string(4, n.opType);
   for (const a of n.attributes ?? []) w.message(5, (m) => writeAttribute(m, a));
+  if (n.domain) w.string(7, n.domain);
 }
 
 function writeValueInfo(w: ProtoWriter, v: ValueInfoProto): void {
@@ -230,5 +236,11 @@ export function encodeModel(model: ModelProto): Uint8Array {
   w.message(7, (g) => writeGraph(g, model.graph));
   // OperatorSetIdProto with an empty domain: the default ai.onnx operator set
   w.message(8, (opset) => opset.int(2, model.opsetVersion));
+  for (const { domain, version } of model.extraOpsets ?? []) {
+    w.message(8, (opset) => {
+      opset.string(1, domain);
+      opset.int(2, version);
+    });
+  }
   return w.finish();
 }

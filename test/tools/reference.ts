@@ -1,11 +1,15 @@
-// The reference forward pass: a plain float64 Llama/Qwen2 decoder over the weights of a TinyModelSpec,
-// with an arbitrary attention mask and arbitrary per-token positions. It shares no code with the ONNX
-// path, so every KV path (cached blocks, re-encoded keys, boundary recompute) is checked against it.
+// The reference forward pass: a plain float64 decoder over the weights of a TinyModelSpec (the
+// Llama body with each family's KV-relevant details: qwen2 biases, qwen3/gemma3 q/k norms before
+// RoPE, gemma3's per-layer RoPE, sliding windows), with an arbitrary attention mask and arbitrary
+// per-token positions. It shares no code with the ONNX path, so every KV path (cached blocks,
+// re-encoded keys, boundary recompute) is checked against it. It computes with the weights as the
+// export style stores them (float16-rounded, or dequantised 4-bit: weight-formats.ts).
 // Written for readability; matrices are [in, out] row-major as in TinyWeights.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ropeParamsFromConfig, type RopeParams } from '../../native-models/rope-config.ts';
-import { buildWeights, specToHfConfig, type TinyModelSpec, type TinyWeights } from './tiny-model-spec.ts';
+import type { RopeParams } from '../../native-models/rope-config.ts';
+import { buildWeights, layerRope, slidingLayers, type TinyModelSpec, type TinyWeights } from './tiny-model-spec.ts';
+import { storedWeights } from './weight-formats.ts';
 
 /** Whether the token at index `query` may attend to the token at index `key` (indices into the token list). */
 export type AttendsFn = (query: number, key: number) => boolean;
@@ -83,7 +87,10 @@ export function sharedPrefixMask(prefixLength: number, blockLengths: number[]): 
   };
 }
 
-/** Reads the spec a generated model folder was built from (config.json's `quire_generator`) and rebuilds its weights. */
+/**
+ * Reads the spec a generated model folder was built from (config.json's `quire_generator`) and
+ * rebuilds the weights its graph computes with (rounded or dequantised as its export style stores them).
+ */
 export function loadReferenceModel(dir: string): { spec: TinyModelSpec; weights: TinyWeights } {
   const configPath = join(dir, 'config.json');
   const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
@@ -91,7 +98,8 @@ export function loadReferenceModel(dir: string): { spec: TinyModelSpec; weights:
   if (spec === null || typeof spec !== 'object') {
     throw new Error(`${configPath} has no quire_generator field: only generated tiny models have a reference forward`);
   }
-  return { spec: spec as TinyModelSpec, weights: buildWeights(spec as TinyModelSpec) };
+  const tiny = spec as TinyModelSpec;
+  return { spec: tiny, weights: storedWeights(tiny, buildWeights(tiny)) };
 }
 
 /** y[n] = x[n] W (+ bias) for every row n; W is [inDim, outDim] row-major. */
@@ -114,6 +122,11 @@ function rmsNorm(x: Float64Array, weight: Float32Array, eps: number): Float64Arr
   for (const v of x) sumSquares += v * v;
   const scale = 1 / Math.sqrt(sumSquares / x.length + eps);
   return x.map((v, i) => v * scale * weight[i]);
+}
+
+/** Qwen 3 / Gemma 3: RMSNorm of each head's slice of a projected row [heads * headDim], in place, before RoPE. */
+function normalizeHeads(row: Float64Array, heads: number, headDim: number, weight: Float32Array, eps: number): void {
+  for (let h = 0; h < heads; h++) row.set(rmsNorm(row.subarray(h * headDim, (h + 1) * headDim), weight, eps), h * headDim);
 }
 
 const silu = (v: number) => v / (1 + Math.exp(-v));
@@ -191,9 +204,12 @@ export function referenceForward(
 ): ReferenceResult {
   checkInputs(spec, tokenIds, positions, logitsFor);
   const { hiddenSize: hidden, heads, kvHeads, headDim, intermediateSize: inner, vocabSize: vocab, rmsNormEps: eps } = spec;
-  const rope = ropeParamsFromConfig(specToHfConfig(spec));
   const n = tokenIds.length;
-  const allowed = maskMatrix(n, attends);
+  const maskAllowed = maskMatrix(n, attends);
+  // sliding-window layers see, besides the mask, only keys fewer than `window` positions back
+  const window = spec.slidingWindow ?? Infinity;
+  const windowAllowed = maskAllowed.map((ok, i) => (ok && positions[Math.floor(i / n)] - positions[i % n] < window ? 1 : 0));
+  const sliding = slidingLayers(spec);
   const group = heads / kvHeads;
   const scale = 1 / Math.sqrt(headDim);
 
@@ -201,11 +217,17 @@ export function referenceForward(
   const keys: Float64Array[] = [];
   const values: Float64Array[] = [];
 
-  for (const layer of weights.layers) {
+  for (const [l, layer] of weights.layers.entries()) {
+    const rope = layerRope(spec, l);
+    const allowed = sliding[l] ? windowAllowed : maskAllowed;
     const normed = x.map((row) => rmsNorm(row, layer.inputNorm, eps));
     const q = matmul(normed, layer.q, hidden, heads * headDim, layer.qBias);
     const k = matmul(normed, layer.k, hidden, kvHeads * headDim, layer.kBias);
     const v = matmul(normed, layer.v, hidden, kvHeads * headDim, layer.vBias);
+    if (layer.qNorm && layer.kNorm) {
+      q.forEach((row) => normalizeHeads(row, heads, headDim, layer.qNorm!, eps));
+      k.forEach((row) => normalizeHeads(row, kvHeads, headDim, layer.kNorm!, eps));
+    }
     q.forEach((row, t) => applyRope(row, heads, rope, positions[t]));
     k.forEach((row, t) => applyRope(row, kvHeads, rope, positions[t]));
 

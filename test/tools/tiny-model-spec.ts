@@ -1,14 +1,33 @@
-// What the tiny-model generator builds: the shape of a seeded random Llama/Qwen2 decoder and its
-// weights, derived deterministically from the seed. The ONNX writer (generate-model.ts) and the
-// reference forward (reference.ts) both start from these weights, so they can be checked against
-// each other without reading ONNX files back.
+// What the tiny-model generator builds: the shape of a seeded random decoder of a model family and
+// export style, and its weights, derived deterministically from the seed. The ONNX writers
+// (generate-model.ts, generate-genai-model.ts) and the reference forward (reference.ts) all start
+// from these weights, so they can be checked against each other without reading ONNX files back.
+import { EXPORT_STYLES, type ExportStyleId } from '../../native-models/export-style.ts';
 import type { KvDtype } from '../../native-models/kv.ts';
 import { seededRandom } from '../../native-models/seeded-random.ts';
-import type { RopeScaling } from '../../native-models/rope-config.ts';
+import { ropeParamsFromConfig, type RopeParams, type RopeScaling } from '../../native-models/rope-config.ts';
+
+/**
+ * The family the config names. All share the Llama body (RMSNorm, SwiGLU MLP, rotate-half RoPE);
+ * they differ only where block attention can tell: qwen2 adds q/k/v biases; qwen3 normalises q and
+ * k per head before RoPE; mistral attends through a sliding window in every layer; gemma3 has
+ * sliding-window local layers with their own RoPE theta between global layers, and q/k norms
+ * (Gemma's other differences, such as GELU and norm offsets, change no KV path and are left out).
+ */
+export type TinyArch = 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'gemma3';
 
 export interface TinyModelSpec {
-  /** llama: no attention biases; qwen2: q/k/v projections carry biases. */
-  arch: 'llama' | 'qwen2';
+  arch: TinyArch;
+  /** How the ONNX file is written: graph layout, weight format and activation type (native-models/export-style.ts). */
+  exportStyle: ExportStyleId;
+  /** Optimum layout: false writes a graph without a position_ids input (positions from the attention mask). */
+  positionIdsInput: boolean;
+  /** mistral / gemma3: keys a sliding-window layer's query sees, itself included. */
+  slidingWindow: number | null;
+  /** gemma3: every slidingWindowPattern-th layer is global, the others local. */
+  slidingWindowPattern: number;
+  /** gemma3: the local layers' RoPE theta (rope_local_base_freq). */
+  ropeLocalTheta: number;
   seed: number;
   vocabSize: number;
   hiddenSize: number;
@@ -42,6 +61,8 @@ export interface TinyLayerWeights {
   gate: Float32Array; // [hidden, intermediate]
   up: Float32Array; // [hidden, intermediate]
   down: Float32Array; // [intermediate, hidden]
+  qNorm?: Float32Array; // [headDim], qwen3 / gemma3
+  kNorm?: Float32Array; // [headDim]
 }
 
 export interface TinyWeights {
@@ -51,10 +72,19 @@ export interface TinyWeights {
   lmHead: Float32Array; // [hidden, vocab]; the transposed embedding when tied
 }
 
-/** A small default; tests override fields to cover GQA, partial rotary, scaling and fp16 KV. */
+/**
+ * A small default; tests override fields to cover GQA, partial rotary, scaling, fp16 KV, families
+ * and export styles (a float16 style's KV cache is float16 unless kvDtype says otherwise).
+ */
 export function tinySpec(overrides: Partial<TinyModelSpec> = {}): TinyModelSpec {
+  const float16Style = EXPORT_STYLES[overrides.exportStyle ?? 'optimum-fp32'].activations === 'float16';
   return {
     arch: 'llama',
+    exportStyle: 'optimum-fp32',
+    positionIdsInput: true,
+    slidingWindow: null,
+    slidingWindowPattern: 2,
+    ropeLocalTheta: 10000,
     seed: 1,
     vocabSize: 384,
     hiddenSize: 64,
@@ -68,7 +98,7 @@ export function tinySpec(overrides: Partial<TinyModelSpec> = {}): TinyModelSpec 
     ropeScaling: null,
     maxPositionEmbeddings: 4096,
     rmsNormEps: 1e-6,
-    kvDtype: 'float32',
+    kvDtype: float16Style ? 'float16' : 'float32',
     tieWordEmbeddings: false,
     addBos: true,
     ...overrides,
@@ -136,6 +166,10 @@ export function buildWeights(spec: TinyModelSpec): TinyWeights {
       layer.kBias = normals(rand, kvDim, 0.1);
       layer.vBias = normals(rand, kvDim, 0.1);
     }
+    if (hasQkNorm(spec)) {
+      layer.qNorm = normals(rand, headDim, 0.1, 1);
+      layer.kNorm = normals(rand, headDim, 0.1, 1);
+    }
     layers.push(layer);
   }
   const finalNorm = normals(rand, h, 0.1, 1);
@@ -149,12 +183,54 @@ export function buildWeights(spec: TinyModelSpec): TinyWeights {
   return { embed, layers, finalNorm, lmHead };
 }
 
+export function hasQkNorm(spec: TinyModelSpec): boolean {
+  return spec.arch === 'qwen3' || spec.arch === 'gemma3';
+}
+
+/** Which layers attend through the sliding window, by the spec's own rule (the engine reads it from config.json instead). */
+export function slidingLayers(spec: TinyModelSpec): boolean[] {
+  return Array.from({ length: spec.layers }, (_, l) =>
+    spec.arch === 'mistral' ? spec.slidingWindow !== null : spec.arch === 'gemma3' && (l + 1) % spec.slidingWindowPattern !== 0,
+  );
+}
+
+/** Layer l's RoPE: gemma3's local layers use ropeLocalTheta without scaling; every other layer the config's. */
+export function layerRope(spec: TinyModelSpec, layer: number): RopeParams {
+  const config = specToHfConfig(spec);
+  const local = spec.arch === 'gemma3' && slidingLayers(spec)[layer];
+  return ropeParamsFromConfig(local ? { ...config, rope_theta: spec.ropeLocalTheta, rope_scaling: null } : config);
+}
+
+const ARCHITECTURES: Record<TinyArch, [modelType: string, architecture: string]> = {
+  llama: ['llama', 'LlamaForCausalLM'],
+  qwen2: ['qwen2', 'Qwen2ForCausalLM'],
+  qwen3: ['qwen3', 'Qwen3ForCausalLM'],
+  mistral: ['mistral', 'MistralForCausalLM'],
+  gemma3: ['gemma3_text', 'Gemma3ForCausalLM'],
+};
+
+/** The config fields of a family that the engine reads to tell sliding layers and their RoPE apart. */
+function familyConfig(spec: TinyModelSpec): Record<string, unknown> {
+  if (spec.arch === 'mistral') return { sliding_window: spec.slidingWindow };
+  if (spec.arch === 'gemma3') {
+    if (spec.slidingWindow === null) throw new RangeError('gemma3 specs need a slidingWindow');
+    return {
+      sliding_window: spec.slidingWindow,
+      sliding_window_pattern: spec.slidingWindowPattern,
+      rope_local_base_freq: spec.ropeLocalTheta,
+    };
+  }
+  if (spec.arch === 'qwen2' || spec.arch === 'qwen3') return { use_sliding_window: false, sliding_window: spec.maxPositionEmbeddings };
+  return {};
+}
+
 /** The Hugging Face config.json of a spec (read back by the model loader and by transformers.js). */
 export function specToHfConfig(spec: TinyModelSpec): Record<string, unknown> {
   const bos = spec.addBos ? 1 : null;
+  const [modelType, architecture] = ARCHITECTURES[spec.arch];
   return {
-    architectures: [spec.arch === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
-    model_type: spec.arch,
+    architectures: [architecture],
+    model_type: modelType,
     vocab_size: spec.vocabSize,
     hidden_size: spec.hiddenSize,
     intermediate_size: spec.intermediateSize,
@@ -170,6 +246,7 @@ export function specToHfConfig(spec: TinyModelSpec): Record<string, unknown> {
     max_position_embeddings: spec.maxPositionEmbeddings,
     tie_word_embeddings: spec.tieWordEmbeddings,
     attention_bias: spec.arch === 'qwen2',
+    ...familyConfig(spec),
     bos_token_id: bos,
     eos_token_id: 2,
     torch_dtype: spec.kvDtype === 'float16' ? 'float16' : 'float32',

@@ -1,67 +1,113 @@
 // THE typed contract between the window and the engine: every request the renderer may make (its
-// argument schema and result type) and every event it may receive. Imported by the preload, the
-// Electron main process, the serve bridge, the engine host and the renderer; nothing else crosses a
-// process line. Browser-safe: no Node imports.
-import { z } from 'zod';
+// argument and result), every event it may receive, the names and the failure they share. What
+// crosses a process line is one of these. Zod-free and Node-free, so the renderer bundles only this;
+// the trust boundaries validate with schemas.ts, which is checked against these types.
+//
+// Enums come from the lowest layer that needs them and are re-exported here, never the reverse.
+import { ATTENTION_MODES, type AttentionMode } from '../../native-models/attention-modes.ts';
+import { PROVIDER_CHOICES, type ProviderChoice } from '../../native-models/provider-names.ts';
+import { QUALITY_MODES, type QualityMode } from '../answering/quality-mode-names.ts';
+import type { MessageRole } from '../../db/chats.ts';
+import type { DocumentStatus } from '../../db/documents.ts';
+import type { FolderCounts } from '../../db/folders.ts';
 
-const id = z.number().int().positive();
-const text = (max: number) => z.string().max(max);
+export { ATTENTION_MODES, PROVIDER_CHOICES, QUALITY_MODES, type AttentionMode, type ProviderChoice, type QualityMode };
+export type { DocumentStatus, FolderCounts, MessageRole };
 
-export const PROVIDERS = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'] as const;
-export const ANSWER_MODES = ['block', 'full'] as const;
-export const QUALITY_MODES = ['auto', 'shared-prefix', 'isolated'] as const;
+/** The Quality setting: 'auto' lets answering pick by model (quality-modes.ts defaultQualityMode). */
+export const QUALITY_SETTINGS = ['auto', ...QUALITY_MODES] as const;
+export type QualitySetting = (typeof QUALITY_SETTINGS)[number];
 
-export const settingsSchema = z.object({
-  modelDir: z.string().max(4096).nullable(),
-  provider: z.enum(PROVIDERS),
+/** Who hosts the window: the renderer hides what a browser cannot do (folder dialog, open file). */
+export type AppHost = 'electron' | 'serve';
+
+export interface Settings {
+  modelDir: string | null;
+  provider: ProviderChoice;
   /** Byte budget of the stored passage KV. */
-  kvBudgetBytes: z.number().int().min(16 * 1024 ** 2).max(1024 ** 4),
+  kvBudgetBytes: number;
   /** Target tokens per passage (applies on the next indexing). */
-  passageTokens: z.number().int().min(32).max(2048),
+  passageTokens: number;
   /** Prefill passage KV in the background after indexing (newest documents first, within the KV budget). */
-  eagerPrefill: z.boolean(),
+  eagerPrefill: boolean;
   /** Passages retrieved per question. */
-  k: z.number().int().min(1).max(32),
+  k: number;
   /** 'block': prefilled passage blocks reused (fast); 'full': one causal prefill (reference quality). */
-  mode: z.enum(ANSWER_MODES),
+  mode: AttentionMode;
   /** How passage blocks are computed: 'auto' picks by model (see electron/answering/quality-modes.ts). */
-  quality: z.enum(QUALITY_MODES),
-});
-export type Settings = z.infer<typeof settingsSchema>;
+  quality: QualitySetting;
+  /** Byte cap of the chats' KV kept in memory for follow-ups (least recently used chats released first). */
+  chatKvBytes: number;
+}
 
-/** Request name -> schema of its one argument. */
-export const requestSchemas = {
-  'app.info': z.object({}).strict(),
-  'folders.list': z.object({}).strict(),
-  'folders.add': z.object({ path: text(4096).min(1) }).strict(),
-  'folders.remove': z.object({ folderId: id }).strict(),
-  'folders.reindex': z.object({ folderId: id }).strict(),
-  'folders.pause': z.object({ folderId: id }).strict(),
-  'folders.resume': z.object({ folderId: id }).strict(),
-  'folders.files': z.object({ folderId: id, problemsOnly: z.boolean().optional() }).strict(),
-  search: z.object({ query: text(1000), folderId: id.optional(), limit: z.number().int().min(1).max(100).optional() }).strict(),
-  'passage.get': z.object({ passageId: id, query: text(1000).optional() }).strict(),
-  ask: z.object({ requestId: text(64).min(1), question: text(8000).min(1), chatId: id.optional() }).strict(),
-  'ask.cancel': z.object({ requestId: text(64).min(1) }).strict(),
-  'chats.list': z.object({}).strict(),
-  'chats.messages': z.object({ chatId: id }).strict(),
-  'chats.delete': z.object({ chatId: id }).strict(),
-  'settings.get': z.object({}).strict(),
-  'settings.set': settingsSchema.partial().strict(),
-  'kv.stats': z.object({}).strict(),
-  'models.catalog': z.object({}).strict(),
-  'models.download': z.object({ modelId: text(200).min(1) }).strict(),
-  'models.useFolder': z.object({ path: text(4096).min(1) }).strict(),
+/** A request that takes nothing. */
+export type NoArgs = Record<string, never>;
+
+/** Request name -> its one argument. */
+export interface RequestArgsByName {
+  'app.info': NoArgs;
+  'folders.list': NoArgs;
+  'folders.add': { path: string };
+  'folders.remove': { folderId: number };
+  'folders.reindex': { folderId: number };
+  'folders.pause': { folderId: number };
+  'folders.resume': { folderId: number };
+  'folders.files': { folderId: number; problemsOnly?: boolean };
+  search: { query: string; folderId?: number; limit?: number };
+  'passage.get': { passageId: number; query?: string };
+  ask: { requestId: string; question: string; chatId?: number };
+  'ask.cancel': { requestId: string };
+  'chats.list': NoArgs;
+  'chats.messages': { chatId: number };
+  'chats.delete': { chatId: number };
+  'settings.get': NoArgs;
+  'settings.set': Partial<Settings>;
+  'kv.stats': NoArgs;
+  'models.catalog': NoArgs;
+  'models.download': { modelId: string };
+  'models.useFolder': { path: string };
   /** Host requests (answered by the Electron main process or the serve bridge, not the engine). */
-  'host.pickFolder': z.object({}).strict(),
-  'host.openPath': z.object({ path: text(4096).min(1), page: z.number().int().positive().optional() }).strict(),
-} as const;
+  'host.pickFolder': NoArgs;
+  'host.openPath': { path: string; page?: number };
+}
 
-export type RequestName = keyof typeof requestSchemas;
-export type RequestArgs<N extends RequestName> = z.infer<(typeof requestSchemas)[N]>;
-export const REQUEST_NAMES = Object.keys(requestSchemas) as RequestName[];
-export const HOST_REQUESTS: readonly RequestName[] = ['host.pickFolder', 'host.openPath'];
-export const isRequestName = (name: string): name is RequestName => Object.hasOwn(requestSchemas, name);
+export type RequestName = keyof RequestArgsByName;
+export type RequestArgs<N extends RequestName> = RequestArgsByName[N];
+
+// Every name once: a missing or unknown one is a compile error (Record<RequestName, ...> literal).
+const requestNameSet: Record<RequestName, true> = {
+  'app.info': true,
+  'folders.list': true,
+  'folders.add': true,
+  'folders.remove': true,
+  'folders.reindex': true,
+  'folders.pause': true,
+  'folders.resume': true,
+  'folders.files': true,
+  search: true,
+  'passage.get': true,
+  ask: true,
+  'ask.cancel': true,
+  'chats.list': true,
+  'chats.messages': true,
+  'chats.delete': true,
+  'settings.get': true,
+  'settings.set': true,
+  'kv.stats': true,
+  'models.catalog': true,
+  'models.download': true,
+  'models.useFolder': true,
+  'host.pickFolder': true,
+  'host.openPath': true,
+};
+export const REQUEST_NAMES = Object.keys(requestNameSet) as RequestName[];
+export const isRequestName = (name: string): name is RequestName => Object.hasOwn(requestNameSet, name);
+
+export const HOST_REQUESTS = ['host.pickFolder', 'host.openPath'] as const satisfies readonly RequestName[];
+export type HostRequestName = (typeof HOST_REQUESTS)[number];
+/** The requests the engine answers. */
+export type EngineRequestName = Exclude<RequestName, HostRequestName>;
+export const isHostRequest = (name: RequestName): name is HostRequestName => (HOST_REQUESTS as readonly string[]).includes(name);
 
 export type FolderState = 'queued' | 'scanning' | 'parsing' | 'prefilling' | 'paused' | 'done' | 'error';
 
@@ -70,7 +116,8 @@ export interface Progress {
   total: number;
 }
 
-export interface FolderView {
+/** A folder as the Library view shows it: its stored counts (db/folders.ts) and its run's progress. */
+export interface FolderView extends FolderCounts {
   id: number;
   path: string;
   state: FolderState;
@@ -78,18 +125,13 @@ export interface FolderView {
   parse: Progress;
   /** KV prefill of the folder's passages (blocks stored / passages). */
   prefill: Progress;
-  files: number;
-  indexed: number;
-  failed: number;
-  skipped: number;
-  passages: number;
   /** Why the last indexing run stopped, when it failed as a whole. */
   error: string | null;
 }
 
 export interface FileView {
   path: string;
-  status: 'pending' | 'indexed' | 'failed' | 'skipped';
+  status: DocumentStatus;
   /** The reason a file failed or was skipped. */
   error: string | null;
 }
@@ -136,6 +178,7 @@ export interface AnswerFiguresView {
 export interface AnswerView {
   requestId: string;
   chatId: number;
+  /** The stored assistant message; null when the answer was stopped (nothing stored). */
   messageId: number | null;
   answer: string;
   /** The passages the answer cites ([n] in its text). */
@@ -154,7 +197,7 @@ export interface ChatView {
 
 export interface MessageView {
   id: number;
-  role: 'system' | 'user' | 'assistant';
+  role: MessageRole;
   content: string;
   citations: CitationView[];
   figures: AnswerFiguresView | null;
@@ -166,6 +209,8 @@ export interface ModelStatus {
   /** Why the model is not loaded (none chosen, failed to load...). */
   problem: string | null;
   provider: string | null;
+  /** Why that provider runs the model (e.g. "webgpu adapter is a CPU (llvmpipe ...): using cpu"). */
+  providerReason?: string | null;
 }
 
 export interface CatalogModel {
@@ -179,8 +224,7 @@ export interface CatalogModel {
 export interface AppInfo {
   version: string;
   dataDir: string;
-  /** 'electron' or 'serve': the renderer hides what a browser cannot do (folder dialog, open file). */
-  host: 'electron' | 'serve';
+  host: AppHost;
   model: ModelStatus;
   folders: number;
   /** Indexer / answering modules present in this build (false while they are missing). */
@@ -233,16 +277,20 @@ export interface EventPayloads {
   'engine.stopped': { reason: string; restarted: boolean };
 }
 export type EventName = keyof EventPayloads;
-export const EVENT_NAMES: readonly EventName[] = [
-  'folder.progress',
-  'folders.changed',
-  'answer.text',
-  'answer.done',
-  'answer.error',
-  'model.download',
-  'model.changed',
-  'engine.stopped',
-];
+const eventNameSet: Record<EventName, true> = {
+  'folder.progress': true,
+  'folders.changed': true,
+  'answer.text': true,
+  'answer.done': true,
+  'answer.error': true,
+  'model.download': true,
+  'model.changed': true,
+  'engine.stopped': true,
+};
+export const EVENT_NAMES = Object.keys(eventNameSet) as EventName[];
+
+/** Posts a contract event (the engine service's outlet; the host fans it out to the window). */
+export type EmitEvent = <E extends EventName>(name: E, payload: EventPayloads[E]) => void;
 
 /** What a failed request carries back (the renderer shows `message`). */
 export interface RequestFailure {
@@ -265,16 +313,6 @@ export interface QuireApi {
   request<N extends RequestName>(name: N, args: RequestArgs<N>): Promise<RequestResults[N]>;
   /** Subscribes to an event; returns the unsubscribe function. */
   on<E extends EventName>(name: E, listener: (payload: EventPayloads[E]) => void): () => void;
-}
-
-/** Validates a request's argument; throws QuireRequestError('invalid-arguments') with the reasons. */
-export function parseRequest<N extends RequestName>(name: N, args: unknown): RequestArgs<N> {
-  const result = requestSchemas[name].safeParse(args ?? {});
-  if (!result.success) {
-    const why = result.error.issues.map((i) => `${i.path.join('.') || '(argument)'}: ${i.message}`).join('; ');
-    throw new QuireRequestError('invalid-arguments', `${name}: ${why}`);
-  }
-  return result.data as RequestArgs<N>;
 }
 
 /** IPC channel names in Electron. */

@@ -1,0 +1,32 @@
+// Full-text search over the library and the passage view (the whole passage, the query highlighted).
+import { getDocument } from '../../db/documents.ts';
+import type { Db } from '../../db/open.ts';
+import { getPassage } from '../../db/passages.ts';
+import { highlightParts, highlightPassage, searchPassages } from '../../db/search.ts';
+import { QuireRequestError } from '../contract/types.ts';
+import type { RequestHandlers } from './request-handlers.ts';
+
+export type SearchRequest = 'search' | 'passage.get';
+
+export function searchHandlers(db: Db): RequestHandlers<SearchRequest> {
+  return {
+    search: ({ query, folderId, limit }) =>
+      searchPassages(db, query, { folderId, limit: limit ?? 20 }).map((h) => ({
+        passageId: h.passageId,
+        documentId: h.documentId,
+        path: h.path,
+        title: h.passageTitle ?? h.title,
+        page: h.page,
+        snippet: highlightParts(h.snippet),
+      })),
+    'passage.get': ({ passageId, query }) => {
+      const passage = getPassage(db, passageId);
+      if (!passage) throw new QuireRequestError('failed', `passage ${passageId} is gone (its file was re-indexed or removed)`);
+      const doc = getDocument(db, passage.documentId);
+      let parts = [{ text: passage.text, highlighted: false }];
+      const highlighted = query ? highlightPassage(db, passageId, query) : null;
+      if (highlighted !== null) parts = highlightParts(highlighted);
+      return { passageId, documentPath: doc?.path ?? '', title: passage.title ?? doc?.title ?? null, page: passage.page, parts };
+    },
+  };
+}

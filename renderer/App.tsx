@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { AppInfo, FolderView, ModelStatus } from '../electron/contract/types.ts';
+import type { AppInfo, EventPayloads, FolderView, ModelStatus } from '../electron/contract/types.ts';
 import type { RendererApi } from './api.ts';
 import { PassagePanel, type PassageRef } from './components/PassagePanel.tsx';
 import { ChatView } from './views/ChatView.tsx';
@@ -23,6 +23,8 @@ export function App({ api, initialView }: { api: RendererApi; initialView?: View
   const [folders, setFolders] = useState<FolderView[]>([]);
   const [view, setView] = useState<ViewName | null>(initialView ?? null);
   const [panel, setPanel] = useState<PassageRef | null>(null);
+  /** The last time the engine died, and whether the host brought it back. */
+  const [engineStop, setEngineStop] = useState<EventPayloads['engine.stopped'] | null>(null);
   const searchInput = useRef<HTMLInputElement>(null);
 
   const refreshFolders = useCallback(() => {
@@ -45,6 +47,10 @@ export function App({ api, initialView }: { api: RendererApi; initialView?: View
       ),
       api.on('folders.changed', refreshFolders),
       api.on('model.changed', setModel),
+      api.on('engine.stopped', (stop) => {
+        setEngineStop(stop);
+        if (stop.restarted) refreshFolders();
+      }),
     ];
     return () => offs.forEach((off) => off());
   }, [api, refreshFolders]);
@@ -85,6 +91,16 @@ export function App({ api, initialView }: { api: RendererApi; initialView?: View
           {model.ready ? `model: ${model.provider ?? 'ready'}` : 'no model'}
         </span>
       </nav>
+      {engineStop && (
+        <p className="error engine-stopped" role="alert">
+          {engineStop.restarted
+            ? `The engine stopped (${engineStop.reason}) and was restarted; indexing resumes.`
+            : `The engine stopped (${engineStop.reason}) and could not be restarted: restart Quire.`}{' '}
+          <button type="button" onClick={() => setEngineStop(null)}>
+            Dismiss
+          </button>
+        </p>
+      )}
       <main className={panel ? 'content with-panel' : 'content'}>
         <div className="view">
           {view === 'chat' && (

@@ -84,6 +84,26 @@ describe('App', () => {
   });
 });
 
+describe('App: engine stopped', () => {
+  it('says when the engine stopped and was restarted, or could not be, and refreshes the folders', async () => {
+    const { api, emit, request } = fakeApi({
+      'app.info': () => info({ model: { ...noModel, ready: true, provider: 'cpu' }, folders: 1 }),
+      'folders.list': () => [folder({ state: 'done' })],
+      'chats.list': () => [],
+    });
+    render(<App api={api} />);
+    await screen.findByRole('navigation', { name: 'Views' });
+    const listsBefore = request.mock.calls.filter(([name]) => name === 'folders.list').length;
+    act(() => emit('engine.stopped', { reason: 'it ran out of memory', restarted: true }));
+    expect((await screen.findByText(/The engine stopped \(it ran out of memory\) and was restarted/)).getAttribute('role')).toBe('alert');
+    await waitFor(() => expect(request.mock.calls.filter(([name]) => name === 'folders.list').length).toBe(listsBefore + 1));
+    act(() => emit('engine.stopped', { reason: 'it exited with code 3', restarted: false }));
+    expect(await screen.findByText(/could not be restarted: restart Quire/)).toBeTruthy();
+    fireEvent.click(screen.getByRole('button', { name: 'Dismiss' }));
+    expect(screen.queryByRole('alert')).toBeNull();
+  });
+});
+
 describe('the model badge', () => {
   it('says which provider runs the model, and why in its tooltip', async () => {
     const providerReason = 'webgpu adapter is a CPU (llvmpipe (LLVM 15.0.6, 256 bits)): using cpu';

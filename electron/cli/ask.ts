@@ -101,7 +101,8 @@ export async function askCommand(args: ParsedArgs): Promise<void> {
       boundaryTokens: args.get(BOUNDARY),
       maxNewTokens: args.get(ANSWER_MAX_TOKENS),
       signal: controller.signal,
-      onText: json ? undefined : (piece) => process.stdout.write(piece),
+      // the answer keeps its lines; escape sequences from the documents it quotes are written out
+      onText: json ? undefined : (piece) => process.stdout.write(escapeForTerminal(piece, { keepLineBreaks: true })),
     });
     const f = r.figures;
     if (json) {

@@ -327,6 +327,8 @@ export interface EventPayloads {
   'completion.text': { requestId: string; text: string };
   'model.download': { modelId: string; receivedBytes: number; totalBytes: number; done: boolean; error: string | null };
   'model.changed': ModelStatus;
+  /** The engine worker died (reason in words); `restarted` when the host brought it back. */
+  'engine.stopped': { reason: string; restarted: boolean };
 }
 export type EventName = keyof EventPayloads;
 const eventNameSet: Record<EventName, true> = {
@@ -338,6 +340,7 @@ const eventNameSet: Record<EventName, true> = {
   'completion.text': true,
   'model.download': true,
   'model.changed': true,
+  'engine.stopped': true,
 };
 export const EVENT_NAMES = Object.keys(eventNameSet) as EventName[];
 /** Whether a host passes the event to the window (an API completion's text is for the API server only). */

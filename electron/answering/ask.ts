@@ -12,6 +12,7 @@ import type { SamplingOptions } from '../../native-models/sampling.ts';
 import { ChatSession, FOLLOW_UP_INTRO, turnSeparator } from './chat-context.ts';
 import { citationsFor, NO_PASSAGES_ANSWER, toStoredCitation, type AnswerCitation } from './citations.ts';
 import { passageBlocks, type AnswerContext } from './passage-kv.ts';
+import { fitPassages, type PassageFitFigures } from './prompt-fit.ts';
 import { finalBlockText, passageBlockText, SYSTEM_INSTRUCTION } from './prompt-blocks.ts';
 import type { QualityMode } from './quality-modes.ts';
 import { retrieve, type RetrievedPassage } from './retrieve.ts';
@@ -23,7 +24,7 @@ export interface AskOptions {
   k?: number;
   perDocument?: number;
   folderId?: number;
-  /** Use these passages instead of retrieving (benchmarks, a UI's "ask about this passage"). */
+  /** Use these passages instead of retrieving (benchmarks, a UI's "ask about this passage"); fitted to the context as retrieved ones. */
   passages?: readonly RetrievedPassage[];
   /** block (default): stored passage KV + final block; full: one causal prefill of everything. */
   mode?: AnswerMode;
@@ -34,13 +35,14 @@ export interface AskOptions {
   /** A chat to continue: earlier turns stay in the context; messages are recorded if it has a chatId. */
   chat?: ChatSession;
   sampling?: SamplingOptions;
+  /** At most this many answer tokens; also the room kept for the answer, up to a quarter of the context (prompt-fit.ts). */
   maxNewTokens?: number;
   stopStrings?: readonly string[];
   signal?: AbortSignal;
   onText?: (piece: string) => void;
 }
 
-export interface AnswerFigures {
+export interface AnswerFigures extends PassageFitFigures {
   mode: AnswerMode;
   quality: QualityMode;
   boundaryTokens: number;
@@ -98,13 +100,15 @@ export async function ask(ctx: AnswerContext, question: string, options: AskOpti
     : retrieve(ctx.db, question, { k: options.k, perDocument: options.perDocument, folderId: options.folderId });
   const chat = options.chat;
   chat?.useModel(ctx.fingerprint); // another model's chat KV is never reused (chat-context.ts)
-  const known = new Set(chat?.passages.map((p) => p.passageId));
-  const fresh = found.filter((p) => !known.has(p.passageId));
+  // the new passages that fit the context, rank order (may start the chat's context over; throws
+  // QuestionTooLongError for a question that does not fit alone)
+  const fit = fitPassages(ctx, question, found, chat, options.maxNewTokens);
+  const fresh = fit.passages;
   const all = [...(chat?.passages ?? []), ...fresh];
   const mode = options.mode ?? 'block';
   const quality = options.quality ?? ctx.defaultQuality;
   const boundaryTokens = Math.max(0, Math.floor(options.boundaryTokens ?? 0));
-  if (all.length === 0) {
+  if (all.length === 0 && fit.figures.passagesDropped === 0) {
     options.onText?.(NO_PASSAGES_ANSWER);
     const result: AskResult = {
       answer: NO_PASSAGES_ANSWER,
@@ -115,14 +119,15 @@ export async function ask(ctx: AnswerContext, question: string, options: AskOpti
       stopReason: 'no-passages',
       tokenIds: [],
       topLogits: [],
-      figures: emptyFigures(ctx, mode, quality, boundaryTokens, performance.now() - queuedAt),
+      figures: { ...emptyFigures(ctx, mode, quality, boundaryTokens, performance.now() - queuedAt), ...fit.figures },
     };
     result.messageId = record(ctx, chat, question, result);
     return result;
   }
-  const result = await ctx.queue.run(() => answerOnEngine(ctx, question, chat, fresh, all, { ...options, mode, quality, boundaryTokens }, queuedAt), {
+  const answered = await ctx.queue.run(() => answerOnEngine(ctx, question, chat, fresh, all, { ...options, mode, quality, boundaryTokens }, queuedAt), {
     signal: options.signal,
   });
+  const result: AskResult = { ...answered, figures: { ...answered.figures, ...fit.figures } };
   result.messageId = record(ctx, chat, question, result);
   return result;
 }
@@ -137,7 +142,7 @@ async function answerOnEngine(
   all: RetrievedPassage[],
   o: Resolved,
   queuedAt: number,
-): Promise<AskResult> {
+): Promise<Omit<AskResult, 'figures'> & { figures: EngineFigures }> {
   const { engine } = ctx;
   const startedAt = performance.now();
   const signal = o.signal;
@@ -187,10 +192,15 @@ async function answerOnEngine(
     // keep the turn: tokens generated but not fed back yet, then the template's close + next user header
     const fed = answered.present.tokens - promptTokens;
     const tail = [...answered.tokenIds.slice(Math.max(0, fed)), ...engine.tokenizer.encode(turnSeparator(engine.model, SYSTEM_INSTRUCTION))];
-    const step = await engine.runner.forward(tail, positionRange(answered.present.tokens, tail.length), answered.present);
-    chat.past = step.present;
-    chat.passages = all;
-    chat.turns++;
+    if (answered.present.tokens + tail.length > engine.model.maxPositions) {
+      // an answer that ran to the end of the context leaves no room to close the turn: the next question starts over
+      chat.release();
+    } else {
+      const step = await engine.runner.forward(tail, positionRange(answered.present.tokens, tail.length), answered.present);
+      chat.past = step.present;
+      chat.passages = all;
+      chat.turns++;
+    }
   }
   const answer = answered.text.trim();
   return {
@@ -224,7 +234,10 @@ async function answerOnEngine(
   };
 }
 
-function emptyFigures(ctx: AnswerContext, mode: AnswerMode, quality: QualityMode, boundaryTokens: number, totalMs: number): AnswerFigures {
+/** The figures measured on the engine; ask adds the passage fit's. */
+type EngineFigures = Omit<AnswerFigures, keyof PassageFitFigures>;
+
+function emptyFigures(ctx: AnswerContext, mode: AnswerMode, quality: QualityMode, boundaryTokens: number, totalMs: number): EngineFigures {
   return {
     mode,
     quality,

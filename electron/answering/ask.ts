@@ -100,9 +100,10 @@ export async function ask(ctx: AnswerContext, question: string, options: AskOpti
     : retrieve(ctx.db, question, { k: options.k, perDocument: options.perDocument, folderId: options.folderId });
   const chat = options.chat;
   chat?.useModel(ctx.fingerprint); // another model's chat KV is never reused (chat-context.ts)
+  const finalIds = ctx.engine.tokenizer.encode(finalBlockText(question, ctx.frame));
   // the new passages that fit the context, rank order (may start the chat's context over; throws
   // QuestionTooLongError for a question that does not fit alone)
-  const fit = fitPassages(ctx, question, found, chat, options.maxNewTokens);
+  const fit = fitPassages(ctx, { instructionTokens: ctx.frame.instructionIds.length, finalTokens: finalIds.length }, found, chat, options.maxNewTokens);
   const fresh = fit.passages;
   const all = [...(chat?.passages ?? []), ...fresh];
   const mode = options.mode ?? 'block';
@@ -124,7 +125,7 @@ export async function ask(ctx: AnswerContext, question: string, options: AskOpti
     result.messageId = record(ctx, chat, question, result);
     return result;
   }
-  const answered = await ctx.queue.run(() => answerOnEngine(ctx, question, chat, fresh, all, { ...options, mode, quality, boundaryTokens }, queuedAt), {
+  const answered = await ctx.queue.run(() => answerOnEngine(ctx, chat, fresh, all, { ...options, mode, quality, boundaryTokens, finalIds }, queuedAt), {
     signal: options.signal,
   });
   const result: AskResult = { ...answered, figures: { ...answered.figures, ...fit.figures } };
@@ -132,11 +133,10 @@ export async function ask(ctx: AnswerContext, question: string, options: AskOpti
   return result;
 }
 
-type Resolved = AskOptions & { mode: AnswerMode; quality: QualityMode; boundaryTokens: number };
+type Resolved = AskOptions & { mode: AnswerMode; quality: QualityMode; boundaryTokens: number; finalIds: number[] };
 
 async function answerOnEngine(
   ctx: AnswerContext,
-  question: string,
   chat: ChatSession | undefined,
   fresh: RetrievedPassage[],
   all: RetrievedPassage[],
@@ -146,7 +146,7 @@ async function answerOnEngine(
   const { engine } = ctx;
   const startedAt = performance.now();
   const signal = o.signal;
-  const finalIds = engine.tokenizer.encode(finalBlockText(question, ctx.frame));
+  const { finalIds } = o;
   // the chat so far (through the next user header) or the instruction block
   let base: KvCache = chat?.past ?? ctx.instructionKv;
   const introIds = chat?.past && fresh.length > 0 ? engine.tokenizer.encode(FOLLOW_UP_INTRO) : [];

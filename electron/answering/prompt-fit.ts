@@ -18,7 +18,7 @@
 import type { RetrievedPassage } from './retrieve.ts';
 import { FOLLOW_UP_INTRO, type ChatSession } from './chat-context.ts';
 import { passageIds, type AnswerContext } from './passage-kv.ts';
-import { finalBlockText, passageBlockText } from './prompt-blocks.ts';
+import { passageBlockText } from './prompt-blocks.ts';
 
 /** Tokens kept for the answer when maxNewTokens is not given (decode's default). */
 export const DEFAULT_ANSWER_RESERVE = 256;
@@ -60,6 +60,14 @@ export interface PassageFitFigures {
   contextRestarted: boolean;
 }
 
+/** The prompt's parts besides passages, in tokens, as the caller will feed them. */
+export interface FixedPrompt {
+  /** The instruction block (a first question, or a chat that starts over). */
+  instructionTokens: number;
+  /** The final block: the question with its instructions and the template's text around it. */
+  finalTokens: number;
+}
+
 export interface PassageFit {
   /** The passages to add to the context, in rank order. */
   passages: RetrievedPassage[];
@@ -67,24 +75,22 @@ export interface PassageFit {
 }
 
 /**
- * The passages of `found` (rank order) that fit the context with the question, the instruction
- * block or `chat`'s past, and the answer's reserve. Starts `chat`'s context over when its history
- * leaves no room (see the file comment). Throws QuestionTooLongError when the question does not fit
- * even alone.
+ * The passages of `found` (rank order) that fit the context with `prompt`'s final block, the
+ * instruction block or `chat`'s past, and the answer's reserve. Starts `chat`'s context over when
+ * its history leaves no room (see the file comment). Throws QuestionTooLongError when the question
+ * does not fit even alone.
  */
 export function fitPassages(
   ctx: AnswerContext,
-  question: string,
+  prompt: FixedPrompt,
   found: readonly RetrievedPassage[],
   chat: ChatSession | undefined,
   maxNewTokens?: number,
 ): PassageFit {
   const maxPositions = ctx.engine.model.maxPositions;
-  // nothing to fit and no history: the fixed "nothing found" answer runs no model
-  if (found.length === 0 && !chat?.past) return { passages: [], figures: fitFigures(0, 0, 0, false) };
   const reserve = answerReserve(maxPositions, maxNewTokens);
-  const finalTokens = ctx.engine.tokenizer.encode(finalBlockText(question, ctx.frame)).length;
-  const alone = ctx.frame.instructionIds.length + finalTokens;
+  const { finalTokens } = prompt;
+  const alone = prompt.instructionTokens + finalTokens;
   if (alone + reserve > maxPositions) throw new QuestionTooLongError(alone, maxPositions, reserve);
   const cost = (p: RetrievedPassage) => passageIds(ctx, p).length;
 

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listChats } from '../db/chats.ts';
 import { openDatabase, type Db } from '../db/open.ts';
 import { Engine } from '../native-models/engine.ts';
+import { PromptTooLongError } from '../native-models/errors.ts';
 import { ask } from '../electron/answering/ask.ts';
 import { ChatSession, FOLLOW_UP_INTRO } from '../electron/answering/chat-context.ts';
 import { createAnswerContext, prefillPassages, type AnswerContext } from '../electron/answering/passage-kv.ts';
@@ -163,6 +164,7 @@ describe('ask fits the prompt to the model', () => {
     expect(fixedTokens(long)).toBeGreaterThan(MAX_POSITIONS);
     const refused = ask(ctx, long, { maxNewTokens: 8 });
     await expect(refused).rejects.toThrow(QuestionTooLongError);
+    await expect(refused).rejects.toBeInstanceOf(PromptTooLongError); // refused as the engine's own length check is
     await expect(refused).rejects.toThrow(/^This question is too long for the model: .* Shorten it by about \d+ tokens\.$/);
     // a question that fits the context but not with the answer's room: refused too
     let almost = 'storms';

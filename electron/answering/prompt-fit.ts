@@ -15,6 +15,7 @@
 // alone (stored, position-independent): the follow-up's own retrieval first, then the chat's earlier
 // passages newest first (the transcript's last passages, for a follow-up that refers to them),
 // fitted as a first question. The earlier answers' text stays in the transcript but leaves the context.
+import { PromptTooLongError } from '../../native-models/errors.ts';
 import type { RetrievedPassage } from './retrieve.ts';
 import { FOLLOW_UP_INTRO, type ChatSession } from './chat-context.ts';
 import { passageIds, type AnswerContext } from './passage-kv.ts';
@@ -31,19 +32,23 @@ export function answerReserve(maxPositions: number, maxNewTokens?: number): numb
   return Math.max(1, Math.min(Math.floor(maxNewTokens ?? DEFAULT_ANSWER_RESERVE), Math.floor(maxPositions / 4)));
 }
 
-/** A question that does not fit the model's context even with no passage: refused, nothing stored. */
-export class QuestionTooLongError extends Error {
+/**
+ * A question that does not fit the model's context even with no passage: refused, nothing stored.
+ * A PromptTooLongError (`tokens`: the instruction and final blocks), so callers that refuse the
+ * engine's own length check as the client's to fix refuse this one alike, with its plainer message.
+ */
+export class QuestionTooLongError extends PromptTooLongError {
   constructor(
-    /** The question's final block and the instruction block, in tokens. */
-    readonly tokens: number,
-    readonly maxPositions: number,
+    tokens: number,
+    maxPositions: number,
+    /** Tokens kept for the answer. */
     readonly reserve: number,
   ) {
-    super(
+    super(tokens, maxPositions);
+    this.message =
       `This question is too long for the model: with the answering instructions it takes ${tokens} tokens, ` +
-        `and the model reads ${maxPositions} tokens in all, ${reserve} of them kept for the answer. ` +
-        `Shorten it by about ${tokens + reserve - maxPositions} tokens.`,
-    );
+      `and the model reads ${maxPositions} tokens in all, ${reserve} of them kept for the answer. ` +
+      `Shorten it by about ${tokens + reserve - maxPositions} tokens.`;
     this.name = 'QuestionTooLongError';
   }
 }

@@ -6,8 +6,8 @@
 // the model is refused as invalid arguments (the bridge's 400), with the plain message.
 import { createChat, deleteChat, getChat, listChats, listMessages, type Citation } from '../../db/chats.ts';
 import type { Db } from '../../db/open.ts';
+import { PromptTooLongError } from '../../native-models/errors.ts';
 import { ask, type AskResult } from '../answering/ask.ts';
-import { QuestionTooLongError } from '../answering/prompt-fit.ts';
 import { ChatSessions } from '../answering/chat-sessions.ts';
 import { QuireRequestError, type AnswerView, type CitationView, type EmitEvent, type RequestArgs } from '../contract/types.ts';
 import type { ModelService } from './model-service.ts';
@@ -112,7 +112,8 @@ export class AnswerService {
         return view;
       } catch (e) {
         failed = true;
-        const error = e instanceof QuestionTooLongError ? new QuireRequestError('invalid-arguments', e.message) : e;
+        // too long for the model (prompt-fit.ts's QuestionTooLongError): the user's to shorten
+        const error = e instanceof PromptTooLongError ? new QuireRequestError('invalid-arguments', e.message) : e;
         this.emit('answer.error', { requestId, message: (error as Error).message });
         throw error;
       } finally {

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { EventName, EventPayloads, FolderView, RequestName, RequestResults } from '../electron/contract/types.ts';
 import type { RendererApi } from '../renderer/api.ts';
 import { App } from '../renderer/App.tsx';
-import { ChatView } from '../renderer/views/ChatView.tsx';
+import { ChatView, Readout } from '../renderer/views/ChatView.tsx';
 import { LibraryView } from '../renderer/views/LibraryView.tsx';
 import { SearchView } from '../renderer/views/SearchView.tsx';
 import { SettingsView } from '../renderer/views/SettingsView.tsx';
@@ -191,7 +191,7 @@ describe('ChatView', () => {
               answer: 'Storms and **ships** [1].',
               citations: [{ ordinal: 1, passageId: 7, documentPath: '/n/sea.md', title: 'Sea', page: null, quote: 'q' }],
               sources: [],
-              figures: { ttftMs: 42, reusedBlocks: 2, computedBlocks: 1, tokensPerSecond: 31.5, provider: 'cpu', mode: 'block' },
+              figures: { ttftMs: 42, reusedBlocks: 2, computedBlocks: 1, tokensPerSecond: 31.5, provider: 'cpu', mode: 'block', passagesUsed: 3, passagesDropped: 0, passagesShortened: 0 },
               cancelled: false,
             });
         }),
@@ -213,6 +213,21 @@ describe('ChatView', () => {
     expect(screen.getByTestId('readout').textContent).toBe('TTFT 42 ms · blocks 2 reused / 1 computed · 31.5 tokens/s · cpu · block');
     fireEvent.click(screen.getByRole('button', { name: /Citation 1/ }));
     expect(open).toHaveBeenCalledWith(expect.objectContaining({ passageId: 7, documentPath: '/n/sea.md' }));
+  });
+});
+
+describe('Readout', () => {
+  it('says how many passages fit the model when some were left out or shortened, nothing when all fit', () => {
+    const figures = { ttftMs: null, reusedBlocks: null, computedBlocks: null, tokensPerSecond: null, provider: null, mode: null };
+    const text = (f: { passagesUsed: number | null; passagesDropped: number | null; passagesShortened: number | null }) =>
+      render(<Readout figures={{ ...figures, ...f }} />).container.textContent;
+    expect(text({ passagesUsed: 2, passagesDropped: 8, passagesShortened: 0 })).toBe('passages 2 used / 8 left out to fit the model');
+    cleanup();
+    expect(text({ passagesUsed: 1, passagesDropped: 0, passagesShortened: 1 })).toBe('passages 1 used / 0 left out / 1 shortened to fit the model');
+    cleanup();
+    expect(text({ passagesUsed: 10, passagesDropped: 0, passagesShortened: 0 })).toBe('');
+    cleanup();
+    expect(text({ passagesUsed: null, passagesDropped: null, passagesShortened: null })).toBe('');
   });
 });
 

@@ -204,6 +204,10 @@ export interface AnswerFiguresView {
   tokensPerSecond: number | null;
   provider: string | null;
   mode: string | null;
+  /** Passages the answer added to its context, left out (lowest ranked first) and cut short to fit the model; null on stored answers. */
+  passagesUsed: number | null;
+  passagesDropped: number | null;
+  passagesShortened: number | null;
 }
 
 export interface AnswerView {

@@ -1,8 +1,12 @@
 // Answers and chats: ask (streamed as answer.text events, one answer at a time in order) and cancel,
 // the chat list and transcripts, and the chats' KV kept for follow-ups (ChatSessions: released when
 // a chat is deleted or the model changes, capped by bytes). Owns the answers in flight.
+// A question opens a new chat before it is asked (the answer streams into it); if the answer fails,
+// that chat goes again, so no failed question leaves an empty chat behind. A question too long for
+// the model is refused as invalid arguments (the bridge's 400), with the plain message.
 import { createChat, deleteChat, getChat, listChats, listMessages, type Citation } from '../../db/chats.ts';
 import type { Db } from '../../db/open.ts';
+import { PromptTooLongError } from '../../native-models/errors.ts';
 import { ask, type AskResult } from '../answering/ask.ts';
 import { ChatSessions } from '../answering/chat-sessions.ts';
 import { QuireRequestError, type AnswerView, type CitationView, type EmitEvent, type RequestArgs } from '../contract/types.ts';
@@ -57,6 +61,10 @@ export class AnswerService {
                 tokensPerSecond: m.figures.tokensPerSecond ?? null,
                 provider: m.figures.provider,
                 mode: null,
+                // not stored with the message
+                passagesUsed: null,
+                passagesDropped: null,
+                passagesShortened: null,
               }
             : null,
       })),
@@ -72,11 +80,14 @@ export class AnswerService {
     this.answers.set(requestId, controller);
     const work = (async (): Promise<AnswerView> => {
       let releaseChat: (() => void) | undefined;
+      let opened: number | undefined; // the chat this question created, removed again if it fails
+      let failed = false;
       try {
         const ctx = await this.models.ready();
         if (!ctx) throw new QuireRequestError('unavailable', `answers need a model: ${this.models.unavailableReason}`);
         const chat = chatId !== undefined ? getChat(this.db, chatId) : createChat(this.db, question.slice(0, 80));
         if (!chat) throw new QuireRequestError('failed', `no chat ${chatId}`);
+        if (chatId === undefined) opened = chat.id;
         const { session, done } = this.chats.take(chat.id);
         releaseChat = done;
         const { k, mode, quality } = this.settings.get();
@@ -100,15 +111,26 @@ export class AnswerService {
         this.emit('answer.done', view);
         return view;
       } catch (e) {
-        this.emit('answer.error', { requestId, message: (e as Error).message });
-        throw e;
+        failed = true;
+        // too long for the model (prompt-fit.ts's QuestionTooLongError): the user's to shorten
+        const error = e instanceof PromptTooLongError ? new QuireRequestError('invalid-arguments', e.message) : e;
+        this.emit('answer.error', { requestId, message: (error as Error).message });
+        throw error;
       } finally {
         releaseChat?.();
+        if (failed && opened !== undefined) this.dropEmptyChat(opened);
         this.answers.delete(requestId);
       }
     })();
     this.chain = Promise.allSettled([this.chain, work]);
     return work;
+  }
+
+  /** A chat this service opened for a question that failed: deleted unless something was stored in it. */
+  private dropEmptyChat(chatId: number): void {
+    if (listMessages(this.db, chatId).length > 0) return;
+    this.chats.release(chatId);
+    deleteChat(this.db, chatId);
   }
 
   /** Stops the answers in flight, waits for them to settle, releases the chats' KV. */
@@ -135,6 +157,9 @@ function answerView(requestId: string, chatId: number, out: AskResult | null, st
       tokensPerSecond: out?.figures.tokensPerSecond ?? null,
       provider: out?.figures.provider ?? provider,
       mode: out ? `${out.figures.mode}/${out.figures.quality}` : 'stopped',
+      passagesUsed: out?.figures.passagesUsed ?? null,
+      passagesDropped: out?.figures.passagesDropped ?? null,
+      passagesShortened: out?.figures.passagesShortened ?? null,
     },
     cancelled: out === null,
   };

@@ -30,6 +30,9 @@ export function Readout({ figures }: { figures: AnswerFiguresView }) {
   if (figures.tokensPerSecond !== null) parts.push(`${figures.tokensPerSecond.toFixed(1)} tokens/s`);
   if (figures.provider) parts.push(figures.provider);
   if (figures.mode) parts.push(figures.mode);
+  if (figures.passagesDropped || figures.passagesShortened) {
+    parts.push(`passages ${figures.passagesUsed} used / ${figures.passagesDropped} left out${figures.passagesShortened ? ` / ${figures.passagesShortened} shortened` : ''} to fit the model`);
+  }
   return (
     <p className="readout" aria-label="Answer figures" data-testid="readout">
       {parts.join(' · ')}

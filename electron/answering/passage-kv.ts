@@ -10,7 +10,7 @@ import type { KvCache } from '../../native-models/kv.ts';
 import { modelFingerprint } from '../../native-models/model-folder.ts';
 import { prefillBlock } from '../../native-models/prefill.ts';
 import { EngineQueue } from './engine-queue.ts';
-import { passageBlockText, promptFrame, type PromptFrame } from './prompt-blocks.ts';
+import { answerInstructionFor, passageBlockText, promptFrame, type AnswerInstructionPlacement, type PromptFrame } from './prompt-blocks.ts';
 import { computePassageBlock, defaultQualityMode, kvVariant, type QualityMode } from './quality-modes.ts';
 
 /** Everything a question needs, made once per loaded engine (a worker keeps one). */
@@ -35,10 +35,13 @@ export interface AnswerContextOptions {
   /** Skips hashing the model files (tests, or a caller that already has it). */
   fingerprint?: string;
   quality?: QualityMode;
+  /** Where the answer instruction sits (default: answerInstructionFor the quality mode; benchmarks measure the other). */
+  answerInstruction?: AnswerInstructionPlacement;
 }
 
 export async function createAnswerContext(db: Db, engine: Engine, options: AnswerContextOptions = {}): Promise<AnswerContext> {
-  const frame = promptFrame(engine);
+  const quality = options.quality ?? defaultQualityMode(engine);
+  const frame = promptFrame(engine, options.answerInstruction ?? answerInstructionFor(quality));
   return {
     db,
     engine,
@@ -46,7 +49,7 @@ export async function createAnswerContext(db: Db, engine: Engine, options: Answe
     fingerprint: options.fingerprint ?? (await modelFingerprint(engine.model)),
     frame,
     instructionKv: await prefillBlock(engine.runner, frame.instructionIds),
-    defaultQuality: options.quality ?? defaultQualityMode(engine),
+    defaultQuality: quality,
     queue: new EngineQueue(),
     tokenCache: new Map(),
   };

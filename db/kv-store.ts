@@ -12,6 +12,18 @@ import type { Db } from './open.ts';
 /** 2 GiB: about 680 blocks of 256 tokens of a Qwen2.5-0.5B-sized model in float16 (170K tokens). */
 export const DEFAULT_KV_BUDGET_BYTES = 2 * 1024 ** 3;
 
+/** The codec a store writes with unless told otherwise (`quire fidelity` measures what each one costs). */
+export const DEFAULT_KV_CODEC: KvCodec = 'float16';
+
+/**
+ * What a get hands back for a cache put under `codec`: encoded, then decoded as `verify` decodes (in
+ * the encoded dtype). Throws the encoder's RangeError for a cache the codec cannot represent, which
+ * `put` refuses to store.
+ */
+export function storedKvRoundTrip(kv: KvCache, codec: KvCodec = DEFAULT_KV_CODEC): KvCache {
+  return decodeKv(encodeKv(kv, codec));
+}
+
 export interface KvKey {
   /** Hash of the model's ONNX file(s) and config: a different model never reads these states. */
   modelFingerprint: string;
@@ -127,7 +139,7 @@ export class KvStore {
     options: KvStoreOptions = {},
   ) {
     this.budget = checkBudget(options.budgetBytes ?? DEFAULT_KV_BUDGET_BYTES);
-    this.codec = options.codec ?? 'float16';
+    this.codec = options.codec ?? DEFAULT_KV_CODEC;
     this.now = options.now ?? Date.now;
     this.lastStamp = (db.prepare('SELECT MAX(last_used_at) FROM kv_blocks').pluck().get() as number | null) ?? 0;
   }

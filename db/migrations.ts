@@ -4,6 +4,9 @@
 import type Database from 'better-sqlite3';
 import { needsSubstringSearch } from './fts-query.ts';
 
+/** PRAGMA application_id of Quire's files: "Quir" in ASCII. Set by migration 8. */
+export const QUIRE_APPLICATION_ID = 0x51756972;
+
 export interface Migration {
   /** The user_version the database has after this migration. */
   version: number;
@@ -247,6 +250,15 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 8,
+    name: "the file marked as Quire's (PRAGMA application_id)",
+    // Tells Quire's files from other SQLite files before anything is written to them (open.ts).
+    // Written in the database header, inside this migration's transaction.
+    up: (db) => {
+      db.pragma(`application_id = ${QUIRE_APPLICATION_ID}`);
+    },
+  },
+  {
+    version: 9,
     name: 'a chat limited to one folder; stopped answers and their context size',
     up: (db) =>
       db.exec(`
@@ -259,6 +271,15 @@ export const MIGRATIONS: readonly Migration[] = [
       `),
   },
 ];
+
+/** Tables each schema version up to 7 had, by which a Quire file from before application_id is recognised. */
+export const LEGACY_TABLES: readonly { since: number; tables: readonly string[] }[] = [
+  { since: 1, tables: ['folders', 'documents', 'passages', 'passages_fts'] },
+  { since: 3, tables: ['kv_blocks', 'kv_blobs'] },
+  { since: 4, tables: ['chats', 'messages', 'message_citations'] },
+];
+/** The last schema version whose files carry no application_id. */
+export const LAST_UNMARKED_VERSION = 7;
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
 

@@ -1,6 +1,10 @@
-// Opening Quire's database file: the pragmas every connection needs, then the migrations.
+// Opening Quire's database file: first whose file it is and which schema it has (read without
+// writing anything), then the pragmas every connection needs, then the migrations. A file another
+// program owns, or one a newer Quire wrote, is refused before a single byte of it changes (no
+// WAL switch, no migration): the message says what to do instead.
+import fs from 'node:fs';
 import Database from 'better-sqlite3';
-import { migrate, SCHEMA_VERSION } from './migrations.ts';
+import { LAST_UNMARKED_VERSION, LEGACY_TABLES, migrate, QUIRE_APPLICATION_ID, SCHEMA_VERSION } from './migrations.ts';
 
 export type Db = Database.Database;
 
@@ -11,17 +15,45 @@ export interface OpenOptions {
   busyTimeoutMs?: number;
 }
 
+/** Why a database file was not opened; nothing in it was changed. */
+export class DatabaseRefused extends Error {
+  constructor(
+    readonly reason: 'foreign' | 'newer' | 'older',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DatabaseRefused';
+  }
+}
+
+/** What a file is: empty (Quire may make it its own), Quire's at some schema version, or another program's. */
+export type DatabaseIdentity = { kind: 'empty' } | { kind: 'quire'; version: number } | { kind: 'foreign'; why: string };
+
 /**
  * Opens (creating if needed) the database at `file` and brings its schema up to date.
  * Quire has one writer (the engine process); other connections may read at any time and, in WAL
  * mode, see only committed transactions.
  */
 export function openDatabase(file: string, options: OpenOptions = {}): Db {
-  const db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+  const readonly = options.readonly ?? false;
+  const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+  if (!readonly && hasContent(file)) {
+    // Looked at through a read-only connection, so refusing it writes nothing.
+    const probe = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      probe.pragma(`busy_timeout = ${busyTimeoutMs}`);
+      checkOpenable(file, identify(probe), false);
+    } finally {
+      probe.close();
+    }
+  }
+  const db = new Database(file, { readonly, fileMustExist: readonly });
   try {
-    db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+    db.pragma(`busy_timeout = ${busyTimeoutMs}`);
     db.pragma('foreign_keys = ON');
-    if (!options.readonly) {
+    if (readonly) {
+      checkOpenable(file, identify(db), true);
+    } else {
       // Only takes effect on a new, empty file: lets a lowered KV budget give pages back to the disk.
       db.pragma('auto_vacuum = INCREMENTAL');
       db.pragma('journal_mode = WAL');
@@ -29,15 +61,62 @@ export function openDatabase(file: string, options: OpenOptions = {}): Db {
       // committed, and a power cut may lose only the last commits (KV entries get recomputed).
       db.pragma('synchronous = NORMAL');
       migrate(db);
-    } else {
-      const version = db.pragma('user_version', { simple: true }) as number;
-      if (version !== SCHEMA_VERSION) {
-        throw new Error(`database schema is version ${version}, this Quire reads ${SCHEMA_VERSION}; open it for writing once to migrate`);
-      }
     }
     return db;
   } catch (e) {
     db.close();
     throw e;
+  }
+}
+
+/** Reads (never writes) whose file this is. */
+export function identify(db: Db): DatabaseIdentity {
+  let applicationId: number;
+  let version: number;
+  let tables: Set<string>;
+  try {
+    applicationId = db.pragma('application_id', { simple: true }) as number;
+    version = db.pragma('user_version', { simple: true }) as number;
+    tables = new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[]);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'SQLITE_NOTADB') return { kind: 'foreign', why: 'it is not a SQLite database' };
+    throw e;
+  }
+  if (applicationId === QUIRE_APPLICATION_ID) return { kind: 'quire', version };
+  if (applicationId !== 0) return { kind: 'foreign', why: `it belongs to another program (application id 0x${(applicationId >>> 0).toString(16)})` };
+  if (version === 0 && tables.size === 0) return { kind: 'empty' };
+  // Quire's files from before migration 8 are known by their schema version and its tables.
+  const expected = LEGACY_TABLES.filter((t) => t.since <= version).flatMap((t) => t.tables);
+  if (version >= 1 && version <= LAST_UNMARKED_VERSION && expected.every((t) => tables.has(t))) return { kind: 'quire', version };
+  return { kind: 'foreign', why: 'it is a SQLite database of another program (its tables are not Quire\'s)' };
+}
+
+function checkOpenable(file: string, identity: DatabaseIdentity, readonly: boolean): void {
+  const elsewhere = 'choose another database file (--db PATH for the CLI, QUIRE_DB for the app)';
+  if (identity.kind === 'foreign') {
+    throw new DatabaseRefused('foreign', `${file} is not a Quire database: ${identity.why}. It was left untouched; ${elsewhere}.`);
+  }
+  const version = identity.kind === 'quire' ? identity.version : 0;
+  if (version > SCHEMA_VERSION) {
+    throw new DatabaseRefused(
+      'newer',
+      `${file} was written by a newer Quire (schema ${version}; this Quire reads up to ${SCHEMA_VERSION}). It was left untouched: ` +
+        `update Quire to open it, or ${elsewhere}.`,
+    );
+  }
+  if (readonly && version !== SCHEMA_VERSION) {
+    throw new DatabaseRefused(
+      'older',
+      `${file} has schema ${version}, this Quire reads ${SCHEMA_VERSION}: run "quire index" (or open the app) once to upgrade it.`,
+    );
+  }
+}
+
+/** An existing file with bytes in it (an empty file is a new database to SQLite). */
+function hasContent(file: string): boolean {
+  try {
+    return fs.statSync(file).size > 0;
+  } catch {
+    return false;
   }
 }

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { AppInfo, FolderView, ModelStatus } from '../electron/contract/types.ts';
+import type { AppInfo, EventPayloads, FolderView, ModelStatus } from '../electron/contract/types.ts';
 import type { RendererApi } from './api.ts';
 import { PassagePanel, type PassageRef } from './components/PassagePanel.tsx';
 import { Spinner } from './components/Spinner.tsx';
@@ -47,6 +47,8 @@ export function App({ api, initialView }: { api: RendererApi; initialView?: View
   const [view, setView] = useState<ViewName | null>(initialView ?? null);
   const [panel, setPanel] = useState<PassageRef | null>(null);
   const [settingsFocus, setSettingsFocus] = useState<SettingName | null>(null);
+  /** The last time the engine died, and whether the host brought it back. */
+  const [engineStop, setEngineStop] = useState<EventPayloads['engine.stopped'] | null>(null);
   const searchInput = useRef<HTMLInputElement>(null);
 
   const refreshFolders = useCallback(() => {
@@ -70,6 +72,10 @@ export function App({ api, initialView }: { api: RendererApi; initialView?: View
       ),
       api.on('folders.changed', refreshFolders),
       api.on('model.changed', setModel),
+      api.on('engine.stopped', (stop) => {
+        setEngineStop(stop);
+        if (stop.restarted) refreshFolders();
+      }),
     ];
     return () => offs.forEach((off) => off());
   }, [api, refreshFolders]);
@@ -136,6 +142,16 @@ export function App({ api, initialView }: { api: RendererApi; initialView?: View
         ))}
         <ModelBadge model={model} onClick={() => goToSetting('model')} />
       </nav>
+      {engineStop && (
+        <p className="error engine-stopped" role="alert">
+          {engineStop.restarted
+            ? `The engine stopped (${engineStop.reason}) and was restarted; indexing resumes.`
+            : `The engine stopped (${engineStop.reason}) and could not be restarted: restart Quire.`}{' '}
+          <button type="button" onClick={() => setEngineStop(null)}>
+            Dismiss
+          </button>
+        </p>
+      )}
       <main className={panel ? 'content with-panel' : 'content'}>
         <div className="view">
           {/* the chat stays mounted: an answer keeps streaming, and the chat stays open, while another view is shown */}

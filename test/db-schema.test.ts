@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { migrate, MIGRATIONS, SCHEMA_VERSION } from '../db/migrations.ts';
+import { migrate, MIGRATIONS, QUIRE_APPLICATION_ID, SCHEMA_VERSION } from '../db/migrations.ts';
 import { openDatabase } from '../db/open.ts';
 import { addFolder, listFolders } from '../db/folders.ts';
 import { upsertDocument } from '../db/documents.ts';
@@ -39,20 +41,12 @@ describe('openDatabase', () => {
     }
   });
 
-  it('refuses a database written by a newer Quire', () => {
-    const file = freshFile();
-    const raw = new Database(file);
-    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
-    raw.close();
-    expect(() => openDatabase(file)).toThrow(/newer than this Quire/);
-  });
-
   it('opens read-only only at the current version, and then cannot write', () => {
     const file = freshFile();
     const raw = new Database(file);
     migrate(raw, 1);
     raw.close();
-    expect(() => openDatabase(file, { readonly: true })).toThrow(/open it for writing once/);
+    expect(() => openDatabase(file, { readonly: true })).toThrow(/has schema 1, this Quire reads \d+: run "quire index" \(or open the app\) once/);
     openDatabase(file).close();
     const ro = openDatabase(file, { readonly: true });
     try {
@@ -60,6 +54,72 @@ describe('openDatabase', () => {
     } finally {
       ro.close();
     }
+  });
+});
+
+describe("whose file: Quire's own files are marked, others are refused untouched", () => {
+  /** The file's bytes and the names of its side files (-wal, -shm, -journal), to show nothing changed. */
+  const snapshot = (file: string) => ({
+    sha: createHash('sha256').update(fs.readFileSync(file)).digest('hex'),
+    sideFiles: fs.readdirSync(path.dirname(file)).filter((n) => n !== path.basename(file)).sort(),
+  });
+
+  it('marks a new file with application_id', () => {
+    const file = freshFile();
+    openDatabase(file).close();
+    const raw = new Database(file, { readonly: true });
+    expect(raw.pragma('application_id', { simple: true })).toBe(QUIRE_APPLICATION_ID);
+    raw.close();
+  });
+
+  it('refuses a database from a newer Quire before changing anything (no WAL switch), read-only too', () => {
+    const file = freshFile();
+    const raw = new Database(file);
+    migrate(raw);
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    raw.pragma('journal_mode = DELETE');
+    raw.close();
+    const before = snapshot(file);
+    const message = new RegExp(`written by a newer Quire \\(schema ${SCHEMA_VERSION + 1}; this Quire reads up to ${SCHEMA_VERSION}\\).*update Quire`);
+    expect(() => openDatabase(file)).toThrow(message);
+    expect(() => openDatabase(file, { readonly: true })).toThrow(message);
+    expect(snapshot(file)).toEqual(before);
+    const check = new Database(file, { readonly: true });
+    expect(check.pragma('journal_mode', { simple: true })).toBe('delete');
+    check.close();
+  });
+
+  it('refuses a SQLite file of another program untouched: no Quire tables added', () => {
+    const file = freshFile();
+    const raw = new Database(file);
+    raw.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES (\'keep me\');');
+    raw.pragma('user_version = 3');
+    raw.close();
+    const before = snapshot(file);
+    expect(() => openDatabase(file)).toThrow(/is not a Quire database: .*its tables are not Quire's.*left untouched/);
+    expect(() => openDatabase(file, { readonly: true })).toThrow(/is not a Quire database/);
+    expect(snapshot(file)).toEqual(before);
+    const check = new Database(file, { readonly: true });
+    expect(check.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all()).toEqual(['notes']);
+    check.close();
+  });
+
+  it("refuses a file marked with another program's application_id, even if empty", () => {
+    const file = freshFile();
+    const raw = new Database(file);
+    raw.pragma('application_id = 0x0f055112'); // Fossil's
+    raw.close();
+    const before = snapshot(file);
+    expect(() => openDatabase(file)).toThrow(/belongs to another program \(application id 0xf055112\)/);
+    expect(snapshot(file)).toEqual(before);
+  });
+
+  it('refuses a file that is not SQLite at all, untouched', () => {
+    const file = freshFile();
+    fs.writeFileSync(file, 'plain text, not a database\n'.repeat(50));
+    const before = snapshot(file);
+    expect(() => openDatabase(file)).toThrow(/is not a Quire database: it is not a SQLite database/);
+    expect(snapshot(file)).toEqual(before);
   });
 });
 
@@ -81,10 +141,10 @@ function seed(db: Database.Database, version: number): void {
     }
   }
   if (version >= 3) new KvStore(db).put(kvKey, randomKv(kvShape, 1));
-  if (version >= 8) {
+  if (version >= 9) {
     addMessage(db, createChat(db, 'old chat').id, { role: 'assistant', content: 'hello', figures: { ttftMs: 3, tokensPerSecond: 9.5 } });
   } else if (version >= 4) {
-    // chats and messages as they were before v8 (no folder, stopped or context_passages columns),
+    // chats and messages as they were before v9 (no folder, stopped or context_passages columns),
     // and before v7 (no tokens_per_second column either)
     const chatId = db.prepare("INSERT INTO chats(title, created_at, updated_at) VALUES ('old chat', 1, 1) RETURNING id").pluck().get();
     if (version >= 7) {
@@ -108,6 +168,7 @@ describe('migrations', () => {
       const db = openDatabase(file);
       try {
         expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+        expect(db.pragma('application_id', { simple: true })).toBe(QUIRE_APPLICATION_ID);
         expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
         expect(db.pragma('foreign_key_check')).toEqual([]);
         if (from >= 1) {
@@ -142,7 +203,7 @@ describe('migrations', () => {
         else expect(store.put(kvKey, randomKv(kvShape, 1)).stored).toBe(true);
         if (from >= 4) {
           // an answer stored before v7 keeps its figures; its tokens per second is unknown;
-          // a chat from before v8 searches every folder and its answers were not stopped
+          // a chat from before v9 searches every folder and its answers were not stopped
           const old = listChats(db).find((c) => c.title === 'old chat')!;
           expect(old.folderId).toBeNull();
           const [message] = listMessages(db, old.id);

@@ -35,6 +35,8 @@ const folderIds: Record<string, number> = {};
 
 const Q_STORM = 'What did the lighthouse keeper write about storms?';
 const Q_BOATS = 'What happened to the fishing boats in the harbour?';
+/** Longer than the model's 1024 positions even without passages (prompt-fit.ts refuses it). */
+const Q_TOO_LONG = Array.from({ length: 220 }, (_, i) => `storm${i} keeper`).join(' ');
 
 async function askIn(chatId: number | undefined, question: string, extra: { folderId?: number; regenerate?: boolean } = {}): Promise<AnswerView> {
   return service.handle('ask', { requestId: `r${nextRequest++}`, question, ...(chatId !== undefined ? { chatId } : {}), ...extra });
@@ -161,10 +163,13 @@ describe('chat actions through the engine service', () => {
 
   it('refuses a question too long for the model in words, leaving no empty chat behind', async () => {
     const before = (await service.handle('chats.list', {})).length;
-    const long = Array.from({ length: 220 }, (_, i) => `storm${i} keeper`).join(' ');
-    await expect(askIn(undefined, long)).rejects.toThrow(
-      /^This question does not fit the model: with its passages it needs \d+ tokens and the model takes 1024\. Shorten the question, or lower "Passages per question" in Settings\.$/,
-    );
+    // refused by prompt-fit.ts (the question alone does not fit), as the client's to fix
+    await expect(askIn(undefined, Q_TOO_LONG)).rejects.toMatchObject({
+      code: 'invalid-arguments',
+      message: expect.stringMatching(
+        /^This question is too long for the model: with the answering instructions it takes \d+ tokens, and the model reads 1024 tokens in all, 24 of them kept for the answer\. Shorten it by about \d+ tokens\.$/,
+      ),
+    });
     expect((await service.handle('chats.list', {})).length).toBe(before);
   });
 

@@ -5,8 +5,8 @@
 // that mean something, and sources grouped by document.
 import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { AnswerView, CitationView, MessageView } from '../electron/contract/types.ts';
-import { QUESTION_MAX_CHARS } from '../electron/contract/types.ts';
+import type { AnswerFiguresView, AnswerView, CitationView, MessageView } from '../electron/contract/types.ts';
+import { QUESTION_MAX_CHARS, QuireRequestError } from '../electron/contract/types.ts';
 import { ChatView } from '../renderer/views/ChatView.tsx';
 import { fakeApi, folder, type Handlers } from './helpers/ui-fake-api.ts';
 
@@ -14,7 +14,19 @@ beforeEach(() => localStorage.clear());
 afterEach(cleanup);
 
 const folders = [folder({ id: 1, path: '/home/me/notes', state: 'done' }), folder({ id: 2, path: '/home/me/work', state: 'done' })];
-const figures = { contextPassages: 2, ttftMs: 40, reusedBlocks: 2, computedBlocks: 0, tokensPerSecond: 20, provider: 'cpu', mode: 'block/shared-prefix' };
+// as a stored answer's figures come back (the fit's counts are not stored: null)
+const figures: AnswerFiguresView = {
+  contextPassages: 2,
+  ttftMs: 40,
+  reusedBlocks: 2,
+  computedBlocks: 0,
+  tokensPerSecond: 20,
+  provider: 'cpu',
+  mode: 'block/shared-prefix',
+  passagesUsed: null,
+  passagesDropped: null,
+  passagesShortened: null,
+};
 const cite = (ordinal: number, documentPath: string, title: string | null, page: number | null = null): CitationView => ({
   ordinal,
   passageId: 100 + ordinal,
@@ -182,7 +194,7 @@ describe('answers', () => {
     act(() => emit('answer.text', { requestId, text: 'The first half' }));
     fireEvent.click(screen.getByRole('button', { name: 'Stop' }));
     await waitFor(() => expect(request).toHaveBeenCalledWith('ask.cancel', { requestId }));
-    const fig = { contextPassages: null, ttftMs: null, reusedBlocks: null, computedBlocks: null, tokensPerSecond: null, provider: 'cpu', mode: null };
+    const fig = { ...figures, contextPassages: null, ttftMs: null, reusedBlocks: null, computedBlocks: null, tokensPerSecond: null, mode: null };
     await act(async () => finish(answer({ requestId }, { answer: 'The first half', cancelled: true, figures: fig })));
     expect(screen.getByText('The first half')).toBeTruthy();
     expect(screen.getByTestId('stopped').textContent).toBe('Stopped: the answer was cut short here.');
@@ -207,7 +219,7 @@ describe('answers', () => {
         message(6, 'assistant', 'More.', { figures: { ...figures, contextPassages: 5, reusedBlocks: 1, computedBlocks: 1 } }),
         message(7, 'user', 'zzz?'),
         message(8, 'assistant', 'I could not find anything.', {
-          figures: { contextPassages: 0, ttftMs: 0, reusedBlocks: 0, computedBlocks: 0, tokensPerSecond: 0, provider: 'cpu', mode: null },
+          figures: { ...figures, contextPassages: 0, ttftMs: 0, reusedBlocks: 0, computedBlocks: 0, tokensPerSecond: 0, mode: null },
         }),
       ],
     });
@@ -261,10 +273,11 @@ describe('the question box', () => {
   });
 
   it('a refused question is not left in the chat: it goes back into the box, with the reason', async () => {
-    const reason = 'This question does not fit the model: with its passages it needs 5000 tokens and the model takes 4096.';
+    const reason =
+      'This question is too long for the model: with the answering instructions it takes 4200 tokens, and the model reads 4096 tokens in all, 256 of them kept for the answer. Shorten it by about 360 tokens.';
     renderChat({
       'chats.list': () => [],
-      ask: () => Promise.reject(new Error(reason)),
+      ask: () => Promise.reject(new QuireRequestError('invalid-arguments', reason)),
     });
     await screen.findByText(/No chats yet/);
     type('A very long question');

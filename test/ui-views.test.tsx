@@ -3,6 +3,7 @@
 import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { App } from '../renderer/App.tsx';
+import { Readout } from '../renderer/components/Readout.tsx';
 import { ChatView } from '../renderer/views/ChatView.tsx';
 import { LibraryView } from '../renderer/views/LibraryView.tsx';
 import { SearchView } from '../renderer/views/SearchView.tsx';
@@ -32,6 +33,26 @@ describe('App', () => {
     await screen.findByRole('region', { name: 'Chat' });
     fireEvent.keyDown(window, { key: 'k', ctrlKey: true });
     expect(await screen.findByLabelText('Search your library')).toBeTruthy();
+  });
+});
+
+describe('App: engine stopped', () => {
+  it('says when the engine stopped and was restarted, or could not be, and refreshes the folders', async () => {
+    const { api, emit, request } = fakeApi({
+      'app.info': () => info({ model: readyModel, folders: 1 }),
+      'folders.list': () => [folder({ state: 'done' })],
+      'chats.list': () => [],
+    });
+    render(<App api={api} />);
+    await screen.findByRole('navigation', { name: 'Views' });
+    const listsBefore = request.mock.calls.filter(([name]) => name === 'folders.list').length;
+    act(() => emit('engine.stopped', { reason: 'it ran out of memory', restarted: true }));
+    expect((await screen.findByText(/The engine stopped \(it ran out of memory\) and was restarted/)).getAttribute('role')).toBe('alert');
+    await waitFor(() => expect(request.mock.calls.filter(([name]) => name === 'folders.list').length).toBe(listsBefore + 1));
+    act(() => emit('engine.stopped', { reason: 'it exited with code 3', restarted: false }));
+    expect(await screen.findByText(/could not be restarted: restart Quire/)).toBeTruthy();
+    fireEvent.click(screen.getByRole('button', { name: 'Dismiss' }));
+    expect(screen.queryByRole('alert')).toBeNull();
   });
 });
 
@@ -133,7 +154,18 @@ describe('ChatView', () => {
               answer: 'Storms and **ships** [1].',
               citations: [{ ordinal: 1, passageId: 7, documentPath: '/n/sea.md', title: 'Sea', page: null, quote: 'q' }],
               sources: [],
-              figures: { contextPassages: 3, ttftMs: 42, reusedBlocks: 2, computedBlocks: 1, tokensPerSecond: 31.5, provider: 'cpu', mode: 'block' },
+              figures: {
+                contextPassages: 3,
+                ttftMs: 42,
+                reusedBlocks: 2,
+                computedBlocks: 1,
+                tokensPerSecond: 31.5,
+                provider: 'cpu',
+                mode: 'block',
+                passagesUsed: 3,
+                passagesDropped: 0,
+                passagesShortened: 0,
+              },
               cancelled: false,
             });
         }),
@@ -155,6 +187,36 @@ describe('ChatView', () => {
     expect(screen.getByTestId('readout').textContent).toBe('TTFT 42 ms · blocks 2 reused / 1 computed · 31.5 tokens/s · cpu · block');
     fireEvent.click(screen.getByRole('button', { name: /Citation 1/ }));
     expect(open).toHaveBeenCalledWith(expect.objectContaining({ passageId: 7, documentPath: '/n/sea.md' }));
+  });
+});
+
+describe('Readout', () => {
+  it('says how many passages fit the model when some were left out or shortened, nothing when all fit', () => {
+    const figures = { contextPassages: null, ttftMs: null, reusedBlocks: null, computedBlocks: null, tokensPerSecond: null, provider: null, mode: null };
+    const text = (f: { passagesUsed: number | null; passagesDropped: number | null; passagesShortened: number | null }) =>
+      render(<Readout figures={{ ...figures, ...f }} />).container.textContent;
+    expect(text({ passagesUsed: 2, passagesDropped: 8, passagesShortened: 0 })).toBe('passages 2 used / 8 left out to fit the model');
+    cleanup();
+    expect(text({ passagesUsed: 1, passagesDropped: 0, passagesShortened: 1 })).toBe('passages 1 used / 0 left out / 1 shortened to fit the model');
+    cleanup();
+    expect(text({ passagesUsed: 10, passagesDropped: 0, passagesShortened: 0 })).toBe('');
+    cleanup();
+    expect(text({ passagesUsed: null, passagesDropped: null, passagesShortened: null })).toBe('');
+  });
+
+  it("shows the fit beside the chat's passage figures: the context holds earlier passages, the fit counts this answer's", () => {
+    const live = { contextPassages: 5, ttftMs: 40, reusedBlocks: 1, computedBlocks: 1, tokensPerSecond: null, provider: null, mode: null };
+    expect(render(<Readout figures={{ ...live, passagesUsed: 2, passagesDropped: 4, passagesShortened: 0 }} />).container.textContent).toBe(
+      'TTFT 40 ms · blocks 1 reused / 1 computed (+3 already in this chat) · passages 2 used / 4 left out to fit the model',
+    );
+    cleanup();
+    // every passage found left out: the model still ran (on the question alone), so the figures show
+    const none = { ...live, contextPassages: 0, reusedBlocks: 0, computedBlocks: 0, passagesUsed: 0, passagesDropped: 3, passagesShortened: 0 };
+    expect(render(<Readout figures={none} />).container.textContent).toBe('TTFT 40 ms · blocks 0 reused / 0 computed · passages 0 used / 3 left out to fit the model');
+    cleanup();
+    // nothing found: the model did not run
+    const nothing = { ...live, contextPassages: 0, ttftMs: null, reusedBlocks: null, computedBlocks: null, passagesUsed: 0, passagesDropped: 0, passagesShortened: 0 };
+    expect(render(<Readout figures={nothing} />).container.textContent).toBe('');
   });
 });
 

@@ -10,7 +10,7 @@
 import { tokenHash } from '../../db/hash.ts';
 import type { Db } from '../../db/open.ts';
 import type { Engine } from '../../native-models/engine.ts';
-import { passageBlockText, promptFrame } from './prompt-blocks.ts';
+import { answerInstructionFor, passageBlockText, promptFrame } from './prompt-blocks.ts';
 import { kvVariant, type QualityMode } from './quality-modes.ts';
 
 export const COVERAGE_SAMPLE = 500;
@@ -33,7 +33,7 @@ export function kvCoverage(
   options: { samplePerFolder?: number } = {},
 ): FolderKvCoverage[] {
   const sample = options.samplePerFolder ?? COVERAGE_SAMPLE;
-  const variant = kvVariant(mode, promptFrame(engine).instructionIds);
+  const variant = kvVariant(mode, promptFrame(engine, answerInstructionFor(mode)).instructionIds);
   const stored = new Set(
     db.prepare('SELECT token_hash FROM kv_blocks WHERE model_fingerprint = ? AND variant = ?').pluck().all(fingerprint, variant) as string[],
   );

@@ -250,6 +250,10 @@ export interface AnswerFiguresView {
   tokensPerSecond: number | null;
   provider: string | null;
   mode: string | null;
+  /** Passages the answer added to its context, left out (lowest ranked first) and cut short to fit the model; null on stored answers. */
+  passagesUsed: number | null;
+  passagesDropped: number | null;
+  passagesShortened: number | null;
 }
 
 export interface AnswerView {
@@ -384,6 +388,8 @@ export interface EventPayloads {
   'completion.text': { requestId: string; text: string };
   'model.download': { modelId: string; receivedBytes: number; totalBytes: number; done: boolean; error: string | null };
   'model.changed': ModelStatus;
+  /** The engine worker died (reason in words); `restarted` when the host brought it back. */
+  'engine.stopped': { reason: string; restarted: boolean };
 }
 export type EventName = keyof EventPayloads;
 const eventNameSet: Record<EventName, true> = {
@@ -395,6 +401,7 @@ const eventNameSet: Record<EventName, true> = {
   'completion.text': true,
   'model.download': true,
   'model.changed': true,
+  'engine.stopped': true,
 };
 export const EVENT_NAMES = Object.keys(eventNameSet) as EventName[];
 /** Whether a host passes the event to the window (an API completion's text is for the API server only). */

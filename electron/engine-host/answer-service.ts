@@ -3,6 +3,10 @@
 // rewound to before it), the chat list, transcripts, rename, the folder a chat searches, Markdown
 // export, and the chats' KV kept for follow-ups (ChatSessions: released when a chat is deleted, the
 // model or the system prompt changes, capped by bytes). Owns the answers in flight.
+// A question opens a new chat before it is asked (the answer streams into it); if the answer fails,
+// that chat goes again, so no failed question leaves an empty chat behind. A question too long for
+// the model (prompt-fit.ts's QuestionTooLongError) is refused as invalid arguments (the bridge's
+// 400) with its plain message; a refused regenerate leaves the chat's KV released, never half-rewound.
 import {
   addMessage,
   createChat,
@@ -118,7 +122,8 @@ export class AnswerService {
     this.answers.set(requestId, controller);
     const work = (async (): Promise<AnswerView> => {
       let releaseChat: (() => void) | undefined;
-      let createdChat: number | undefined;
+      let createdChat: number | undefined; // the chat this question created, removed again if it fails
+      let failed = false;
       let session: ChatSession | undefined;
       let replaced: ReturnType<typeof lastExchange> = null;
       let text = '';
@@ -166,14 +171,16 @@ export class AnswerService {
         this.emit('answer.done', view);
         return view;
       } catch (e) {
-        // a refused question leaves nothing behind: no empty chat, no half-rewound KV
-        if (createdChat !== undefined && listMessages(this.db, createdChat).length === 0) deleteChat(this.db, createdChat);
+        failed = true;
+        // a refused regenerate leaves no half-rewound KV: the chat's next question starts the context over
         if (replaced) session?.release();
-        const error = plainError(e, session);
+        // too long for the model (prompt-fit.ts's QuestionTooLongError): the user's to shorten
+        const error = e instanceof PromptTooLongError ? new QuireRequestError('invalid-arguments', e.message) : (e as Error);
         this.emit('answer.error', { requestId, message: error.message });
         throw error;
       } finally {
         releaseChat?.();
+        if (failed && createdChat !== undefined) this.dropEmptyChat(createdChat);
         this.answers.delete(requestId);
       }
     })();
@@ -193,6 +200,14 @@ export class AnswerService {
     })();
   }
 
+  /** A chat this service opened for a question that failed: deleted unless something was stored in it. */
+  private dropEmptyChat(chatId: number): void {
+    if (listMessages(this.db, chatId).length > 0) return;
+    this.chats.release(chatId);
+    this.beforeLastTurn.delete(chatId);
+    deleteChat(this.db, chatId);
+  }
+
   /** Stops the answers in flight, waits for them to settle, releases the chats' KV. */
   async dispose(): Promise<void> {
     for (const u of this.unsubscribe) u();
@@ -200,19 +215,6 @@ export class AnswerService {
     await this.chain;
     this.chats.releaseAll();
   }
-}
-
-/** What the user is told when a question is refused: why, and what to do about it. */
-function plainError(e: unknown, session: ChatSession | undefined): Error {
-  if (e instanceof PromptTooLongError) {
-    const inChat = (session?.turns ?? 0) > 0 ? ', start a new chat' : '';
-    return new QuireRequestError(
-      'failed',
-      `This question does not fit the model: with its passages it needs ${e.tokens} tokens and the model takes ${e.maxPositions}. ` +
-        `Shorten the question${inChat}, or lower "Passages per question" in Settings.`,
-    );
-  }
-  return e as Error;
 }
 
 function chatView(c: Chat): ChatView {
@@ -236,6 +238,10 @@ function messageView(m: Message): MessageView {
             tokensPerSecond: m.figures.tokensPerSecond ?? null,
             provider: m.figures.provider,
             mode: null,
+            // not stored with the message
+            passagesUsed: null,
+            passagesDropped: null,
+            passagesShortened: null,
           }
         : null,
     stopped: m.stopped,
@@ -253,8 +259,22 @@ function answerView(requestId: string, chatId: number, messageId: number | null,
         tokensPerSecond: out.ranModel ? out.figures.tokensPerSecond : null,
         provider: out.figures.provider,
         mode: `${out.figures.mode}/${out.figures.quality}`,
+        passagesUsed: out.figures.passagesUsed,
+        passagesDropped: out.figures.passagesDropped,
+        passagesShortened: out.figures.passagesShortened,
       }
-    : { contextPassages: null, ttftMs: null, reusedBlocks: null, computedBlocks: null, tokensPerSecond: null, provider, mode: null };
+    : {
+        contextPassages: null,
+        ttftMs: null,
+        reusedBlocks: null,
+        computedBlocks: null,
+        tokensPerSecond: null,
+        provider,
+        mode: null,
+        passagesUsed: null,
+        passagesDropped: null,
+        passagesShortened: null,
+      };
   return {
     requestId,
     chatId,

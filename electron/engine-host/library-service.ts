@@ -160,6 +160,14 @@ export class LibraryService {
     },
   };
 
+  /**
+   * Queues every folder. The engine does this when it replaces a worker that died (client.ts), so
+   * a run the crash cut short finishes; indexing is incremental, so an unchanged file costs a stat.
+   */
+  reindexAll(): void {
+    for (const folder of listFolders(this.db)) this.enqueue(folder.id);
+  }
+
   private run(folderId: number): FolderRun {
     let run = this.runs.get(folderId);
     if (!run) {

@@ -42,6 +42,8 @@ export interface EngineServiceOptions extends Pick<LibraryOptions, 'countsRefres
   host: AppHost;
   version?: string;
   emit: EmitEvent;
+  /** This engine replaces a worker that died: once the model is loaded, every folder is re-indexed. */
+  reindexOnStart?: boolean;
 }
 
 export class EngineService {
@@ -101,6 +103,7 @@ export class EngineService {
   static async start(options: EngineServiceOptions): Promise<EngineService> {
     const service = EngineService.open(options);
     await service.models.ready();
+    if (options.reindexOnStart) service.library.reindexAll();
     return service;
   }
 

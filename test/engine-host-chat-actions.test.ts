@@ -1,6 +1,7 @@
 // What a user does with chats, through the engine service on a generated model: Stop keeps the
 // partial answer (stored, marked stopped); Regenerate replaces the last exchange and rewinds the
-// chat's KV to before it (so a greedy answer comes out exactly as the first time); rename, a chat
+// chat's KV to before it (so a greedy answer comes out exactly as the first time), also after a
+// refused question, and never leaves a half-rewound KV (refused or stopped early); rename, a chat
 // limited to one folder, Markdown export; figures that mean something (a follow-up whose passages are
 // all in the chat already, "nothing found"); a question too long for the model refused in words,
 // leaving no empty chat behind; a custom system prompt makes the passage KV a new variant.
@@ -117,6 +118,42 @@ describe('chat actions through the engine service', () => {
     expect(messages[3].id).toBe(again.messageId);
     expect(service.answers.chats.bytes).toBe(bytesBefore); // the replaced turn's KV is gone, not kept twice
     await expect(askIn(undefined, Q_BOATS, { regenerate: true })).rejects.toThrow(/regenerate needs the chat/);
+  });
+
+  it('a refused follow-up or regenerate leaves no half-rewound context: Regenerate still rewinds to before the last stored answer', async () => {
+    const first = await askIn(undefined, Q_STORM);
+    const second = await askIn(first.chatId, Q_BOATS);
+    const bytesBefore = service.answers.chats.bytes;
+    // a refused follow-up changes nothing: the exchange Regenerate replaces is still the last stored one
+    await expect(askIn(first.chatId, Q_TOO_LONG)).rejects.toMatchObject({ code: 'invalid-arguments' });
+    expect(service.answers.chats.bytes).toBe(bytesBefore);
+    const again = await askIn(first.chatId, Q_BOATS, { regenerate: true });
+    expect(again.answer).toBe(second.answer);
+    expect(service.answers.chats.bytes).toBe(bytesBefore);
+    // a regenerate refused after its rewind: the chat's KV is released (it no longer matches the
+    // transcript), the transcript is unchanged, and the chat answers again from a new context
+    await expect(askIn(first.chatId, Q_TOO_LONG, { regenerate: true })).rejects.toMatchObject({ code: 'invalid-arguments' });
+    expect(service.answers.chats.holds(first.chatId)).toBe(false);
+    const messages = await service.handle('chats.messages', { chatId: first.chatId });
+    expect(messages.map((m) => m.content)).toEqual([Q_STORM, first.answer, Q_BOATS, again.answer]);
+    const next = await askIn(first.chatId, Q_STORM);
+    expect(next.answer).toBe(first.answer); // the context started over: the same as the chat's first answer
+    expect(service.answers.chats.holds(first.chatId)).toBe(true);
+  });
+
+  it('a regenerate stopped before any text keeps the answer it would replace; the KV, rewound past that answer, is released', async () => {
+    const first = await askIn(undefined, Q_STORM);
+    const second = await askIn(first.chatId, Q_BOATS);
+    expect(service.answers.chats.holds(first.chatId)).toBe(true);
+    const requestId = `early-stop-${nextRequest++}`;
+    const pending = service.handle('ask', { requestId, question: Q_BOATS, chatId: first.chatId, regenerate: true });
+    expect(await service.handle('ask.cancel', { requestId })).toEqual({ cancelled: true }); // before the model ran
+    expect(await pending).toMatchObject({ cancelled: true, answer: '', messageId: null });
+    expect(streamed.get(requestId)).toBeUndefined();
+    const messages = await service.handle('chats.messages', { chatId: first.chatId });
+    expect(messages.map((m) => m.content)).toEqual([Q_STORM, first.answer, Q_BOATS, second.answer]);
+    // the chat's next question starts the context over instead of reading KV that lacks its last answer
+    expect(service.answers.chats.holds(first.chatId)).toBe(false);
   });
 
   it('says a follow-up used passages already in the chat, and shows no figures for "nothing found"', async () => {

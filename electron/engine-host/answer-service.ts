@@ -143,7 +143,9 @@ export class AnswerService {
           if (mark) session.rewind(mark);
           else session.release();
         }
-        this.beforeLastTurn.set(chat.id, session.mark());
+        // where the KV stands before this turn: the chat's mark once the turn is stored (a refused
+        // question leaves the last stored turn's mark in place)
+        const before = session.mark();
         const { k, mode, quality, temperature, maxAnswerTokens } = this.settings.get();
         const out = await ask(ctx, question, {
           k,
@@ -165,8 +167,14 @@ export class AnswerService {
         });
         let messageId = out?.messageId ?? null;
         if (!out) messageId = this.recordStopped(chat.id, question, text, ctx.engine.provider, replaced !== null);
-        // the regenerated exchange goes once its replacement is stored (a stop before any text keeps it)
-        if (replaced && messageId !== null) deleteMessages(this.db, [replaced.questionId, replaced.answerId]);
+        if (messageId !== null) {
+          this.beforeLastTurn.set(chat.id, before);
+          // the regenerated exchange goes once its replacement is stored
+          if (replaced) deleteMessages(this.db, [replaced.questionId, replaced.answerId]);
+        } else if (replaced) {
+          // a regenerate stopped before any text keeps the old exchange, which the rewound KV no longer holds
+          session.release();
+        }
         const view = answerView(requestId, chat.id, messageId, out, text, ctx.engine.provider);
         this.emit('answer.done', view);
         return view;

@@ -1,6 +1,8 @@
 // Where the answer instruction sits (prompt-blocks.ts, decided with bench:fidelity): before the
 // passages, in the instruction block, for ordinary models (shared-prefix); in the final block, as the
 // paper has it, for block fine-tuned models (isolated); an answer context follows its quality mode.
+// The user's system prompt replaces the system turn wherever the answer instruction sits, and
+// withSystemPrompt keeps the context's placement (the shared-prefix KV variant changes with it).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,8 +11,9 @@ import { openDatabase, type Db } from '../db/open.ts';
 import { Engine } from '../native-models/engine.ts';
 import { loadModelFolder } from '../native-models/model-folder.ts';
 import { TextTokenizer } from '../native-models/tokenizer.ts';
-import { createAnswerContext } from '../electron/answering/passage-kv.ts';
-import { ANSWER_INSTRUCTION, answerInstructionFor, DOCUMENTS_INTRO, finalBlockText, promptFrame } from '../electron/answering/prompt-blocks.ts';
+import { createAnswerContext, withSystemPrompt } from '../electron/answering/passage-kv.ts';
+import { ANSWER_INSTRUCTION, answerInstructionFor, DOCUMENTS_INTRO, finalBlockText, promptFrame, SYSTEM_INSTRUCTION } from '../electron/answering/prompt-blocks.ts';
+import { kvVariant } from '../electron/answering/quality-modes.ts';
 import { tinySpec } from './tools/tiny-model-spec.ts';
 import { makeModelDir, removeDir } from './helpers/models.ts';
 
@@ -73,6 +76,44 @@ describe('where the answer instruction sits', () => {
       const explicit = await ctx({ quality: 'isolated', answerInstruction: 'instruction' });
       expect(explicit.answerInstruction).toBe('instruction');
       expect(explicit.instructionIds).toEqual(promptFrame(engine, 'instruction').instructionIds);
+    } finally {
+      await engine.release();
+    }
+  });
+
+  it("a system prompt replaces the system turn wherever the answer instruction sits; blank is Quire's own", () => {
+    const engine = light(dir);
+    const system = 'You answer like a ship captain, briefly.';
+    for (const where of ['instruction', 'final'] as const) {
+      const frame = promptFrame(engine, where, system);
+      expect([frame.system, frame.answerInstruction]).toEqual([system, where]);
+      const instruction = text(engine, frame.instructionIds);
+      expect(instruction).toContain(system);
+      expect(instruction).not.toContain(SYSTEM_INSTRUCTION);
+      expect(instruction.includes(ANSWER_INSTRUCTION.trim())).toBe(where === 'instruction');
+      expect(instruction.endsWith(DOCUMENTS_INTRO)).toBe(true);
+      expect(finalBlockText('Why?', frame).startsWith(ANSWER_INSTRUCTION)).toBe(where === 'final');
+    }
+    const blank = promptFrame(engine, 'instruction', '  ');
+    expect(blank.system).toBe(SYSTEM_INSTRUCTION);
+    expect(blank.instructionIds).toEqual(promptFrame(engine, 'instruction').instructionIds);
+  });
+
+  it("withSystemPrompt keeps the context's answer instruction; the shared-prefix KV variant follows the new instruction block", async () => {
+    const system = 'You answer like a ship captain, briefly.';
+    const engine = await Engine.load(dir, { provider: 'cpu' });
+    try {
+      for (const quality of ['shared-prefix', 'isolated'] as const) {
+        const ctx = await createAnswerContext(db, engine, { fingerprint: 'test', quality });
+        const next = await withSystemPrompt(ctx, system);
+        expect(next.frame.answerInstruction).toBe(ctx.frame.answerInstruction);
+        expect(next.frame.instructionIds).toEqual(promptFrame(engine, ctx.frame.answerInstruction, system).instructionIds);
+        expect(next.instructionKv.tokens).toBe(next.frame.instructionIds.length);
+        expect(await withSystemPrompt(next, system)).toBe(next); // the same system turn: nothing recomputed
+      }
+      const shared = await createAnswerContext(db, engine, { fingerprint: 'test' });
+      const captain = await withSystemPrompt(shared, system);
+      expect(kvVariant('shared-prefix', captain.frame.instructionIds)).not.toBe(kvVariant('shared-prefix', shared.frame.instructionIds));
     } finally {
       await engine.release();
     }

@@ -8,18 +8,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { openDatabase } from '../db/open.ts';
 import { Engine } from '../native-models/engine.ts';
-import { seededRandom } from '../native-models/seeded-random.ts';
 import { ask, type AnswerFigures, type AskOptions } from '../electron/answering/ask.ts';
 import { createAnswerContext } from '../electron/answering/passage-kv.ts';
 import { passageBlockText } from '../electron/answering/prompt-blocks.ts';
-import type { RetrievedPassage } from '../electron/answering/retrieve.ts';
 import { machineLine, median } from './stats.ts';
 import { benchModelDir } from './bench-model.ts';
+import { BENCH_QUESTION, benchPassages } from './bench-passages.ts';
 
 const K = 10;
 const BLOCK_TOKENS = 256;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const QUESTION = 'Which of these documents describes the harbour and what did the keeper write about the storm?';
 
 async function main(): Promise<void> {
   const modelDir = await benchModelDir();
@@ -27,7 +25,7 @@ async function main(): Promise<void> {
   const db = openDatabase(path.join(tmp, 'bench.db'));
   const engine = await Engine.load(modelDir, { provider: 'cpu' });
   const ctx = await createAnswerContext(db, engine);
-  const passages = makePassages(engine);
+  const passages = benchPassages(engine, K, BLOCK_TOKENS);
   const tokens = passages.map((p) => engine.tokenizer.encode(passageBlockText(p)).length);
   console.error(`passage blocks: ${tokens.join(', ')} tokens; instruction ${ctx.frame.instructionIds.length}`);
 
@@ -36,7 +34,7 @@ async function main(): Promise<void> {
     const figures: AnswerFigures[] = [];
     for (let i = 0; i <= RUNS; i++) {
       before?.();
-      const r = await ask(ctx, QUESTION, { ...base, ...options });
+      const r = await ask(ctx, BENCH_QUESTION, { ...base, ...options });
       if (i > 0) figures.push(r.figures); // the first run warms up
     }
     const m = (pick: (f: AnswerFigures) => number) => median(figures.map(pick));
@@ -91,20 +89,6 @@ async function main(): Promise<void> {
       ),
     ].join('\n'),
   );
-}
-
-/** K passages of about BLOCK_TOKENS tokens each (block text, title line included), from seeded words. */
-function makePassages(engine: Engine): RetrievedPassage[] {
-  const random = seededRandom(5);
-  const words = 'harbour storm keeper light ship sea evening wrote colour night wave rock tide sail north wind rain cliff lamp oil'.split(' ');
-  return Array.from({ length: K }, (_, i) => {
-    const title = `Document ${i + 1}`;
-    let text = '';
-    while (engine.tokenizer.encode(passageBlockText({ title, text })).length < BLOCK_TOKENS) {
-      text += `${text ? ' ' : ''}${words[Math.floor(random() * words.length)]}`;
-    }
-    return { passageId: i + 1, documentId: i + 1, path: `/bench/doc${i + 1}.txt`, title, text, page: null, charStart: 0, charEnd: text.length, score: 1 };
-  });
 }
 
 await main();

@@ -1,6 +1,6 @@
 // Bundles the `quire` command line with esbuild (as build-electron.mjs does for the app): one ES
-// module entry, one chunk per subcommand (loaded on demand, as in electron/cli/main.ts), and the
-// engine worker `quire serve` starts. npm packages stay external (native ones must load from disk),
+// module entry, one chunk per subcommand (loaded on demand, as in electron/cli/main.ts), the
+// engine worker `quire serve` starts and the parse process the indexer forks. npm packages stay external (native ones must load from disk),
 // so the CLI needs no TypeScript loader at run time and tsx stays a development tool.
 import fs from 'node:fs';
 import { build } from 'esbuild';
@@ -9,7 +9,12 @@ import { build } from 'esbuild';
 fs.rmSync('dist/cli', { recursive: true, force: true });
 
 await build({
-  entryPoints: { quire: 'electron/cli/main.ts', 'engine-worker': 'electron/engine-host/worker.ts' },
+  entryPoints: {
+    quire: 'electron/cli/main.ts',
+    'engine-worker': 'electron/engine-host/worker.ts',
+    // the child process files are parsed in (electron/indexing/parse-process.ts finds it next to its chunk)
+    'parse-worker': 'electron/indexing/parse-worker.ts',
+  },
   outdir: 'dist/cli',
   outExtension: { '.js': '.mjs' },
   // flat: every chunk sits next to quire.mjs, so import.meta.url-relative paths agree across chunks

@@ -8,7 +8,12 @@ const common = { bundle: true, platform: 'node', target: 'node22', sourcemap: tr
 
 await build({
   ...common,
-  entryPoints: { main: 'electron/main.ts', 'engine-worker': 'electron/engine-host/worker.ts' },
+  entryPoints: {
+    main: 'electron/main.ts',
+    'engine-worker': 'electron/engine-host/worker.ts',
+    // the child process files are parsed in, forked by the engine worker (Electron runs it as Node)
+    'parse-worker': 'electron/indexing/parse-worker.ts',
+  },
   outdir: 'dist/electron',
   outExtension: { '.js': '.mjs' },
   format: 'esm',

@@ -8,6 +8,8 @@ export interface Chat {
   title: string;
   createdAt: number;
   updatedAt: number;
+  /** The folder the chat searches; null: every folder. */
+  folderId: number | null;
 }
 
 /** How an answer was produced (assistant messages). */
@@ -21,6 +23,8 @@ export interface AnswerFigures {
   outputTokens?: number | null;
   /** Generated tokens after the first over the time from the first to the last (native-models/decode.ts). */
   tokensPerSecond?: number | null;
+  /** Passages in the answer's context (0: nothing was found, the model did not run). */
+  contextPassages?: number | null;
 }
 
 /**
@@ -42,6 +46,8 @@ export interface MessageInput {
   content: string;
   citations?: readonly Citation[];
   figures?: AnswerFigures;
+  /** An answer stopped by the user before its end. */
+  stopped?: boolean;
 }
 
 export interface Message {
@@ -52,6 +58,7 @@ export interface Message {
   createdAt: number;
   citations: Citation[];
   figures: Required<AnswerFigures>;
+  stopped: boolean;
 }
 
 interface ChatRow {
@@ -59,6 +66,7 @@ interface ChatRow {
   title: string;
   created_at: number;
   updated_at: number;
+  folder_id: number | null;
 }
 
 interface MessageRow {
@@ -75,6 +83,8 @@ interface MessageRow {
   total_ms: number | null;
   output_tokens: number | null;
   tokens_per_second: number | null;
+  stopped: number;
+  context_passages: number | null;
 }
 
 interface CitationRow {
@@ -87,10 +97,13 @@ interface CitationRow {
   quote: string;
 }
 
-const toChat = (r: ChatRow): Chat => ({ id: r.id, title: r.title, createdAt: r.created_at, updatedAt: r.updated_at });
+const toChat = (r: ChatRow): Chat => ({ id: r.id, title: r.title, createdAt: r.created_at, updatedAt: r.updated_at, folderId: r.folder_id });
 
-export function createChat(db: Db, title = '', now: number = Date.now()): Chat {
-  const r = db.prepare('INSERT INTO chats(title, created_at, updated_at) VALUES (?, ?, ?) RETURNING *').get(title, now, now) as ChatRow;
+/** `folderId`: limits the chat to that folder. */
+export function createChat(db: Db, title = '', now: number = Date.now(), folderId: number | null = null): Chat {
+  const r = db
+    .prepare('INSERT INTO chats(title, created_at, updated_at, folder_id) VALUES (?, ?, ?, ?) RETURNING *')
+    .get(title, now, now, folderId) as ChatRow;
   return toChat(r);
 }
 
@@ -108,6 +121,30 @@ export function renameChat(db: Db, id: number, title: string): void {
   db.prepare('UPDATE chats SET title = ? WHERE id = ?').run(title, id);
 }
 
+/** Limits the chat to one folder, or (null) lets it search every folder. */
+export function setChatFolder(db: Db, id: number, folderId: number | null): void {
+  db.prepare('UPDATE chats SET folder_id = ? WHERE id = ?').run(folderId, id);
+}
+
+/**
+ * The chat's last exchange, when it ends with one: its last assistant message and the user message
+ * before it (a regenerated answer replaces them). Null otherwise.
+ */
+export function lastExchange(db: Db, chatId: number): { questionId: number; answerId: number; question: string } | null {
+  const last = db.prepare('SELECT id, role, content FROM messages WHERE chat_id = ? ORDER BY id DESC LIMIT 2').all(chatId) as {
+    id: number;
+    role: MessageRole;
+    content: string;
+  }[];
+  if (last.length < 2 || last[0].role !== 'assistant' || last[1].role !== 'user') return null;
+  return { questionId: last[1].id, answerId: last[0].id, question: last[1].content };
+}
+
+/** Deletes messages (with their citations) by id. */
+export function deleteMessages(db: Db, ids: readonly number[]): number {
+  return db.prepare('DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))').run(JSON.stringify(ids)).changes;
+}
+
 /** Deletes a chat with its messages and citations; returns whether it existed. */
 export function deleteChat(db: Db, id: number): boolean {
   return db.prepare('DELETE FROM chats WHERE id = ?').run(id).changes > 0;
@@ -120,8 +157,8 @@ export function addMessage(db: Db, chatId: number, input: MessageInput, now: num
     const row = db
       .prepare(
         `INSERT INTO messages(chat_id, role, content, created_at, provider, model, blocks_reused, blocks_computed,
-           ttft_ms, total_ms, output_tokens, tokens_per_second)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+           ttft_ms, total_ms, output_tokens, tokens_per_second, stopped, context_passages)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
       )
       .get(
         chatId,
@@ -136,6 +173,8 @@ export function addMessage(db: Db, chatId: number, input: MessageInput, now: num
         f.totalMs ?? null,
         f.outputTokens ?? null,
         f.tokensPerSecond ?? null,
+        input.stopped ? 1 : 0,
+        f.contextPassages ?? null,
       ) as MessageRow;
     const cite = db.prepare(
       `INSERT INTO message_citations(message_id, ordinal, passage_id, document_path, title, page, quote)
@@ -189,6 +228,8 @@ function toMessage(r: MessageRow, citations: Citation[]): Message {
       totalMs: r.total_ms,
       outputTokens: r.output_tokens,
       tokensPerSecond: r.tokens_per_second,
+      contextPassages: r.context_passages,
     },
+    stopped: r.stopped === 1,
   };
 }

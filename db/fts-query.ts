@@ -53,7 +53,7 @@ export const STOP_WORDS: ReadonlySet<string> = new Set(
   my myself no nor not now of off on once only or other our ours ourselves out over own same she should
   so some such than that the their theirs them themselves then there these they this those through to
   too under until up very was we were what when where which while who whom why will with would you
-  your yours yourself yourselves tell explain describe please give say said
+  your yours yourself yourselves tell explain describe please give say said use
   i'm i've i'd i'll it's what's that's there's don't doesn't didn't can't cannot isn't aren't won't let's`.split(/\s+/),
 );
 

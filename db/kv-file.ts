@@ -14,6 +14,12 @@ import type Database from 'better-sqlite3';
 
 export const KV_SCHEMA = 'kv';
 
+/**
+ * PRAGMA application_id of Quire's KV files: "QuKV" in ASCII. Not the library's own id, so that
+ * neither file is ever taken for the other (a KV file passed as --db is refused, and the reverse).
+ */
+export const QUIRE_KV_APPLICATION_ID = 0x51754b56;
+
 interface KvMigration {
   version: number;
   name: string;
@@ -27,9 +33,11 @@ export const KV_MIGRATIONS: readonly KvMigration[] = [
     name: 'KV blocks and blobs, with an eviction priority',
     // Metadata and bytes in separate tables: touching a block on use rewrites a small row, not a
     // 3 MiB one, and stats/eviction scans never read blob pages. `priority` orders eviction
-    // (kv-store.ts: log2 of the decayed use score plus the last use in half-lives).
+    // (kv-store.ts: log2 of the decayed use score plus the last use in half-lives). The file is
+    // marked as Quire's KV file in the same transaction (identifyKvFile).
     up: (db) =>
       db.exec(`
+        PRAGMA kv.application_id = ${QUIRE_KV_APPLICATION_ID};
         CREATE TABLE kv.kv_blocks (
           id INTEGER PRIMARY KEY,
           model_fingerprint TEXT NOT NULL,
@@ -93,9 +101,38 @@ export function kvFileFor(libraryFile: string): string {
   return libraryFile.endsWith('.db') ? `${libraryFile.slice(0, -3)}-kv.db` : `${libraryFile}-kv.db`;
 }
 
+/** What the file at a KV file's path is (open.ts decides whether to open it). */
+export type KvFileIdentity =
+  | { kind: 'empty' } // Quire makes it its KV file
+  | { kind: 'kv'; version: number }
+  | { kind: 'damaged' } // not SQLite: a broken cache, moved aside by attachKvFile
+  | { kind: 'foreign'; why: string };
+
+/** Reads (never writes), through `probe`, a read-only connection to the file, whose file it is. */
+export function identifyKvFile(probe: Database.Database): KvFileIdentity {
+  let applicationId: number;
+  let version: number;
+  let tables: number;
+  try {
+    applicationId = probe.pragma('application_id', { simple: true }) as number;
+    version = probe.pragma('user_version', { simple: true }) as number;
+    tables = probe.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").pluck().get() as number;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') return { kind: 'damaged' };
+    throw e;
+  }
+  if (applicationId === QUIRE_KV_APPLICATION_ID) return { kind: 'kv', version };
+  if (applicationId === 0 && version === 0 && tables === 0) return { kind: 'empty' };
+  if (applicationId !== 0) return { kind: 'foreign', why: `it belongs to another program (application id 0x${(applicationId >>> 0).toString(16)})` };
+  return { kind: 'foreign', why: "it is a SQLite database of another program (it is not marked as Quire's KV file)" };
+}
+
 /**
  * ATTACHes the KV file of `libraryFile` as schema `kv` and brings its schema up to date (writers).
  * A read-only connection attaches it read-only, and only if it exists (search needs no KV).
+ * Whose file it is and its version were checked before (open.ts: a foreign or newer file is
+ * refused before anything is written).
  * A writer that finds it damaged (not SQLite, or corrupt) moves it aside as
  * `<file>.broken-<time>` and starts an empty one: it is a cache, and the library must still open.
  * Returns whether it was attached.
@@ -118,14 +155,7 @@ function attach(db: Database.Database, libraryFile: string, options: { readonly:
   const file = kvFileFor(libraryFile);
   if (options.readonly && file !== libraryFile && !fs.existsSync(file)) return false;
   db.prepare(`ATTACH DATABASE ? AS ${KV_SCHEMA}`).run(file);
-  if (options.readonly) {
-    const version = db.pragma(`${KV_SCHEMA}.user_version`, { simple: true }) as number;
-    if (version !== KV_SCHEMA_VERSION) {
-      db.exec(`DETACH DATABASE ${KV_SCHEMA}`);
-      throw new Error(`KV file schema is version ${version}, this Quire reads ${KV_SCHEMA_VERSION}; open it for writing once to migrate`);
-    }
-    return true;
-  }
+  if (options.readonly) return true;
   // Both take effect only on a new file, before the first table. 64 KiB pages: a 3 MiB blob is 48
   // overflow pages instead of 768, which made loading 16 blocks ~20% faster (bench/kv.ts); the
   // library keeps SQLite's 4 KiB. auto_vacuum lets a lowered budget give pages back.
@@ -136,9 +166,6 @@ function attach(db: Database.Database, libraryFile: string, options: { readonly:
   // commits, and lost KV entries are recomputed.
   db.pragma(`${KV_SCHEMA}.synchronous = NORMAL`);
   const current = db.pragma(`${KV_SCHEMA}.user_version`, { simple: true }) as number;
-  if (current > KV_SCHEMA_VERSION) {
-    throw new Error(`KV file ${file} has schema version ${current}, newer than this Quire (${KV_SCHEMA_VERSION}); update Quire`);
-  }
   for (const m of KV_MIGRATIONS) {
     if (m.version <= current) continue;
     db.transaction(() => {

@@ -23,6 +23,15 @@ export const DEFAULT_KV_BUDGET_BYTES = 2 * 1024 ** 3;
  */
 export const DEFAULT_KV_CODEC: KvCodec = 'int8';
 
+/**
+ * What a get hands back for a cache put under `codec`: encoded, then decoded as `verify` decodes (in
+ * the encoded dtype). Throws the encoder's RangeError for a cache the codec cannot represent, which
+ * `put` refuses to store.
+ */
+export function storedKvRoundTrip(kv: KvCache, codec: KvCodec = DEFAULT_KV_CODEC): KvCache {
+  return decodeKv(encodeKv(kv, codec));
+}
+
 export interface KvKey {
   /** Hash of the model's ONNX file(s) and config: a different model never reads these states. */
   modelFingerprint: string;

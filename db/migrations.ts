@@ -7,7 +7,10 @@ import { priorityAfterUse } from './kv-eviction.ts';
 import { KV_SCHEMA } from './kv-file.ts';
 
 /** The migration that moves the KV blocks into their own file (kv-file.ts); tests build libraries from before it. */
-export const KV_FILE_MIGRATION = 8;
+export const KV_FILE_MIGRATION = 10;
+
+/** PRAGMA application_id of Quire's files: "Quir" in ASCII. Set by migration 8. */
+export const QUIRE_APPLICATION_ID = 0x51756972;
 
 export interface Migration {
   /** The user_version the database has after this migration. */
@@ -257,6 +260,28 @@ export const MIGRATIONS: readonly Migration[] = [
     up: (db) => db.exec('ALTER TABLE messages ADD COLUMN tokens_per_second REAL'),
   },
   {
+    version: 8,
+    name: "the file marked as Quire's (PRAGMA application_id)",
+    // Tells Quire's files from other SQLite files before anything is written to them (open.ts).
+    // Written in the database header, inside this migration's transaction.
+    up: (db) => {
+      db.pragma(`application_id = ${QUIRE_APPLICATION_ID}`);
+    },
+  },
+  {
+    version: 9,
+    name: 'a chat limited to one folder; stopped answers and their context size',
+    up: (db) =>
+      db.exec(`
+        -- NULL: the chat searches every folder (also when its folder is removed)
+        ALTER TABLE chats ADD COLUMN folder_id INTEGER REFERENCES folders(id) ON DELETE SET NULL;
+        -- an answer the user stopped: its content is what was written until then
+        ALTER TABLE messages ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;
+        -- passages in the answer's context (0: nothing found, the model did not run; NULL: not recorded)
+        ALTER TABLE messages ADD COLUMN context_passages INTEGER;
+      `),
+  },
+  {
     version: KV_FILE_MIGRATION,
     name: 'KV blocks move to their own attached file (kv-file.ts)',
     // Copied first (the KV file commits), then dropped here (the library commits): a kill between
@@ -282,6 +307,15 @@ export const MIGRATIONS: readonly Migration[] = [
     },
   },
 ];
+
+/** Tables each schema version up to 7 had, by which a Quire file from before application_id is recognised. */
+export const LEGACY_TABLES: readonly { since: number; tables: readonly string[] }[] = [
+  { since: 1, tables: ['folders', 'documents', 'passages', 'passages_fts'] },
+  { since: 3, tables: ['kv_blocks', 'kv_blobs'] },
+  { since: 4, tables: ['chats', 'messages', 'message_citations'] },
+];
+/** The last schema version whose files carry no application_id. */
+export const LAST_UNMARKED_VERSION = 7;
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
 

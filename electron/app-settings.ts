@@ -23,6 +23,10 @@ export const DEFAULT_SETTINGS: Settings = {
   mode: 'block',
   quality: 'auto',
   chatKvBytes: DEFAULT_CHAT_KV_BYTES,
+  // answers: repeatable by default (greedy), a few paragraphs long, Quire's own system turn ('')
+  temperature: 0,
+  maxAnswerTokens: 256,
+  systemPrompt: '',
   // the OpenAI-compatible API in the desktop app (quire serve always has it): off until switched on;
   // its key is generated when it is switched on without one (SettingsStore)
   apiServer: false,

@@ -17,6 +17,7 @@ import {
 } from './contract/types.ts';
 import { startEngine, type EngineClient } from './engine-host/client.ts';
 import { createIpcHandler } from './ipc-validation.ts';
+import { createOpenPathHandler, engineLibrary } from './open-path.ts';
 import { ApiServerSwitch } from './serve/api-server.ts';
 import { guardContents, guardSession, mainWindowOptions } from './window-options.ts';
 
@@ -40,20 +41,8 @@ if (!app.requestSingleInstanceLock()) {
   void app.whenReady().then(start);
 }
 
-/** Opens a file only when it lies inside a folder the user added (never an arbitrary path). */
-async function openPath({ path: file, page }: RequestArgs<'host.openPath'>) {
-  const folders = await engine!.request('folders.list', {});
-  const resolved = path.resolve(file);
-  if (!folders.some((f) => resolved.startsWith(f.path + path.sep))) {
-    return { opened: false, reason: 'only files inside your library folders can be opened' };
-  }
-  if (page && resolved.toLowerCase().endsWith('.pdf')) {
-    await shell.openExternal(`${pathToFileURL(resolved).href}#page=${page}`);
-    return { opened: true };
-  }
-  const error = await shell.openPath(resolved);
-  return error ? { opened: false, reason: error } : { opened: true };
-}
+/** Opens only documents of the library, never programs; other library files are shown in their folder (open-path.ts). */
+const openPath = createOpenPathHandler({ shell, library: engineLibrary(() => engine!) });
 
 async function dispatch<N extends RequestName>(name: N, args: RequestArgs<N>): Promise<unknown> {
   if (!engine) throw new QuireRequestError('unavailable', 'the engine is starting');

@@ -77,6 +77,25 @@ describe('quire ask', () => {
     expect(out.sources.every((s) => s.kv === 'computed')).toBe(true);
   });
 
+  it('fits a small model: the figures say how many passages were left out; a question longer than the context is refused', async () => {
+    const small = await makeModelDir(tinySpec({ seed: 5, maxPositionEmbeddings: 512 }));
+    try {
+      const question = 'What do the lighthouse keeper, photosynthesis, the Moon landing and binary search have in common?';
+      const out = JSON.parse(await quire(['ask', question, '--db', db, '--model', small, '--max-new-tokens', '4', '--json'])) as AskCommandJson;
+      expect(out.ranModel).toBe(true);
+      expect(out.figures!.passagesDropped).toBeGreaterThan(0);
+      expect(out.figures!.passagesUsed).toBe(out.sources.length);
+      expect(out.figures!.passagesUsed + out.figures!.passagesDropped).toBe(4); // one passage per note matched
+      const long = `lighthouse ${'why is the sea the colour it is at dusk and why do storms come '.repeat(40)}`;
+      await expect(quire(['ask', long, '--db', db, '--model', small])).rejects.toMatchObject({
+        code: 1,
+        stderr: expect.stringMatching(/^quire ask: This question is too long for the model: .* Shorten it by about \d+ tokens\.\n$/),
+      });
+    } finally {
+      removeDir(small);
+    }
+  });
+
   it('answers that nothing covers the question without loading a model', async () => {
     // the model path does not exist: the command must not need it
     const out = JSON.parse(await quire(['ask', 'zeppelin quaternion', '--db', db, '--model', path.join(tmp, 'no-model'), '--json']));

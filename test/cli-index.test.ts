@@ -71,6 +71,32 @@ describe('quire index / quire search', () => {
     expect(again.stdout).toMatch(/0 indexed, 7 unchanged/);
   });
 
+  it('indexes names that are not UTF-8 and prints every name escaped: no raw newline or escape sequence', async () => {
+    const folder = path.join(work, 'odd-names');
+    mkdirSync(folder);
+    const named = (bytes: number[] | string) => Buffer.concat([Buffer.from(folder + path.sep), Buffer.from(bytes as never)]);
+    writeFileSync(named([0x63, 0x61, 0x66, 0xe9, 0x2e, 0x74, 0x78, 0x74]), 'The ocelot naps in the Latin-1 file.\n'); // "café.txt", Latin-1
+    writeFileSync(named([0xff, 0xfe, 0x2e, 0x6d, 0x64]), '# Notes\n\nThe ocelot hunts at dusk.\n');
+    writeFileSync(named('evil\n\x1b[2Jname.pdf'), 'not a PDF at all'); // fails, so its name is printed
+    writeFileSync(named('log.txt'), 'the ocelot \x1b]0;pwned\x07 line\n');
+    const db = path.join(work, 'odd.db');
+    const r = await quire(['index', folder, '--db', db]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/4 files: 3 indexed, 0 unchanged, 0 skipped, 1 failed/);
+    expect(r.stdout).toContain(`failed  ${folder}${path.sep}evil\\n\\x1b[2Jname.pdf: corrupt PDF`);
+    expect(r.stdout).not.toContain('\x1b');
+    expect(r.stdout.split('\n').filter((line) => line.startsWith('failed'))).toHaveLength(1);
+
+    const s = await quire(['search', 'ocelot', '--db', db]);
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stdout).toContain(`${folder}${path.sep}caf\\xe9.txt`);
+    expect(s.stdout).toContain(`${folder}${path.sep}\\xff\\xfe.md`);
+    expect(s.stdout).toContain('\\x1b]0;pwned\\x07');
+    // no control character but line breaks: nothing from the files reached the terminal raw
+    // eslint-disable-next-line no-control-regex
+    expect(s.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/);
+  });
+
   it('uses QUIRE_HOME for the default database, and fails clearly without one', async () => {
     const home = path.join(work, 'home');
     const folder = path.join(work, 'tiny');

@@ -14,6 +14,7 @@ import { COMMANDS } from '../electron/cli/commands.ts';
 import { COMMON_OPTIONS, parseArgsOptions, parseOptions } from '../electron/cli/options.ts';
 import { LiveLine, ProgressRenderer } from '../electron/cli/progress.ts';
 import { escapeForTerminal } from '../electron/cli/terminal-text.ts';
+import { nameFromBytes } from '../electron/indexing/file-names.ts';
 import { REPO_ROOT as repo, runQuire } from './helpers/cli.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quire-cli-options-'));
@@ -174,6 +175,16 @@ describe('escapeForTerminal', () => {
     expect(escapeForTerminal('zero\u200bwidth\u2028')).toBe('zero\\u200bwidth\\u2028');
     const plain = 'C:\\Users\\Zoë\\Notes — 日本語 (v2).md';
     expect(escapeForTerminal(plain)).toBe(plain);
+    expect(escapeForTerminal('\u061cabc\u2067x\u2069\ufeff')).toBe('\\u061cabc\\u2067x\\u2069\\ufeff');
+  });
+
+  it('keeps line breaks and tabs when asked (a streamed answer), still escaping the rest', () => {
+    expect(escapeForTerminal('one\n\ttwo\r\x1b]0;title\x07', { keepLineBreaks: true })).toBe('one\n\ttwo\\r\\x1b]0;title\\x07');
+  });
+
+  it("prints a stored non-UTF-8 name's \\xHH as it is stored (one notation)", () => {
+    const stored = nameFromBytes(Buffer.from([0x6e, 0xff, 0x0a, 0x2e, 0x74, 0x78, 0x74])).name; // "n\xff\n.txt"
+    expect(escapeForTerminal(stored)).toBe('n\\xff\\n.txt');
   });
 });
 

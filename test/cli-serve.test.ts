@@ -59,7 +59,12 @@ describe('quire serve --provider --kv-budget', () => {
         expect(body.ok, JSON.stringify(body)).toBe(true);
         return body.result;
       };
-      const info = await request('app.info');
+      // the model loads in the background (EngineService.open): the window is answered at once
+      let info = await request('app.info');
+      while ((info.model as { loading: boolean }).loading) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        info = await request('app.info');
+      }
       const { version } = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8')) as { version: string };
       expect(info.version).toBe(version);
       expect(info.model).toMatchObject({ ready: true, provider: 'cpu', dir: modelDir });

@@ -127,17 +127,31 @@ describe('quire status', () => {
       const model = loadModelFolder(modelDir);
       const light = { model, tokenizer: new TextTokenizer(model) };
       const fingerprint = await modelFingerprint(model);
-      const expected = storedPerFolder(lookUpPassageBlocks(db, light.tokenizer, fingerprint, kvVariant('shared-prefix', promptFrame(light).instructionIds)));
-      const exact = kvCoverage(db, light, fingerprint, 'shared-prefix');
+      const frame = promptFrame(light);
+      const expected = storedPerFolder(lookUpPassageBlocks(db, light.tokenizer, fingerprint, kvVariant('shared-prefix', frame.instructionIds)));
+      const exact = kvCoverage(db, { fingerprint, frame }, 'shared-prefix');
       expect(exact.map((c) => c.stored)).toEqual(exact.map((c) => expected.get(c.folderId)));
       expect(exact[1].stored).toBeLessThan(exact[1].passages); // the second folder's run stopped at its --kv-budget
       const s = await json<StatusReport>(['status']);
       expect(s.folders.map((f) => f.kvStoredPassages)).toEqual(exact.map((c) => c.stored));
       // against the app's budget (16 MiB, far from full), the rest is for the app's background prefill
       expect(s.folders.map((f) => f.kvLimitedBy)).toEqual(exact.map((c) => (c.stored < c.passages ? 'not-prefilled' : null)));
-      expect(kvCoverage(db, light, fingerprint, 'shared-prefix', { folderId: exact[1].folderId })).toEqual([exact[1]]);
+      expect(kvCoverage(db, { fingerprint, frame }, 'shared-prefix', { folderId: exact[1].folderId })).toEqual([exact[1]]);
       // another mode's keys are not this mode's coverage
-      expect(kvCoverage(db, light, fingerprint, 'isolated').map((c) => c.stored)).toEqual([0, 0]);
+      expect(kvCoverage(db, { fingerprint, frame }, 'isolated').map((c) => c.stored)).toEqual([0, 0]);
+      // nor another instruction block's: with the app's own system prompt, what quire index stored
+      // (after the default one) answers nothing there
+      const settingsFile = path.join(home, 'app-settings.json');
+      const saved = fs.readFileSync(settingsFile, 'utf8');
+      fs.writeFileSync(settingsFile, JSON.stringify({ ...JSON.parse(saved), systemPrompt: 'You answer in rhyme.' }));
+      try {
+        const custom = await json<StatusReport>(['status']);
+        expect(custom.folders.map((f) => f.kvStoredPassages)).toEqual([0, 0]);
+        const customFrame = promptFrame(light, undefined, 'You answer in rhyme.');
+        expect(kvCoverage(db, { fingerprint, frame: customFrame }, 'shared-prefix').map((c) => c.stored)).toEqual([0, 0]);
+      } finally {
+        fs.writeFileSync(settingsFile, saved);
+      }
     } finally {
       db.close();
     }

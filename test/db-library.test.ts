@@ -5,7 +5,18 @@ import { deleteDocument, getDocument, getDocumentByPath, listDocuments, setDocum
 import { getPassage, listPassages, replacePassages, setPassageTokenCount } from '../db/passages.ts';
 import { cutPassages } from '../electron/indexing/passages.ts';
 import type { ParsedDocument } from '../electron/indexing/parsers/types.ts';
-import { addMessage, createChat, deleteChat, getChat, listChats, listMessages, renameChat } from '../db/chats.ts';
+import {
+  addMessage,
+  createChat,
+  deleteChat,
+  deleteMessages,
+  getChat,
+  lastExchange,
+  listChats,
+  listMessages,
+  renameChat,
+  setChatFolder,
+} from '../db/chats.ts';
 import { searchPassages } from '../db/search.ts';
 import { tempDb, type TempDb } from './fixtures/db-temp.ts';
 
@@ -159,7 +170,18 @@ describe('chats', () => {
       },
       1002,
     );
-    expect(answer.figures).toEqual({ provider: 'cpu', model: 'qwen', blocksReused: 15, blocksComputed: 1, ttftMs: 84.5, totalMs: 900, outputTokens: 4, tokensPerSecond: 31.5 });
+    expect(answer.figures).toEqual({
+      provider: 'cpu',
+      model: 'qwen',
+      blocksReused: 15,
+      blocksComputed: 1,
+      ttftMs: 84.5,
+      totalMs: 900,
+      outputTokens: 4,
+      tokensPerSecond: 31.5,
+      contextPassages: null,
+    });
+    expect(answer.stopped).toBe(false);
     const messages = listMessages(t.db, chat.id);
     expect(messages.map((m) => m.role)).toEqual(['user', 'assistant']);
     expect(messages[0].figures.ttftMs).toBeNull();
@@ -181,5 +203,36 @@ describe('chats', () => {
     expect(deleteChat(t.db, a.id)).toBe(true);
     expect(count('messages')).toBe(0);
     expect(() => addMessage(t.db, 999, { role: 'user', content: 'x' })).toThrow(/FOREIGN KEY/);
+  });
+
+  it('limits a chat to a folder (every folder again when that folder is removed)', () => {
+    const f = addFolder(t.db, '/notes');
+    const scoped = createChat(t.db, 'scoped', 1, f.id);
+    const open = createChat(t.db, 'open', 2);
+    expect([getChat(t.db, scoped.id)?.folderId, getChat(t.db, open.id)?.folderId]).toEqual([f.id, null]);
+    setChatFolder(t.db, open.id, f.id);
+    expect(getChat(t.db, open.id)?.folderId).toBe(f.id);
+    removeFolder(t.db, f.id);
+    expect(listChats(t.db).map((c) => c.folderId)).toEqual([null, null]);
+  });
+
+  it('stores a stopped answer with its context size, and finds and deletes the last exchange', () => {
+    const chat = createChat(t.db, 'c', 1);
+    expect(lastExchange(t.db, chat.id)).toBeNull();
+    addMessage(t.db, chat.id, { role: 'user', content: 'first?' }, 2);
+    addMessage(t.db, chat.id, { role: 'assistant', content: 'one', figures: { contextPassages: 3 } }, 3);
+    const q = addMessage(t.db, chat.id, { role: 'user', content: 'second?' }, 4);
+    const a = addMessage(t.db, chat.id, { role: 'assistant', content: 'half an ans', stopped: true, figures: { contextPassages: 0 } }, 5);
+    expect(listMessages(t.db, chat.id).map((m) => [m.content, m.stopped, m.figures.contextPassages])).toEqual([
+      ['first?', false, null],
+      ['one', false, 3],
+      ['second?', false, null],
+      ['half an ans', true, 0],
+    ]);
+    expect(lastExchange(t.db, chat.id)).toEqual({ questionId: q.id, answerId: a.id, question: 'second?' });
+    expect(deleteMessages(t.db, [q.id, a.id])).toBe(2);
+    expect(listMessages(t.db, chat.id).map((m) => m.content)).toEqual(['first?', 'one']);
+    addMessage(t.db, chat.id, { role: 'user', content: 'unanswered' }, 6);
+    expect(lastExchange(t.db, chat.id)).toBeNull(); // the chat does not end with an answer
   });
 });

@@ -1,20 +1,21 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { KV_FILE_MIGRATION, migrate, MIGRATIONS, SCHEMA_VERSION } from '../db/migrations.ts';
+import { KV_FILE_MIGRATION, migrate, MIGRATIONS, QUIRE_APPLICATION_ID, SCHEMA_VERSION } from '../db/migrations.ts';
 import { openDatabase } from '../db/open.ts';
 import { addFolder, listFolders } from '../db/folders.ts';
 import { upsertDocument } from '../db/documents.ts';
 import { replacePassages } from '../db/passages.ts';
 import { searchPassages } from '../db/search.ts';
-import fs from 'node:fs';
 import { KvStore } from '../db/kv-store.ts';
 import { tokenHash } from '../db/hash.ts';
 import { checksumOf } from '../db/checksum.ts';
 import { encodeKv, KV_HEADER_BYTES } from '../db/kv-codec.ts';
-import { kvFileFor, KV_MIGRATIONS, KV_SCHEMA_VERSION } from '../db/kv-file.ts';
+import { kvFileFor, KV_MIGRATIONS, KV_SCHEMA_VERSION, QUIRE_KV_APPLICATION_ID } from '../db/kv-file.ts';
 import { recordPassageKeys } from '../db/passage-keys.ts';
-import { addMessage, createChat, listMessages } from '../db/chats.ts';
+import { addMessage, createChat, listChats, listMessages } from '../db/chats.ts';
 import { randomKv } from './fixtures/db-random-kv.ts';
 import { tempDir } from './fixtures/db-temp.ts';
 
@@ -70,20 +71,12 @@ describe('openDatabase', () => {
     }
   });
 
-  it('refuses a database written by a newer Quire', () => {
-    const file = freshFile();
-    const raw = new Database(file);
-    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
-    raw.close();
-    expect(() => openDatabase(file)).toThrow(/newer than this Quire/);
-  });
-
   it('opens read-only only at the current version, and then cannot write', () => {
     const file = freshFile();
     const raw = new Database(file);
     migrate(raw, 1);
     raw.close();
-    expect(() => openDatabase(file, { readonly: true })).toThrow(/open it for writing once/);
+    expect(() => openDatabase(file, { readonly: true })).toThrow(/has schema 1, this Quire reads \d+: run "quire index" \(or open the app\) once/);
     openDatabase(file).close();
     const ro = openDatabase(file, { readonly: true });
     try {
@@ -91,6 +84,72 @@ describe('openDatabase', () => {
     } finally {
       ro.close();
     }
+  });
+});
+
+describe("whose file: Quire's own files are marked, others are refused untouched", () => {
+  /** The file's bytes and the names of its side files (-wal, -shm, -journal), to show nothing changed. */
+  const snapshot = (file: string) => ({
+    sha: createHash('sha256').update(fs.readFileSync(file)).digest('hex'),
+    sideFiles: fs.readdirSync(path.dirname(file)).filter((n) => n !== path.basename(file)).sort(),
+  });
+
+  it('marks a new file with application_id', () => {
+    const file = freshFile();
+    openDatabase(file).close();
+    const raw = new Database(file, { readonly: true });
+    expect(raw.pragma('application_id', { simple: true })).toBe(QUIRE_APPLICATION_ID);
+    raw.close();
+  });
+
+  it('refuses a database from a newer Quire before changing anything (no WAL switch), read-only too', () => {
+    const file = freshFile();
+    const raw = new Database(file);
+    migrate(raw, KV_FILE_MIGRATION - 1); // (the KV move needs the KV file attached) marked as Quire's, then newer
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    raw.pragma('journal_mode = DELETE');
+    raw.close();
+    const before = snapshot(file);
+    const message = new RegExp(`written by a newer Quire \\(schema ${SCHEMA_VERSION + 1}; this Quire reads up to ${SCHEMA_VERSION}\\).*update Quire`);
+    expect(() => openDatabase(file)).toThrow(message);
+    expect(() => openDatabase(file, { readonly: true })).toThrow(message);
+    expect(snapshot(file)).toEqual(before);
+    const check = new Database(file, { readonly: true });
+    expect(check.pragma('journal_mode', { simple: true })).toBe('delete');
+    check.close();
+  });
+
+  it('refuses a SQLite file of another program untouched: no Quire tables added', () => {
+    const file = freshFile();
+    const raw = new Database(file);
+    raw.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES (\'keep me\');');
+    raw.pragma('user_version = 3');
+    raw.close();
+    const before = snapshot(file);
+    expect(() => openDatabase(file)).toThrow(/is not a Quire database: .*its tables are not Quire's.*left untouched/);
+    expect(() => openDatabase(file, { readonly: true })).toThrow(/is not a Quire database/);
+    expect(snapshot(file)).toEqual(before);
+    const check = new Database(file, { readonly: true });
+    expect(check.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all()).toEqual(['notes']);
+    check.close();
+  });
+
+  it("refuses a file marked with another program's application_id, even if empty", () => {
+    const file = freshFile();
+    const raw = new Database(file);
+    raw.pragma('application_id = 0x0f055112'); // Fossil's
+    raw.close();
+    const before = snapshot(file);
+    expect(() => openDatabase(file)).toThrow(/belongs to another program \(application id 0xf055112\)/);
+    expect(snapshot(file)).toEqual(before);
+  });
+
+  it('refuses a file that is not SQLite at all, untouched', () => {
+    const file = freshFile();
+    fs.writeFileSync(file, 'plain text, not a database\n'.repeat(50));
+    const before = snapshot(file);
+    expect(() => openDatabase(file)).toThrow(/is not a Quire database: it is not a SQLite database/);
+    expect(snapshot(file)).toEqual(before);
   });
 });
 
@@ -112,12 +171,17 @@ function seed(db: Database.Database, version: number): void {
     }
   }
   if (version >= 3 && version < KV_FILE_MIGRATION) seedOldKv(db); // later, KV rows live in the KV file
-  if (version >= 7) {
+  if (version >= 9) {
     addMessage(db, createChat(db, 'old chat').id, { role: 'assistant', content: 'hello', figures: { ttftMs: 3, tokensPerSecond: 9.5 } });
   } else if (version >= 4) {
-    // addMessage as it was before v7 (no tokens_per_second column yet)
-    const chatId = createChat(db, 'old chat').id;
-    db.prepare(`INSERT INTO messages(chat_id, role, content, created_at, ttft_ms) VALUES (?, 'assistant', 'hello', 1, 3)`).run(chatId);
+    // chats and messages as they were before v9 (no folder, stopped or context_passages columns),
+    // and before v7 (no tokens_per_second column either)
+    const chatId = db.prepare("INSERT INTO chats(title, created_at, updated_at) VALUES ('old chat', 1, 1) RETURNING id").pluck().get();
+    if (version >= 7) {
+      db.prepare(`INSERT INTO messages(chat_id, role, content, created_at, ttft_ms, tokens_per_second) VALUES (?, 'assistant', 'hello', 1, 3, 9.5)`).run(chatId);
+    } else {
+      db.prepare(`INSERT INTO messages(chat_id, role, content, created_at, ttft_ms) VALUES (?, 'assistant', 'hello', 1, 3)`).run(chatId);
+    }
   }
 }
 
@@ -221,7 +285,36 @@ describe('the KV file', () => {
     const raw = new Database(kvFileFor(file));
     raw.pragma(`user_version = ${KV_SCHEMA_VERSION + 1}`);
     raw.close();
-    expect(() => openDatabase(file)).toThrow(/newer than this Quire/);
+    expect(() => openDatabase(file)).toThrow(/quire-kv\.db was written by a newer Quire \(KV schema \d+; this Quire reads up to \d+\)/);
+  });
+
+  it("refuses another program's SQLite file at the KV file's path before writing to either file, read-only too", () => {
+    const file = freshFile();
+    const raw = new Database(file);
+    migrate(raw, 7); // a library from before application_id: opening it would migrate it
+    raw.close();
+    const kvFile = kvFileFor(file);
+    const other = new Database(kvFile);
+    other.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('keep me');");
+    other.close();
+    const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+    const before = { library: sha(file), kv: sha(kvFile), files: fs.readdirSync(path.dirname(file)).sort() };
+    expect(() => openDatabase(file)).toThrow(/quire-kv\.db is not a Quire KV file: .*another program.*left untouched/);
+    expect(() => openDatabase(file, { readonly: true })).toThrow(/is not a Quire KV file/);
+    expect({ library: sha(file), kv: sha(kvFile), files: fs.readdirSync(path.dirname(file)).sort() }).toEqual(before);
+    const check = new Database(file, { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(7);
+    check.close();
+  });
+
+  it("marks the KV file as Quire's KV file, and refuses it as a library", () => {
+    const file = freshFile();
+    openDatabase(file).close();
+    const raw = new Database(kvFileFor(file), { readonly: true });
+    expect(raw.pragma('application_id', { simple: true })).toBe(QUIRE_KV_APPLICATION_ID);
+    expect(raw.pragma('application_id', { simple: true })).not.toBe(QUIRE_APPLICATION_ID);
+    raw.close();
+    expect(() => openDatabase(kvFileFor(file))).toThrow(/is not a Quire database: it is Quire's KV file/);
   });
 });
 
@@ -238,6 +331,7 @@ describe('migrations', () => {
       const db = openDatabase(file);
       try {
         expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+        expect(db.pragma('application_id', { simple: true })).toBe(QUIRE_APPLICATION_ID);
         expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
         expect(db.pragma('foreign_key_check')).toEqual([]);
         if (from >= 1) {
@@ -285,13 +379,19 @@ describe('migrations', () => {
           expect(store.put(kvKey, randomKv(kvShape, 1)).stored).toBe(true);
         }
         if (from >= 4) {
-          // an answer stored before v7 keeps its figures; its tokens per second is unknown
-          const old = listMessages(db, 1)[0];
-          expect(old.figures).toMatchObject({ ttftMs: 3, tokensPerSecond: from >= 7 ? 9.5 : null });
+          // an answer stored before v7 keeps its figures; its tokens per second is unknown;
+          // a chat from before v9 searches every folder and its answers were not stopped
+          const old = listChats(db).find((c) => c.title === 'old chat')!;
+          expect(old.folderId).toBeNull();
+          const [message] = listMessages(db, old.id);
+          expect([message.content, message.stopped, message.figures.contextPassages]).toEqual(['hello', false, null]);
+          expect(message.figures).toMatchObject({ ttftMs: 3, tokensPerSecond: from >= 7 ? 9.5 : null });
         }
         const chat = createChat(db, 'new');
-        addMessage(db, chat.id, { role: 'assistant', content: 'hi', figures: { ttftMs: 12.5, tokensPerSecond: 20.25 } });
-        expect(listMessages(db, chat.id)[0].figures).toMatchObject({ ttftMs: 12.5, tokensPerSecond: 20.25 });
+        addMessage(db, chat.id, { role: 'assistant', content: 'hi', stopped: true, figures: { ttftMs: 12.5, tokensPerSecond: 20.25, contextPassages: 2 } });
+        const [written] = listMessages(db, chat.id);
+        expect(written.figures).toMatchObject({ ttftMs: 12.5, tokensPerSecond: 20.25, contextPassages: 2 });
+        expect(written.stopped).toBe(true);
       } finally {
         db.close();
       }

@@ -77,7 +77,7 @@ describe('query parsing', () => {
   });
 
   it('stop words are function and question words, not topics', () => {
-    for (const w of ['how', 'do', 'i', 'the', 'what', "don't"]) expect(STOP_WORDS.has(w)).toBe(true);
+    for (const w of ['how', 'do', 'i', 'the', 'what', "don't", 'use']) expect(STOP_WORDS.has(w)).toBe(true);
     for (const w of ['list', 'file', 'time', 'password']) expect(STOP_WORDS.has(w)).toBe(false);
   });
 

@@ -1,7 +1,8 @@
 // The KV economy through the engine service, as the app runs it: prefill starts when a model is
 // chosen, coverage per folder (kv.stats) is exact and says why it is not 100%, a lower budget set
-// in Settings evicts at once (issue 10: 158% of a 16 MiB budget stayed stored), and after a question
-// its predicted passages (next-ranked, then neighbours) are prefilled before anything else.
+// in Settings evicts at once (issue 10: 158% of a 16 MiB budget stayed stored), after a question
+// its predicted passages (next-ranked, then neighbours) are prefilled before anything else, and a
+// custom system prompt (a new instruction block, so new shared-prefix KV) is prefilled and counted.
 // The generated model has wide KV (8 layers x 8 KV heads x 64: 16 KiB a token in float16) so that a
 // few dozen passages outgrow the smallest budget the app takes (16 MiB).
 import fs from 'node:fs';
@@ -51,12 +52,13 @@ async function until<T>(read: () => Promise<T>, done: (v: T) => boolean, ms = 60
   }
 }
 
-/** The oracle: passages whose block, tokenized and hashed here, is stored for the model. */
-async function storedByLookup(): Promise<number> {
+/** The oracle: passages whose block, tokenized and hashed here, is stored for the model (after the instruction block of `systemPrompt`). */
+async function storedByLookup(systemPrompt?: string): Promise<number> {
   const model = loadModelFolder(modelDir);
   const light = { model, tokenizer: new TextTokenizer(model) };
   const fingerprint = await modelFingerprint(model);
-  return lookUpPassageBlocks(service.db, light.tokenizer, fingerprint, kvVariant(defaultQualityMode(light), promptFrame(light).instructionIds)).filter((l) => l.stored).length;
+  const variant = kvVariant(defaultQualityMode(light), promptFrame(light, undefined, systemPrompt).instructionIds);
+  return lookUpPassageBlocks(service.db, light.tokenizer, fingerprint, variant).filter((l) => l.stored).length;
 }
 
 beforeAll(async () => {
@@ -162,5 +164,20 @@ describe('the KV economy through the engine service', () => {
     off();
     expect(order.slice(0, predicted.length).map((s) => s.passageId)).toEqual(predicted);
     expect((await coverage()).stored).toBe(await storedByLookup());
+  });
+
+  it("a system prompt of the user's own: prefill starts over for its instruction block, and coverage counts that block's KV", async () => {
+    const passages = (await coverage()).passages;
+    expect(await storedByLookup()).toBe(passages); // the default instruction block's blocks, all stored
+    const from = progress.length;
+    const systemPrompt = 'You answer in rhyme, and only from the documents.';
+    await service.handle('settings.set', { systemPrompt });
+    // the Library shows the prefill the new instruction block started (a prefill-only run, no re-index)
+    await untilProgress(progress, (v) => progress.indexOf(v) >= from && v.state === 'prefilling');
+    const full = await until(coverage, (c) => c.stored === c.passages);
+    expect(full.limitedBy).toBeNull();
+    expect(await storedByLookup(systemPrompt)).toBe(passages);
+    expect(storedKvTotals(service.db).entries).toBe(2 * passages); // the default block's KV is still there (room to spare), and not counted twice
+    expect(progress.slice(from).some((v) => v.state === 'parsing' || v.state === 'scanning')).toBe(false);
   });
 });

@@ -1,11 +1,13 @@
 // The engine service's library without a model: progress events carry live parse progress and right
 // counts without counting the folder's rows per file, and passages are cut with the one token
-// estimate (token-estimate.ts), so a CJK passage is not 4x too long.
+// estimate (token-estimate.ts), so a CJK passage is not 4x too long; an engine that replaces a dead
+// worker re-indexes every folder.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { folderCounts, listFolders } from '../db/folders.ts';
+import { addFolder, folderCounts, listFolders } from '../db/folders.ts';
+import { openDatabase } from '../db/open.ts';
 import { listPassages } from '../db/passages.ts';
 import { listDocuments } from '../db/documents.ts';
 import type { EventName, EventPayloads, FolderView } from '../electron/contract/types.ts';
@@ -89,6 +91,43 @@ describe('engine service library', () => {
       // length / 4 would have allowed ~128 characters
       expect(p.text.length).toBeLessThanOrEqual(64);
       expect(p.tokenCount).toBe(estimateTokens(p.text));
+    }
+  });
+
+  it('re-indexes every folder when it replaces a worker that died (reindexOnStart), and only then', async () => {
+    const docs = path.join(tmp, 'cut-short');
+    fs.mkdirSync(docs);
+    fs.writeFileSync(path.join(docs, 'a.md'), '# Kestrel\n\nThe kestrel hovers over the verge.\n');
+    fs.writeFileSync(path.join(docs, 'b.md'), '# Plover\n\nThe plover runs along the shore.\n');
+    // a library whose folder's run never happened (as when the worker died before it)
+    const dbPath = path.join(tmp, 'restarted.db');
+    const db = openDatabase(dbPath);
+    const folderId = addFolder(db, docs).id;
+    db.close();
+    const startOn = async (reindexOnStart: boolean, events: FolderView[]) =>
+      await EngineService.start({
+        dbPath,
+        dataDir: home,
+        host: 'serve',
+        reindexOnStart,
+        emit: <E extends EventName>(name: E, payload: EventPayloads[E]) => {
+          if (name === 'folder.progress') events.push(payload as FolderView);
+        },
+      });
+
+    const plain = await startOn(false, []);
+    try {
+      expect((await plain.handle('folders.list', {}))[0]).toMatchObject({ id: folderId, state: 'done', files: 0 });
+    } finally {
+      await plain.close();
+    }
+    const events: FolderView[] = [];
+    const restarted = await startOn(true, events);
+    try {
+      const done = await untilProgress(events, (v) => v.id === folderId && v.state === 'done');
+      expect(done).toMatchObject({ files: 2, indexed: 2, failed: 0 });
+    } finally {
+      await restarted.close();
     }
   });
 });

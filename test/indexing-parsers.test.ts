@@ -1,7 +1,6 @@
 import iconv from 'iconv-lite';
 import { describe, expect, it } from 'vitest';
 import { detectFormat, parseBytes } from '../electron/indexing/parsers/index.ts';
-import { withTimeLimit } from '../electron/indexing/parsers/time-limit.ts';
 import type { ParsedDocument, ParseResult } from '../electron/indexing/parsers/types.ts';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -155,18 +154,30 @@ describe('dispatch and limits', () => {
       ok: false, status: 'skipped', reason: 'too large (2.9 KB > 2.0 KB cap)',
     });
   });
-});
 
-describe('withTimeLimit', () => {
-  it('rejects at the limit and aborts the work signal', async () => {
-    let signal: AbortSignal | undefined;
-    const never = withTimeLimit(20, (s) => {
-      signal = s;
-      return new Promise<never>(() => {});
-    });
-    await expect(never).rejects.toThrow('timed out after 0.02 s');
-    expect(signal!.aborted).toBe(true);
-    await expect(withTimeLimit(1000, async () => 42)).resolves.toBe(42);
-    await expect(withTimeLimit(1000, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+  it('finds binary content anywhere in a file, not only in its first 8 KB', async () => {
+    // Bytes of no pattern, from a fixed seed (a xorshift generator), and a machine-code-like run.
+    let state = 0x2545f491;
+    const noise = (n: number) =>
+      Uint8Array.from({ length: n }, () => {
+        state ^= state << 13;
+        state ^= state >>> 17;
+        state ^= state << 5;
+        return state & 0xff;
+      });
+    const code = Uint8Array.from({ length: 64 * 1024 }, (_, i) => (i % 16 < 9 ? 0 : (i * 37) & 0xff));
+    const prose = utf8('The river bends twice before the old mill, and the path follows it. '.repeat(130)); // 8.8 KB
+    const join = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
+    const bomLe = new Uint8Array([0xff, 0xfe]);
+
+    expect(await parseBytes(join(bomLe, noise(200_000)), 'bom-noise.txt')).toMatchObject({ reason: 'binary file' });
+    expect(await parseBytes(join(bomLe, code), 'bom-code.txt')).toMatchObject({ reason: 'binary file' });
+    expect(await parseBytes(join(prose, noise(200_000)), 'noise-tail.log')).toMatchObject({ reason: 'binary file' });
+    expect(await parseBytes(join(prose, code), 'code-tail.txt')).toMatchObject({ reason: 'binary file' });
+    // and text stays text: UTF-16 with its NUL bytes, a stray NUL past the first window
+    const utf16 = docOf(await parseBytes(join(bomLe, Buffer.from('Ünïcödé, 日本語のテキスト. '.repeat(3000), 'utf16le')), 'wide.txt'));
+    expect(utf16.encoding).toBe('utf-16le');
+    const stray = docOf(await parseBytes(join(prose, new Uint8Array([0]), prose), 'stray.txt'));
+    expect(stray.text.length).toBe(2 * prose.length + 1);
   });
 });

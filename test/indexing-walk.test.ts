@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -146,5 +146,27 @@ describe('walkFolder', () => {
       if (++seen === 2) break;
     }
     expect(seen).toBe(2);
+  });
+
+  it('reaches files whose names are not UTF-8 through Buffer paths, showing their bytes as \\xHH', async () => {
+    const dir = mkdtempSync(path.join(base, 'names-'));
+    const bytesPath = (...names: (string | number[])[]) =>
+      Buffer.concat([Buffer.from(dir), ...names.flatMap((n) => [Buffer.from(path.sep), typeof n === 'string' ? Buffer.from(n) : Buffer.from(n)])]);
+    mkdirSync(bytesPath([0x64, 0xe9, 0x6a, 0xe0])); // "déjà" in Latin-1
+    writeFileSync(bytesPath([0x63, 0x61, 0x66, 0xe9, 0x2e, 0x74, 0x78, 0x74]), 'Latin-1 name'); // "café.txt"
+    writeFileSync(bytesPath([0xff, 0xfe, 0x2e, 0x6d, 0x64]), 'two bytes that start no character');
+    writeFileSync(bytesPath([0x64, 0xe9, 0x6a, 0xe0], 'inner.txt'), 'inside a Latin-1 directory');
+    writeFileSync(path.join(dir, 'plain.txt'), 'plain');
+    const entries = await collect(dir);
+    expect(entries.filter((e) => e.kind === 'problem')).toEqual([]);
+    const files = entries.flatMap((e) => (e.kind === 'file' ? [e] : []));
+    expect(files.map((f) => path.relative(dir, f.path))).toEqual(['\\xff\\xfe.md', 'caf\\xe9.txt', 'plain.txt', path.join('d\\xe9j\\xe0', 'inner.txt')]);
+    // the Buffer path reads the file; a UTF-8 name needs none
+    expect(files.map((f) => (f.fsPath ? readFileSync(f.fsPath, 'utf8') : null))).toEqual([
+      'two bytes that start no character',
+      'Latin-1 name',
+      null,
+      'inside a Latin-1 directory',
+    ]);
   });
 });

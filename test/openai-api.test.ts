@@ -355,7 +355,7 @@ describe('OpenAI-compatible API', () => {
     // a prompt longer than the model's context (4096 positions) is the client's to shorten
     const tooLong = await bad({ model: 'quire-chat', messages: [{ role: 'user', content: 'storm '.repeat(5000) }] });
     expect(tooLong).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((tooLong as Error).message).toMatch(/does not fit the model's 4096 positions/);
+    expect((tooLong as Error).message).toMatch(/too long for the model: .* the model reads 4096 tokens in all/);
     const notJson = await raw('/v1/chat/completions', { headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json' }, body: '{"model":' });
     expect(notJson.status).toBe(400);
     expect(JSON.parse(notJson.body).error.type).toBe('invalid_request_error');

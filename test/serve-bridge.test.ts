@@ -2,6 +2,7 @@
 // bodies the contract's schema rejects (400); and serves the typed API and its events otherwise.
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -114,5 +115,51 @@ describe('serve bridge', () => {
     const traversal = await call('/..%2F..%2Fetc%2Fpasswd', { method: 'GET' });
     expect([403, 404]).toContain(traversal.status);
     expect(traversal.body).not.toContain('root:');
+  });
+
+  it('answers malformed paths with 400 and no file paths, with or without the token', async () => {
+    for (const bad of ['/%00', '/index.html%00.png', '/%E0%A4%A', '/%zz', '/assets/%C0%AE%C0%AE/x.js']) {
+      for (const headers of [{}, { Authorization: `Bearer ${bridge.token}` }] as Record<string, string>[]) {
+        const r = await call(bad, { method: 'GET', headers });
+        expect(r.status, bad).toBe(400);
+        expect(r.body, bad).not.toContain(staticDir);
+        expect(r.body, bad).not.toMatch(/[/\\]tmp|ENOENT|ERR_/);
+      }
+    }
+    const api = await call('/api/%E0%A4%A', { headers: auth(), body: '{}' });
+    expect(api.status).toBe(400);
+    expect(api.body).not.toContain(staticDir);
+  });
+});
+
+describe('serve bridge: slow clients', () => {
+  let slow: Bridge;
+  beforeAll(async () => {
+    slow = await startBridge({
+      staticDir,
+      engine: { request: async () => ({}) as never, onEvent: () => () => undefined },
+      timeouts: { headersMs: 300, requestMs: 600 },
+    });
+  });
+  afterAll(() => slow.close());
+
+  /** Writes `request` on a raw connection and keeps it open; resolves with what the server sent once it closes. */
+  const rawExchange = (request: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = net.connect(slow.port, '127.0.0.1', () => socket.write(request));
+      let received = '';
+      socket.on('data', (d) => (received += d));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(received));
+    });
+
+  it('cuts off a body that never finishes and headers that never end (408, connection closed)', async () => {
+    const host = `Host: 127.0.0.1:${slow.port}\r\n`;
+    const body = await rawExchange(
+      `POST /api/search HTTP/1.1\r\n${host}Authorization: Bearer ${slow.token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"query":`,
+    );
+    expect(body).toMatch(/^HTTP\/1\.1 408/);
+    const headers = await rawExchange(`GET / HTTP/1.1\r\n${host}X-Slow: `);
+    expect(headers).toMatch(/^HTTP\/1\.1 408/);
   });
 });

@@ -2,63 +2,15 @@
 // Component tests of the main views against a fake typed API (no engine, no server).
 import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { EventName, EventPayloads, FolderView, RequestName, RequestResults } from '../electron/contract/types.ts';
-import type { RendererApi } from '../renderer/api.ts';
 import { App } from '../renderer/App.tsx';
+import { Readout } from '../renderer/components/Readout.tsx';
 import { ChatView } from '../renderer/views/ChatView.tsx';
 import { LibraryView } from '../renderer/views/LibraryView.tsx';
 import { SearchView } from '../renderer/views/SearchView.tsx';
 import { SettingsView } from '../renderer/views/SettingsView.tsx';
+import { fakeApi, folder, info, noModel, readyModel, settings, kvStats } from './helpers/ui-fake-api.ts';
 
 afterEach(cleanup);
-
-type Handlers = { [N in RequestName]?: (args: never) => RequestResults[N] | Promise<RequestResults[N]> };
-
-function fakeApi(handlers: Handlers) {
-  const listeners = new Map<string, Set<(p: unknown) => void>>();
-  const request = vi.fn(async (name: RequestName, args: unknown) => {
-    const h = handlers[name] as ((a: unknown) => unknown) | undefined;
-    if (!h) throw new Error(`unexpected ${name}`);
-    return h(args);
-  });
-  const api = {
-    host: 'serve',
-    request,
-    on(name: EventName, l: (p: unknown) => void) {
-      if (!listeners.has(name)) listeners.set(name, new Set());
-      listeners.get(name)!.add(l);
-      return () => listeners.get(name)!.delete(l);
-    },
-  } as unknown as RendererApi;
-  const emit = <E extends EventName>(name: E, payload: EventPayloads[E]) => listeners.get(name)?.forEach((l) => l(payload));
-  return { api, request, emit };
-}
-
-const folder = (over: Partial<FolderView> = {}): FolderView => ({
-  id: 1,
-  path: '/home/me/notes',
-  state: 'parsing',
-  parse: { done: 3, total: 10 },
-  prefill: { done: 0, total: 0 },
-  files: 10,
-  indexed: 3,
-  failed: 1,
-  skipped: 0,
-  passages: 12,
-  error: null,
-  ...over,
-});
-
-const noModel = { ready: false, dir: null, problem: 'no model chosen yet', provider: null };
-const info = (over = {}) => ({
-  version: '0.1.0',
-  dataDir: '/tmp',
-  host: 'serve' as const,
-  model: noModel,
-  folders: 0,
-  features: { indexing: true, answering: true, downloads: true },
-  ...over,
-});
 
 describe('App', () => {
   it('opens on the welcome view on first run (no model, no folder)', async () => {
@@ -73,7 +25,7 @@ describe('App', () => {
 
   it('Ctrl+K opens search', async () => {
     const { api } = fakeApi({
-      'app.info': () => info({ model: { ...noModel, ready: true, provider: 'cpu' }, folders: 1 }),
+      'app.info': () => info({ model: readyModel, folders: 1 }),
       'folders.list': () => [folder({ state: 'done' })],
       'chats.list': () => [],
     });
@@ -84,18 +36,48 @@ describe('App', () => {
   });
 });
 
-describe('the model badge', () => {
-  it('says which provider runs the model, and why in its tooltip', async () => {
-    const providerReason = 'webgpu adapter is a CPU (llvmpipe (LLVM 15.0.6, 256 bits)): using cpu';
-    const { api } = fakeApi({
-      'app.info': () => info({ model: { ...noModel, ready: true, provider: 'cpu', providerReason }, folders: 1 }),
+describe('App: engine stopped', () => {
+  it('says when the engine stopped and was restarted, or could not be, and refreshes the folders', async () => {
+    const { api, emit, request } = fakeApi({
+      'app.info': () => info({ model: readyModel, folders: 1 }),
       'folders.list': () => [folder({ state: 'done' })],
       'chats.list': () => [],
     });
     render(<App api={api} />);
-    const badge = await screen.findByRole('status', { name: 'Model status' });
-    await waitFor(() => expect(badge.textContent).toBe('model: cpu'));
-    expect(badge.getAttribute('title')).toBe(providerReason);
+    await screen.findByRole('navigation', { name: 'Views' });
+    const listsBefore = request.mock.calls.filter(([name]) => name === 'folders.list').length;
+    act(() => emit('engine.stopped', { reason: 'it ran out of memory', restarted: true }));
+    expect((await screen.findByText(/The engine stopped \(it ran out of memory\) and was restarted/)).getAttribute('role')).toBe('alert');
+    await waitFor(() => expect(request.mock.calls.filter(([name]) => name === 'folders.list').length).toBe(listsBefore + 1));
+    act(() => emit('engine.stopped', { reason: 'it exited with code 3', restarted: false }));
+    expect(await screen.findByText(/could not be restarted: restart Quire/)).toBeTruthy();
+    fireEvent.click(screen.getByRole('button', { name: 'Dismiss' }));
+    expect(screen.queryByRole('alert')).toBeNull();
+  });
+});
+
+describe('the model badge', () => {
+  it('names the model, with the provider and why in its tooltip; a spinner while it loads', async () => {
+    const providerReason = 'webgpu adapter is a CPU (llvmpipe (LLVM 15.0.6, 256 bits)): using cpu';
+    const { api, emit } = fakeApi({
+      'app.info': () => info({ model: { ...readyModel, loading: true, ready: false }, folders: 1 }),
+      'folders.list': () => [folder({ state: 'done' })],
+      'chats.list': () => [],
+      'settings.get': () => settings,
+      'kv.stats': () => kvStats(),
+      'models.catalog': () => [],
+    });
+    render(<App api={api} />);
+    const badge = await screen.findByRole('button', { name: 'Model status' });
+    expect(badge.textContent).toBe('Loading Qwen2.5 0.5B Instruct…');
+    expect(screen.getByRole('img', { name: 'Loading the model' })).toBeTruthy();
+    act(() => emit('model.changed', { ...readyModel, providerReason }));
+    await waitFor(() => expect(badge.textContent).toBe('Qwen2.5 0.5B Instruct'));
+    expect(badge.textContent).not.toContain('cpu');
+    expect(screen.queryByRole('img', { name: 'Loading the model' })).toBeNull();
+    expect(badge.getAttribute('title')).toBe(`/models/qwen\nruns on cpu\n${providerReason}`);
+    fireEvent.click(badge); // the badge leads to the model's settings
+    expect(await screen.findByRole('region', { name: 'Settings' })).toBeTruthy();
   });
 });
 
@@ -105,36 +87,50 @@ describe('LibraryView', () => {
       'folders.files': () => [{ path: '/home/me/notes/broken.pdf', status: 'failed', error: 'corrupt PDF (bad xref)' }],
       'folders.pause': () => folder({ state: 'paused' }),
     });
-    render(<LibraryView api={api} folders={[folder()]} />);
+    render(<LibraryView api={api} folders={[folder()]} onSettings={() => undefined} />);
     const parsing = screen.getByLabelText('Parsing') as HTMLProgressElement;
     expect(parsing.value).toBe(3);
     expect(parsing.max).toBe(10);
     expect(screen.getByText(/3 indexed · 12 passages · 0 skipped · 1 failed/)).toBeTruthy();
     fireEvent.click(screen.getByRole('button', { name: 'Show files not indexed' }));
-    expect(await screen.findByText(/broken\.pdf: corrupt PDF \(bad xref\)/)).toBeTruthy();
+    expect(await screen.findByText('broken.pdf')).toBeTruthy();
+    expect(screen.getByText(/corrupt PDF \(bad xref\)/)).toBeTruthy();
     fireEvent.click(screen.getByRole('button', { name: 'Pause' }));
     await waitFor(() => expect(request).toHaveBeenCalledWith('folders.pause', { folderId: 1 }));
   });
 
-  it("shows each folder's coverage: the share that answers instantly, why not more, and the ETA", async () => {
+  it("shows each folder's coverage, and says each why and ETA once: the coverage line, the run's bar or the prefill line", async () => {
     const coverage = { folderId: 1, passages: 1000, stored: 624, limitedBy: 'prefilling' as const, etaMs: 4.4 * 60_000 };
     const { api, request } = fakeApi({
-      'kv.stats': () => ({ entries: 624, bytes: 1, budgetBytes: 2, codec: 'float16', folders: [coverage], prefill: { queued: 376, msPerBlock: 700 } }),
+      'kv.stats': () => kvStats({ entries: 624, bytes: 1, budgetBytes: 2, folders: [coverage], prefill: { queued: 376, msPerBlock: 700 } }),
     });
-    const { rerender } = render(<LibraryView api={api} folders={[folder({ state: 'prefilling' })]} />);
-    expect((await screen.findByTestId('kv-coverage')).textContent).toBe('62% answer instantly · preparing the rest, about 4 min left');
+    const card = () => screen.getByRole('listitem', { name: 'Folder /home/me/notes' }).textContent!;
+    // background prefill outside the folder's run (what questions predict): the coverage line has the ETA
+    const { rerender } = render(<LibraryView api={api} folders={[folder({ state: 'done' })]} onSettings={() => undefined} />);
+    expect((await screen.findByTestId('kv-coverage')).textContent).toBe('62% answer instantly · preparing more, about 4 min left');
     expect(request).toHaveBeenCalledWith('kv.stats', { folderId: 1 });
+    // the folder's own prefill run: its bar has the ETA, the coverage line only the share
+    rerender(
+      <LibraryView api={api} folders={[folder({ state: 'prefilling', prefill: { done: 624, total: 1000, etaMs: 4.4 * 60_000 } })]} onSettings={() => undefined} />,
+    );
+    await waitFor(() => expect(screen.getByTestId('kv-coverage').textContent).toBe('62% answer instantly'));
+    expect(card().match(/about 4 min left/g)).toHaveLength(1);
+    // a full budget: said by the prefill line, with its link, and not again by the coverage line
     Object.assign(coverage, { stored: 999, limitedBy: 'budget', etaMs: null });
-    rerender(<LibraryView api={api} folders={[folder({ state: 'done' })]} />);
-    await waitFor(() => expect(screen.getByTestId('kv-coverage').textContent).toBe('99% answer instantly · the KV budget is full: raise it in Settings to keep more'));
+    const prefillLimit = { reason: 'kv-budget' as const, passagesLeft: 1, budgetBytes: 2 * 1024 ** 3 };
+    rerender(<LibraryView api={api} folders={[folder({ state: 'done', passages: 1000, prefillLimit })]} onSettings={() => undefined} />);
+    await waitFor(() => expect(screen.getByTestId('kv-coverage').textContent).toBe('99% answer instantly'));
+    expect(screen.getByTestId('prefill-line').textContent).toMatch(/^1 of 1,000 passages have no stored KV: the KV budget \(2\.0 GB\) is full\./);
+    expect(card().match(/budget/gi)).toHaveLength(2); // "the KV budget (2.0 GB) is full" and the link "Change the KV budget"
     Object.assign(coverage, { stored: 1000, limitedBy: null });
-    rerender(<LibraryView api={api} folders={[folder({ state: 'done', prefill: { done: 1, total: 1 } })]} />);
+    rerender(<LibraryView api={api} folders={[folder({ state: 'done', prefill: { done: 1, total: 1 } })]} onSettings={() => undefined} />);
     await waitFor(() => expect(screen.getByTestId('kv-coverage').textContent).toBe('100% answer instantly'));
+    expect(screen.queryByTestId('prefill-line')).toBeNull();
   });
 
   it('tells a new user what to do when empty, and adds a typed path', async () => {
     const { api, request } = fakeApi({ 'folders.add': () => folder() });
-    render(<LibraryView api={api} folders={[]} />);
+    render(<LibraryView api={api} folders={[]} onSettings={() => undefined} />);
     expect(screen.getByText(/No folders yet/)).toBeTruthy();
     fireEvent.change(screen.getByLabelText('Folder path'), { target: { value: '/home/me/notes' } });
     fireEvent.click(screen.getByRole('button', { name: 'Add folder' }));
@@ -187,13 +183,24 @@ describe('ChatView', () => {
               answer: 'Storms and **ships** [1].',
               citations: [{ ordinal: 1, passageId: 7, documentPath: '/n/sea.md', title: 'Sea', page: null, quote: 'q' }],
               sources: [],
-              figures: { ttftMs: 42, reusedBlocks: 2, computedBlocks: 1, tokensPerSecond: 31.5, provider: 'cpu', mode: 'block' },
+              figures: {
+                contextPassages: 3,
+                ttftMs: 42,
+                reusedBlocks: 2,
+                computedBlocks: 1,
+                tokensPerSecond: 31.5,
+                provider: 'cpu',
+                mode: 'block',
+                passagesUsed: 3,
+                passagesDropped: 0,
+                passagesShortened: 0,
+              },
               cancelled: false,
             });
         }),
     });
     const open = vi.fn();
-    render(<ChatView api={api} modelReady hasFolders onOpenPassage={open} onGo={() => undefined} />);
+    render(<ChatView api={api} modelReady folders={[folder({ state: 'done' })]} onOpenPassage={open} onGo={() => undefined} />);
     const box = screen.getByLabelText('Ask a question');
     fireEvent.change(box, { target: { value: 'What did the keeper write?' } });
     fireEvent.keyDown(box, { key: 'Enter', shiftKey: true });
@@ -212,9 +219,38 @@ describe('ChatView', () => {
   });
 });
 
+describe('Readout', () => {
+  it('says how many passages fit the model when some were left out or shortened, nothing when all fit', () => {
+    const figures = { contextPassages: null, ttftMs: null, reusedBlocks: null, computedBlocks: null, tokensPerSecond: null, provider: null, mode: null };
+    const text = (f: { passagesUsed: number | null; passagesDropped: number | null; passagesShortened: number | null }) =>
+      render(<Readout figures={{ ...figures, ...f }} />).container.textContent;
+    expect(text({ passagesUsed: 2, passagesDropped: 8, passagesShortened: 0 })).toBe('passages 2 used / 8 left out to fit the model');
+    cleanup();
+    expect(text({ passagesUsed: 1, passagesDropped: 0, passagesShortened: 1 })).toBe('passages 1 used / 0 left out / 1 shortened to fit the model');
+    cleanup();
+    expect(text({ passagesUsed: 10, passagesDropped: 0, passagesShortened: 0 })).toBe('');
+    cleanup();
+    expect(text({ passagesUsed: null, passagesDropped: null, passagesShortened: null })).toBe('');
+  });
+
+  it("shows the fit beside the chat's passage figures: the context holds earlier passages, the fit counts this answer's", () => {
+    const live = { contextPassages: 5, ttftMs: 40, reusedBlocks: 1, computedBlocks: 1, tokensPerSecond: null, provider: null, mode: null };
+    expect(render(<Readout figures={{ ...live, passagesUsed: 2, passagesDropped: 4, passagesShortened: 0 }} />).container.textContent).toBe(
+      'TTFT 40 ms · blocks 1 reused / 1 computed (+3 already in this chat) · passages 2 used / 4 left out to fit the model',
+    );
+    cleanup();
+    // every passage found left out: the model still ran (on the question alone), so the figures show
+    const none = { ...live, contextPassages: 0, reusedBlocks: 0, computedBlocks: 0, passagesUsed: 0, passagesDropped: 3, passagesShortened: 0 };
+    expect(render(<Readout figures={none} />).container.textContent).toBe('TTFT 40 ms · blocks 0 reused / 0 computed · passages 0 used / 3 left out to fit the model');
+    cleanup();
+    // nothing found: the model did not run
+    const nothing = { ...live, contextPassages: 0, ttftMs: null, reusedBlocks: null, computedBlocks: null, passagesUsed: 0, passagesDropped: 0, passagesShortened: 0 };
+    expect(render(<Readout figures={nothing} />).container.textContent).toBe('');
+  });
+});
+
 describe('SettingsView', () => {
   it('shows the settings with KV usage and saves changes', async () => {
-    const settings = { modelDir: null, provider: 'auto', kvBudgetBytes: 2 * 1024 ** 3, passageTokens: 256, eagerPrefill: true, k: 10, mode: 'block', quality: 'auto', chatKvBytes: 512 * 1024 ** 2, apiServer: false, apiPort: 8078, apiKey: '' } as const;
     const { api, request } = fakeApi({
       'settings.get': () => settings,
       'settings.set': (patch: object) => ({ ...settings, ...patch }),
@@ -222,8 +258,8 @@ describe('SettingsView', () => {
       'models.catalog': () => [],
     });
     render(<SettingsView api={api} model={noModel} />);
-    expect((await screen.findByTestId('kv-usage')).textContent).toBe('In use: 3.0 MB in 5 blocks');
-    fireEvent.change(screen.getByLabelText('Passages per question (k)'), { target: { value: '6' } });
+    expect((await screen.findByTestId('kv-usage')).textContent).toBe('In use: 3.0 MB in 5 blocks.');
+    fireEvent.change(screen.getByLabelText('Passages per question'), { target: { value: '6' } });
     fireEvent.change(screen.getByLabelText('Provider'), { target: { value: 'cpu' } });
     fireEvent.change(screen.getByLabelText('Chat memory (MB)'), { target: { value: '256' } });
     fireEvent.click(screen.getByRole('button', { name: 'Save settings' }));

@@ -13,7 +13,8 @@ import { ChatSession, FOLLOW_UP_INTRO, turnSeparator } from './chat-context.ts';
 import { citationsFor, NO_PASSAGES_ANSWER, toStoredCitation, type AnswerCitation } from './citations.ts';
 import { plainChatFrame, plainFinalText, transcriptText, type ChatTurn } from './conversation.ts';
 import { passageBlocks, type AnswerContext } from './passage-kv.ts';
-import { finalBlockText, passageBlockText, SYSTEM_INSTRUCTION } from './prompt-blocks.ts';
+import { fitPassages, type PassageFitFigures } from './prompt-fit.ts';
+import { finalBlockText, passageBlockText, type PromptFrame } from './prompt-blocks.ts';
 import type { QualityMode } from './quality-modes.ts';
 import { retrieve, type RetrievedPassage } from './retrieve.ts';
 
@@ -24,7 +25,7 @@ export interface AskOptions {
   k?: number;
   perDocument?: number;
   folderId?: number;
-  /** Use these passages instead of retrieving (benchmarks, a UI's "ask about this passage"). */
+  /** Use these passages instead of retrieving (benchmarks, a UI's "ask about this passage"); fitted to the context as retrieved ones. */
   passages?: readonly RetrievedPassage[];
   /** block (default): stored passage KV + final block; full: one causal prefill of everything. */
   mode?: AnswerMode;
@@ -46,13 +47,14 @@ export interface AskOptions {
    */
   history?: readonly ChatTurn[];
   sampling?: SamplingOptions;
+  /** At most this many answer tokens; also the room kept for the answer, up to a quarter of the context (prompt-fit.ts). */
   maxNewTokens?: number;
   stopStrings?: readonly string[];
   signal?: AbortSignal;
   onText?: (piece: string) => void;
 }
 
-export interface AnswerFigures {
+export interface AnswerFigures extends PassageFitFigures {
   mode: AnswerMode;
   quality: QualityMode;
   boundaryTokens: number;
@@ -112,13 +114,22 @@ export async function ask(ctx: AnswerContext, question: string, options: AskOpti
       : retrieve(ctx.db, question, { k: options.k, perDocument: options.perDocument, folderId: options.folderId });
   const chat = options.chat;
   chat?.useModel(ctx.fingerprint); // another model's chat KV is never reused (chat-context.ts)
-  const known = new Set(chat?.passages.map((p) => p.passageId));
-  const fresh = found.filter((p) => !known.has(p.passageId));
+  // the final block as it will be fed (a plain chat's frame carries the transcript; a library
+  // question gets earlier turns not in the chat's KV as text before it: conversation.ts)
+  const history = chat?.past ? [] : (options.history ?? []);
+  const frame = options.plainChat ? plainChatFrame(ctx.engine, options.plainChat.system, history) : ctx.frame;
+  const finalIds = ctx.engine.tokenizer.encode(
+    options.plainChat ? plainFinalText(question, frame) : transcriptText(history) + finalBlockText(question, frame),
+  );
+  // the new passages that fit the context, rank order (may start the chat's context over; throws
+  // QuestionTooLongError for a question that does not fit alone)
+  const fit = fitPassages(ctx, { instructionTokens: frame.instructionIds.length, finalTokens: finalIds.length }, found, chat, options.maxNewTokens);
+  const fresh = fit.passages;
   const all = [...(chat?.passages ?? []), ...fresh];
   const mode = options.plainChat ? 'full' : (options.mode ?? 'block');
   const quality = options.quality ?? ctx.defaultQuality;
   const boundaryTokens = Math.max(0, Math.floor(options.boundaryTokens ?? 0));
-  if (all.length === 0 && !options.plainChat) {
+  if (all.length === 0 && fit.figures.passagesDropped === 0 && !options.plainChat) {
     options.onText?.(NO_PASSAGES_ANSWER);
     const result: AskResult = {
       answer: NO_PASSAGES_ANSWER,
@@ -129,37 +140,33 @@ export async function ask(ctx: AnswerContext, question: string, options: AskOpti
       stopReason: 'no-passages',
       tokenIds: [],
       topLogits: [],
-      figures: emptyFigures(ctx, mode, quality, boundaryTokens, performance.now() - queuedAt),
+      figures: { ...emptyFigures(ctx, mode, quality, boundaryTokens, performance.now() - queuedAt), ...fit.figures },
     };
     result.messageId = record(ctx, chat, question, result);
     return result;
   }
-  const result = await ctx.queue.run(() => answerOnEngine(ctx, question, chat, fresh, all, { ...options, mode, quality, boundaryTokens }, queuedAt), {
+  const answered = await ctx.queue.run(() => answerOnEngine(ctx, chat, fresh, all, { ...options, mode, quality, boundaryTokens, finalIds, frame }, queuedAt), {
     signal: options.signal,
   });
+  const result: AskResult = { ...answered, figures: { ...answered.figures, ...fit.figures } };
   result.messageId = record(ctx, chat, question, result);
   return result;
 }
 
-type Resolved = AskOptions & { mode: AnswerMode; quality: QualityMode; boundaryTokens: number };
+type Resolved = AskOptions & { mode: AnswerMode; quality: QualityMode; boundaryTokens: number; finalIds: number[]; frame: PromptFrame };
 
 async function answerOnEngine(
   ctx: AnswerContext,
-  question: string,
   chat: ChatSession | undefined,
   fresh: RetrievedPassage[],
   all: RetrievedPassage[],
   o: Resolved,
   queuedAt: number,
-): Promise<AskResult> {
+): Promise<Omit<AskResult, 'figures'> & { figures: EngineFigures }> {
   const { engine } = ctx;
   const startedAt = performance.now();
   const signal = o.signal;
-  const history = chat?.past ? [] : (o.history ?? []);
-  const frame = o.plainChat ? plainChatFrame(engine, o.plainChat.system, history) : ctx.frame;
-  const finalIds = engine.tokenizer.encode(
-    o.plainChat ? plainFinalText(question, frame) : transcriptText(history) + finalBlockText(question, frame),
-  );
+  const { finalIds, frame } = o;
   // the chat so far (through the next user header) or the instruction block
   let base: KvCache = chat?.past ?? ctx.instructionKv;
   const introIds = chat?.past && fresh.length > 0 ? engine.tokenizer.encode(FOLLOW_UP_INTRO) : [];
@@ -204,11 +211,16 @@ async function answerOnEngine(
   if (chat) {
     // keep the turn: tokens generated but not fed back yet, then the template's close + next user header
     const fed = answered.present.tokens - promptTokens;
-    const tail = [...answered.tokenIds.slice(Math.max(0, fed)), ...engine.tokenizer.encode(turnSeparator(engine.model, SYSTEM_INSTRUCTION))];
-    const step = await engine.runner.forward(tail, positionRange(answered.present.tokens, tail.length), answered.present);
-    chat.past = step.present;
-    chat.passages = all;
-    chat.turns++;
+    const tail = [...answered.tokenIds.slice(Math.max(0, fed)), ...engine.tokenizer.encode(turnSeparator(engine.model, frame.system))];
+    if (answered.present.tokens + tail.length > engine.model.maxPositions) {
+      // an answer that ran to the end of the context leaves no room to close the turn: the next question starts over
+      chat.release();
+    } else {
+      const step = await engine.runner.forward(tail, positionRange(answered.present.tokens, tail.length), answered.present);
+      chat.past = step.present;
+      chat.passages = all;
+      chat.turns++;
+    }
   }
   const answer = answered.text.trim();
   return {
@@ -242,7 +254,10 @@ async function answerOnEngine(
   };
 }
 
-function emptyFigures(ctx: AnswerContext, mode: AnswerMode, quality: QualityMode, boundaryTokens: number, totalMs: number): AnswerFigures {
+/** The figures measured on the engine; ask adds the passage fit's. */
+type EngineFigures = Omit<AnswerFigures, keyof PassageFitFigures>;
+
+function emptyFigures(ctx: AnswerContext, mode: AnswerMode, quality: QualityMode, boundaryTokens: number, totalMs: number): EngineFigures {
   return {
     mode,
     quality,
@@ -276,6 +291,7 @@ function record(ctx: AnswerContext, chat: ChatSession | undefined, question: str
     totalMs: r.figures.totalMs,
     outputTokens: r.figures.outputTokens,
     tokensPerSecond: r.figures.tokensPerSecond,
+    contextPassages: r.passages.length,
   };
   return ctx.db.transaction(() => {
     addMessage(ctx.db, chat.chatId!, { role: 'user', content: question });

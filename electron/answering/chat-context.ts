@@ -10,9 +10,17 @@
 // the transcript stays in the database and on screen, but the model no longer sees earlier turns.
 // (Recomputing the earlier turns from the transcript would cost a whole prefill of the chat.)
 import { Template } from '@huggingface/jinja';
-import type { KvCache } from '../../native-models/kv.ts';
+import { sliceKv, type KvCache } from '../../native-models/kv.ts';
 import type { ModelFolder } from '../../native-models/model-folder.ts';
 import type { RetrievedPassage } from './retrieve.ts';
+
+/** A chat's state between turns (ChatSession.mark). */
+export interface ChatMark {
+  tokens: number;
+  passages: number;
+  turns: number;
+  model: string | undefined;
+}
 
 export const FOLLOW_UP_INTRO = 'Below are more reference documents that may help.\n\n';
 
@@ -32,6 +40,29 @@ export class ChatSession {
   useModel(fingerprint: string): void {
     if (this.model !== undefined && this.model !== fingerprint) this.release();
     this.model = fingerprint;
+  }
+
+  /** Where the chat stands before a turn, to come back to it (rewind) if the turn is replaced. */
+  mark(): ChatMark {
+    return { tokens: this.past?.tokens ?? 0, passages: this.passages.length, turns: this.turns, model: this.model };
+  }
+
+  /**
+   * Back to `mark`, taken just before the last turn (a regenerated answer replaces that turn). A
+   * turn only appends to the KV and to the passages, so the state before it is a prefix of both.
+   * When the chat has moved on otherwise since (released, another model, more turns), it starts over.
+   * (A mark the chat never moved past, as after a stopped answer, leaves it as it is.)
+   */
+  rewind(mark: ChatMark): void {
+    // the last turn left the KV as it was (stopped, or nothing found): nothing to undo
+    if (this.turns === mark.turns && this.model === mark.model && (this.past?.tokens ?? 0) === mark.tokens) return;
+    if (this.turns !== mark.turns + 1 || this.model !== mark.model || !this.past) {
+      this.release();
+      return;
+    }
+    this.past = mark.tokens > 0 ? sliceKv(this.past, 0, mark.tokens) : undefined;
+    this.passages = this.passages.slice(0, mark.passages);
+    this.turns = mark.turns;
   }
 
   /** Frees the chat's KV and starts the context over (the transcript stays in the database). */

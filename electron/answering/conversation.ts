@@ -14,12 +14,14 @@ export type { ChatTurn };
 /** A plain chat's frame: system turn, earlier turns and the user header as its first block; no documents. */
 export function plainChatFrame(engine: Engine, system = SYSTEM_INSTRUCTION, history: readonly ChatTurn[] = []): PromptFrame {
   const frame = chatFrame(engine.model, system, history);
+  // no documents, so no answer instruction: none may open the final block (plainFinalText)
+  const answerInstruction = 'instruction';
   if (!frame) {
     // no template: the raw layout of prompt-blocks.ts (Question / Answer lines)
     const turns = history.map((t) => (t.role === 'user' ? `Question: ${t.content.trim()}\n` : `Answer: ${t.content.trim()}\n\n`)).join('');
-    return { instructionIds: engine.tokenizer.encode(`${system}\n\n${turns}`, { bos: true }), after: '\nAnswer:', templated: false };
+    return { system, instructionIds: engine.tokenizer.encode(`${system}\n\n${turns}`, { bos: true }), answerInstruction, after: '\nAnswer:', templated: false };
   }
-  return { instructionIds: engine.tokenizer.encode(frame.before), after: frame.after, templated: true };
+  return { system, instructionIds: engine.tokenizer.encode(frame.before), answerInstruction, after: frame.after, templated: true };
 }
 
 /** A plain chat's final block: the user's message and the template's text through the assistant header. */

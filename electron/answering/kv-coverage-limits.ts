@@ -30,13 +30,43 @@ export interface PrefillState {
   budgetFull: boolean;
 }
 
-/** Why not every passage of the folder is stored; null when every one is. The first that applies, in this order. */
+/**
+ * Why not every passage of the folder is stored; null when every one is. The first that applies, in
+ * this order (prefill switched off comes first: loading a model would not change it).
+ */
 export function coverageLimit(c: { passages: number; stored: number }, s: PrefillState): KvCoverageLimit | null {
   if (c.stored >= c.passages) return null;
+  if (!s.prefillOn) return 'off';
   if (!s.model) return 'no-model';
   if (s.paused) return 'paused';
   if (s.queued > 0) return 'prefilling';
   if (s.budgetFull) return 'budget';
-  if (!s.prefillOn) return 'off';
   return 'not-prefilled';
+}
+
+/**
+ * Why background prefill leaves passages of a folder without stored KV, as the Library row words it
+ * with a link to the setting to change (the KV budget is full, no model is loaded, prefill is off).
+ * The passages left out get their KV when a question first uses them.
+ */
+export interface PrefillLimit {
+  reason: 'kv-budget' | 'no-model' | 'eager-off';
+  /** Passages that will be left without stored KV: neither stored nor waiting to be prefilled. */
+  passagesLeft: number;
+  /** The KV budget (reason 'kv-budget'). */
+  budgetBytes: number;
+}
+
+/**
+ * The folder's PrefillLimit, from the same state as its coverageLimit: the limits a setting lifts.
+ * A budget that leaves passages out is said while the rest is still prefilling, too.
+ */
+export function prefillLimit(c: { passages: number; stored: number }, s: PrefillState, budgetBytes: number): PrefillLimit | null {
+  const missing = c.passages - c.stored;
+  const limit = coverageLimit(c, s);
+  if (limit === 'off') return { reason: 'eager-off', passagesLeft: missing, budgetBytes };
+  if (limit === 'no-model') return { reason: 'no-model', passagesLeft: missing, budgetBytes };
+  const left = missing - s.queued;
+  if ((limit === 'budget' || limit === 'prefilling') && s.budgetFull && left > 0) return { reason: 'kv-budget', passagesLeft: left, budgetBytes };
+  return null;
 }

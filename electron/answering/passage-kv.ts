@@ -13,7 +13,7 @@ import type { KvCache } from '../../native-models/kv.ts';
 import { modelFingerprint } from '../../native-models/model-folder.ts';
 import { prefillBlock } from '../../native-models/prefill.ts';
 import { EngineQueue } from './engine-queue.ts';
-import { passageBlockText, promptFrame, type PromptFrame } from './prompt-blocks.ts';
+import { answerInstructionFor, passageBlockText, promptFrame, type AnswerInstructionPlacement, type PromptFrame } from './prompt-blocks.ts';
 import { computePassageBlock, defaultQualityMode, kvVariant, type QualityMode } from './quality-modes.ts';
 
 /** Everything a question needs, made once per loaded engine (a worker keeps one). */
@@ -41,10 +41,15 @@ export interface AnswerContextOptions {
   /** Skips hashing the model files (tests, or a caller that already has it). */
   fingerprint?: string;
   quality?: QualityMode;
+  /** Where the answer instruction sits (default: answerInstructionFor the quality mode; benchmarks measure the other). */
+  answerInstruction?: AnswerInstructionPlacement;
+  /** The prompts' system turn (blank or absent: prompt-blocks.ts SYSTEM_INSTRUCTION). */
+  systemPrompt?: string;
 }
 
 export async function createAnswerContext(db: Db, engine: Engine, options: AnswerContextOptions = {}): Promise<AnswerContext> {
-  const frame = promptFrame(engine);
+  const quality = options.quality ?? defaultQualityMode(engine);
+  const frame = promptFrame(engine, options.answerInstruction ?? answerInstructionFor(quality), options.systemPrompt);
   return {
     db,
     engine,
@@ -52,10 +57,24 @@ export async function createAnswerContext(db: Db, engine: Engine, options: Answe
     fingerprint: options.fingerprint ?? (await modelFingerprint(engine.model)),
     frame,
     instructionKv: await prefillBlock(engine.runner, frame.instructionIds),
-    defaultQuality: options.quality ?? defaultQualityMode(engine),
+    defaultQuality: quality,
     queue: new EngineQueue(),
     tokenCache: new Map(),
   };
+}
+
+/**
+ * The same loaded model with another system prompt: a new instruction block, its KV computed here
+ * once (on the engine queue, between questions), sharing the engine, store, queue and token cache.
+ * A question or prefill already holding the old context keeps its own consistent pair (frame and
+ * instruction KV); shared-prefix passage KV is stored under the new instruction's variant. The answer
+ * instruction stays where the context has it.
+ */
+export async function withSystemPrompt(ctx: AnswerContext, systemPrompt: string): Promise<AnswerContext> {
+  const frame = promptFrame(ctx.engine, ctx.frame.answerInstruction, systemPrompt);
+  if (frame.system === ctx.frame.system) return ctx;
+  const instructionKv = await ctx.queue.run(() => prefillBlock(ctx.engine.runner, frame.instructionIds));
+  return { ...ctx, frame, instructionKv };
 }
 
 /** What a passage block is made of (db/passages.ts TitledPassage; a RetrievedPassage fits too). */

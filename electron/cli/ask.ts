@@ -1,6 +1,7 @@
 // `quire ask`: answer a question over the indexed folders, streaming to the terminal, or as one JSON
 // object (AskCommandJson): the answer, the passages it cites, every passage it was given (sources,
-// with whether each one's KV was reused or computed) and the per-answer figures.
+// with whether each one's KV was reused or computed) and the per-answer figures (how many passages
+// fit the model's context among them: passagesUsed, passagesDropped, passagesShortened).
 import fs from 'node:fs';
 import path from 'node:path';
 import { getFolderByPath } from '../../db/folders.ts';
@@ -101,7 +102,8 @@ export async function askCommand(args: ParsedArgs): Promise<void> {
       boundaryTokens: args.get(BOUNDARY),
       maxNewTokens: args.get(ANSWER_MAX_TOKENS),
       signal: controller.signal,
-      onText: json ? undefined : (piece) => process.stdout.write(piece),
+      // the answer keeps its lines; escape sequences from the documents it quotes are written out
+      onText: json ? undefined : (piece) => process.stdout.write(escapeForTerminal(piece, { keepLineBreaks: true })),
     });
     const f = r.figures;
     if (json) {
@@ -130,7 +132,8 @@ export async function askCommand(args: ParsedArgs): Promise<void> {
         `${f.mode} mode (${f.quality}${f.boundaryTokens ? `, boundary ${f.boundaryTokens}` : ''}), ${f.provider}: ` +
           `${f.reusedBlocks} blocks reused, ${f.computedBlocks} computed; TTFT ${f.ttftMs.toFixed(0)} ms ` +
           `(load ${f.loadMs.toFixed(0)}, prefill ${f.computeMs.toFixed(0)}, re-encode ${f.reencodeMs.toFixed(0)}, final ${f.finalMs.toFixed(0)})` +
-          `${f.tokensPerSecond === null ? '' : `; ${f.tokensPerSecond.toFixed(1)} tok/s`}\n`,
+          `${f.tokensPerSecond === null ? '' : `; ${f.tokensPerSecond.toFixed(1)} tok/s`}` +
+          `${f.passagesDropped || f.passagesShortened ? `; passages ${f.passagesUsed} used, ${f.passagesDropped} left out, ${f.passagesShortened} shortened to fit the model` : ''}\n`,
       );
     }
   } finally {

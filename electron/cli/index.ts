@@ -90,7 +90,7 @@ export async function indexCommand(args: ParsedArgs): Promise<void> {
         const ctx = await createAnswerContext(db, engine, { store });
         budget = { bytes: store.budgetBytes, stored: () => store.stats().bytes };
         const { kvCoverage } = await import('../answering/kv-coverage.ts');
-        coverageOf = (folderId) => kvCoverage(db, engine, ctx.fingerprint, ctx.defaultQuality, { folderId })[0];
+        coverageOf = (folderId) => kvCoverage(db, ctx, ctx.defaultQuality, { folderId })[0];
         // As the app's background prefill does: fill the budget's free room, never evict stored
         // blocks (those questions use among them) to make room for more. Prefill goes one block at
         // a time, each stored as a prefetch, and stops at the first block the store had to evict

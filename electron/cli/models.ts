@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CATALOG, catalogModel, DEFAULT_MODEL_ID, modelDir, readSettings, resolveModelDir, writeSettings } from '../models/catalog.ts';
 import { downloadModel, HUB_URL } from '../models/download.ts';
+import { describeDownloadError } from '../models/download-errors.ts';
 import { UsageError } from './args.ts';
 import { HUB, JSON_OUTPUT, type ParsedArgs } from './options.ts';
 import { formatBytes, LiveLine } from './progress.ts';
@@ -42,15 +43,20 @@ export async function modelsCommand(args: ParsedArgs): Promise<void> {
     const controller = new AbortController();
     process.once('SIGINT', () => controller.abort());
     const line = new LiveLine(process.stderr);
+    const hubUrl = args.get(HUB) ?? process.env.HF_ENDPOINT ?? HUB_URL;
     let dir: string;
     try {
       dir = await downloadModel(model, modelDir(model.id), {
-        hubUrl: args.get(HUB) ?? process.env.HF_ENDPOINT ?? HUB_URL,
+        hubUrl,
         accessToken: process.env.HF_TOKEN,
         signal: controller.signal,
         onProgress: (p) =>
           line.show(`${formatBytes(p.bytes)} / ${formatBytes(p.total)}  ${p.file}`, { final: p.total > 0 && p.bytes >= p.total }),
       });
+    } catch (e) {
+      // Ctrl-C stays a cancel (exit 130); anything else is said as the app says it, not "fetch failed"
+      if ((e as Error).name === 'AbortError') throw e;
+      throw new Error(`${model.id}: ${describeDownloadError(e, hubUrl)}`, { cause: e });
     } finally {
       line.finish();
     }

@@ -11,6 +11,7 @@ import { DEFAULT_KV_BUDGET_BYTES } from '../../db/kv-store.ts';
 import { ATTENTION_MODES } from '../../native-models/attention-modes.ts';
 import { EXPORT_STYLES, type ExportStyleId } from '../../native-models/export-style.ts';
 import { PROVIDER_CHOICES } from '../../native-models/provider-names.ts';
+import { FIDELITY_CODECS, FIDELITY_MODES } from '../answering/fidelity-names.ts';
 import { QUALITY_MODES } from '../answering/quality-mode-names.ts';
 import { DEFAULT_TOP_K } from '../answering/retrieve.ts';
 import { formatByteSize, parseByteSize, SIZE_EXAMPLES } from '../byte-size.ts';
@@ -96,6 +97,15 @@ function oneOf<T extends string>(choices: readonly T[]): (s: string) => T {
   };
 }
 
+/** A comma-separated list of values, each read by `item`; repeats dropped, order kept. */
+function listOf<T>(item: (s: string) => T): (s: string) => T[] {
+  return (s) => {
+    const parts = s.split(',').map((p) => p.trim());
+    if (parts.some((p) => p === '')) throw new Error(`"${s}" is not a comma-separated list (an item is empty)`);
+    return [...new Set(parts.map(item))];
+  };
+}
+
 // ---- the options --------------------------------------------------------------------------------
 
 export const HELP = flag('help', 'show this help and exit', { short: 'h' });
@@ -164,6 +174,20 @@ export const SEED = value('seed', 'S', 'random seed for sampling (same seed, sam
   defaultText: 'the clock',
 });
 export const THREADS = value('threads', 'N', "onnxruntime's intra-op threads; 0 lets it choose", integer({ min: 0 }), { fallback: 0 });
+
+// fidelity
+export const PROMPTS = value('prompts', 'FILE', 'a JSONL file, one {"blocks": [text, ...], "question": text} a line (blocks[0]: the instruction block)', text, {
+  defaultText: 'built-in: short stories for a model without a chat template, else questions made from the library in --db',
+});
+export const FIDELITY_MODE_LIST = value('modes', 'LIST', `the modes to measure, comma-separated: ${FIDELITY_MODES.join(', ')}`, listOf(oneOf(FIDELITY_MODES)), {
+  fallback: [...FIDELITY_MODES],
+});
+export const CODEC_LIST = value('codecs', 'LIST', `the stored KV codecs to measure, comma-separated: ${FIDELITY_CODECS.join(', ')} (none: KV as computed)`, listOf(oneOf(FIDELITY_CODECS)), {
+  fallback: [...FIDELITY_CODECS],
+});
+export const BOUNDARY_LIST = value('boundary', 'LIST', 'boundary recompute sizes K to measure, comma-separated (0: none)', listOf(integer({ min: 0 })), {
+  fallback: [0],
+});
 
 // models
 export const HUB = value('hub-url', 'URL', 'the model hub to download from', text, { defaultText: '$HF_ENDPOINT, else https://huggingface.co' });

@@ -11,6 +11,7 @@ import { openDatabase, type Db } from '../../db/open.ts';
 import { loadModelFolder, modelFingerprint } from '../../native-models/model-folder.ts';
 import { TextTokenizer } from '../../native-models/tokenizer.ts';
 import { coverageLimit, kvCoverage, type KvCoverageLimit } from '../answering/kv-coverage.ts';
+import { promptFrame } from '../answering/prompt-blocks.ts';
 import { defaultQualityMode, type QualityMode } from '../answering/quality-modes.ts';
 import { dataDirForDb, defaultDbPath } from '../app-paths.ts';
 import { readAppSettings } from '../app-settings.ts';
@@ -164,7 +165,7 @@ function kvAttached(db: Db): boolean {
 }
 
 /** Fills coverage per folder for the chosen model, or says why it cannot. */
-async function addCoverage(db: Db, report: StatusReport, settings: Pick<Settings, 'quality' | 'eagerPrefill'>): Promise<void> {
+async function addCoverage(db: Db, report: StatusReport, settings: Pick<Settings, 'quality' | 'eagerPrefill' | 'systemPrompt'>): Promise<void> {
   if (!report.model.dir) {
     report.coverageProblem = `no model to count coverage for (${report.model.problem})`;
     return;
@@ -191,7 +192,10 @@ async function addCoverage(db: Db, report: StatusReport, settings: Pick<Settings
     ? ((db.prepare('SELECT AVG(bytes) FROM kv.kv_blocks WHERE model_fingerprint = ?').pluck().get(fingerprint) as number | null) ?? 0)
     : 0;
   const budgetFull = report.kv.budgetBytes - report.kv.storedBytes < blockBytes;
-  const coverage = new Map(kvCoverage(db, light, fingerprint, quality).map((c) => [c.folderId, c]));
+  // the instruction block as the app's answer context has it (model-service.ts: the model's
+  // placement of the answer instruction, the system prompt setting)
+  const frame = promptFrame(light, undefined, settings.systemPrompt);
+  const coverage = new Map(kvCoverage(db, { fingerprint, frame }, quality).map((c) => [c.folderId, c]));
   for (const f of report.folders) {
     const c = coverage.get(f.id);
     if (!c) continue; // a folder added since the counts were read

@@ -7,7 +7,9 @@ import {
   ATTENTION_MODES,
   PROVIDER_CHOICES,
   QUALITY_SETTINGS,
+  QUESTION_MAX_CHARS,
   QuireRequestError,
+  SYSTEM_PROMPT_MAX_CHARS,
   type RequestArgs,
   type RequestArgsByName,
   type RequestName,
@@ -35,6 +37,9 @@ export const settingsSchema = z.object({
   mode: z.enum(ATTENTION_MODES),
   quality: z.enum(QUALITY_SETTINGS),
   chatKvBytes: z.number().int().min(0).max(1024 ** 4),
+  temperature: z.number().min(0).max(2),
+  maxAnswerTokens: z.number().int().min(16).max(8192),
+  systemPrompt: z.string().max(SYSTEM_PROMPT_MAX_CHARS),
   apiServer: z.boolean(),
   apiPort: z.number().int().min(1).max(65535),
   apiKey: z.union([z.literal(''), apiKeySchema]),
@@ -59,8 +64,16 @@ export const requestSchemas = {
   'folders.resume': z.object({ folderId: id }).strict(),
   'folders.files': z.object({ folderId: id, problemsOnly: z.boolean().optional() }).strict(),
   search: z.object({ query: text(1000), folderId: id.optional(), limit: z.number().int().min(1).max(100).optional() }).strict(),
-  'passage.get': z.object({ passageId: id, query: text(1000).optional() }).strict(),
-  ask: z.object({ requestId: text(64).min(1), question: text(8000).min(1), chatId: id.optional() }).strict(),
+  'passage.get': z.object({ passageId: id, query: text(1000).optional(), question: text(QUESTION_MAX_CHARS).optional() }).strict(),
+  ask: z
+    .object({
+      requestId: text(64).min(1),
+      question: text(QUESTION_MAX_CHARS).min(1),
+      chatId: id.optional(),
+      folderId: id.optional(),
+      regenerate: z.boolean().optional(),
+    })
+    .strict(),
   'ask.cancel': z.object({ requestId: text(64).min(1) }).strict(),
   'completions.create': z
     .object({
@@ -78,6 +91,8 @@ export const requestSchemas = {
   'chats.list': noArgs,
   'chats.messages': z.object({ chatId: id }).strict(),
   'chats.delete': z.object({ chatId: id }).strict(),
+  'chats.update': z.object({ chatId: id, title: text(200).min(1).optional(), folderId: id.nullable().optional() }).strict(),
+  'chats.export': z.object({ chatId: id }).strict(),
   'settings.get': noArgs,
   'settings.set': settingsSchema.partial().strict(),
   'kv.stats': z.object({ folderId: id.optional() }).strict(),

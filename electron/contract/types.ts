@@ -7,12 +7,22 @@
 import { ATTENTION_MODES, type AttentionMode } from '../../native-models/attention-modes.ts';
 import { PROVIDER_CHOICES, type ProviderChoice } from '../../native-models/provider-names.ts';
 import { QUALITY_MODES, type QualityMode } from '../answering/quality-mode-names.ts';
-import { KV_COVERAGE_LIMITS, type KvCoverageLimit } from '../answering/kv-coverage-limits.ts';
+import { KV_COVERAGE_LIMITS, type KvCoverageLimit, type PrefillLimit } from '../answering/kv-coverage-limits.ts';
 import type { MessageRole } from '../../db/chats.ts';
 import type { DocumentStatus } from '../../db/documents.ts';
 import type { FolderCounts } from '../../db/folders.ts';
 
-export { ATTENTION_MODES, KV_COVERAGE_LIMITS, PROVIDER_CHOICES, QUALITY_MODES, type AttentionMode, type KvCoverageLimit, type ProviderChoice, type QualityMode };
+export {
+  ATTENTION_MODES,
+  KV_COVERAGE_LIMITS,
+  PROVIDER_CHOICES,
+  QUALITY_MODES,
+  type AttentionMode,
+  type KvCoverageLimit,
+  type PrefillLimit,
+  type ProviderChoice,
+  type QualityMode,
+};
 export type { DocumentStatus, FolderCounts, MessageRole };
 
 /** The Quality setting: 'auto' lets answering pick by model (quality-modes.ts defaultQualityMode). */
@@ -42,6 +52,15 @@ export interface Settings {
   quality: QualitySetting;
   /** Byte cap of the chats' KV kept in memory for follow-ups (least recently used chats released first). */
   chatKvBytes: number;
+  /** Sampling temperature of answers: 0 always picks the most likely word (repeatable answers). */
+  temperature: number;
+  /** Most tokens an answer may have. */
+  maxAnswerTokens: number;
+  /**
+   * The system turn of every prompt ('' = Quire's own). It is part of the instruction block, so a
+   * change makes stored passage KV of the shared-prefix quality mode a new variant (computed again).
+   */
+  systemPrompt: string;
   /** The desktop app serves the OpenAI-compatible API on 127.0.0.1 (off by default; `quire serve` always does). */
   apiServer: boolean;
   /** Its port. */
@@ -59,6 +78,11 @@ export interface CompletionMessage {
   content: string;
 }
 
+/** The longest question a chat takes, in characters (the composer counts down to it). */
+export const QUESTION_MAX_CHARS = 4000;
+/** The longest custom system prompt, in characters. */
+export const SYSTEM_PROMPT_MAX_CHARS = 2000;
+
 /** A request that takes nothing. */
 export type NoArgs = Record<string, never>;
 
@@ -73,8 +97,13 @@ export interface RequestArgsByName {
   'folders.resume': { folderId: number };
   'folders.files': { folderId: number; problemsOnly?: boolean };
   search: { query: string; folderId?: number; limit?: number };
-  'passage.get': { passageId: number; query?: string };
-  ask: { requestId: string; question: string; chatId?: number };
+  /** `query`: a search's words to highlight; `question`: a question's, its content words only (retrieve.ts). */
+  'passage.get': { passageId: number; query?: string; question?: string };
+  /**
+   * `folderId`: a new chat limited to that folder (an existing chat keeps its own, chats.update);
+   * `regenerate`: the chat's last exchange is replaced by this question's new answer.
+   */
+  ask: { requestId: string; question: string; chatId?: number; folderId?: number; regenerate?: boolean };
   'ask.cancel': { requestId: string };
   /** The OpenAI-compatible API's chat completion (electron/serve/openai-api.ts): text streamed as completion.text. */
   'completions.create': {
@@ -93,6 +122,10 @@ export interface RequestArgsByName {
   'chats.list': NoArgs;
   'chats.messages': { chatId: number };
   'chats.delete': { chatId: number };
+  /** Renames a chat and/or limits it to one folder (null: every folder). */
+  'chats.update': { chatId: number; title?: string; folderId?: number | null };
+  /** The chat as a Markdown document. */
+  'chats.export': { chatId: number };
   'settings.get': NoArgs;
   'settings.set': Partial<Settings>;
   /** With folderId: that folder's coverage only. */
@@ -127,6 +160,8 @@ const requestNameSet: Record<RequestName, true> = {
   'chats.list': true,
   'chats.messages': true,
   'chats.delete': true,
+  'chats.update': true,
+  'chats.export': true,
   'settings.get': true,
   'settings.set': true,
   'kv.stats': true,
@@ -150,6 +185,8 @@ export type FolderState = 'queued' | 'scanning' | 'parsing' | 'prefilling' | 'pa
 export interface Progress {
   done: number;
   total: number;
+  /** Estimated time left, from the rate so far; absent until there is a rate. */
+  etaMs?: number | null;
 }
 
 /** A folder as the Library view shows it: its stored counts (db/folders.ts) and its run's progress. */
@@ -159,8 +196,19 @@ export interface FolderView extends FolderCounts {
   state: FolderState;
   /** Parsing: files handled / files found. */
   parse: Progress;
-  /** KV prefill of the folder's passages (blocks stored / passages). */
+  /**
+   * KV prefill in the folder's run: passages whose block is stored (done) out of those that will be
+   * (total: stored when the run began plus the folder's passages queued), with the background
+   * prefill's ETA (kv-service.ts).
+   */
   prefill: Progress;
+  /** The file being parsed now. */
+  currentFile: string | null;
+  /**
+   * Set when background prefill leaves passages out, and why: from the KV service's coverage of the
+   * folder, the same state kv.stats' limitedBy is read from.
+   */
+  prefillLimit: PrefillLimit | null;
   /** Why the last indexing run stopped, when it failed as a whole. */
   error: string | null;
 }
@@ -203,18 +251,24 @@ export interface CitationView {
 }
 
 export interface AnswerFiguresView {
+  /** Passages in the answer's context (0: nothing was found and the model did not run). */
+  contextPassages: number | null;
   ttftMs: number | null;
   reusedBlocks: number | null;
   computedBlocks: number | null;
   tokensPerSecond: number | null;
   provider: string | null;
   mode: string | null;
+  /** Passages the answer added to its context, left out (lowest ranked first) and cut short to fit the model; null on stored answers. */
+  passagesUsed: number | null;
+  passagesDropped: number | null;
+  passagesShortened: number | null;
 }
 
 export interface AnswerView {
   requestId: string;
   chatId: number;
-  /** The stored assistant message; null when the answer was stopped (nothing stored). */
+  /** The stored assistant message (a stopped answer is stored too, marked stopped). */
   messageId: number | null;
   answer: string;
   /** The passages the answer cites ([n] in its text). */
@@ -222,6 +276,7 @@ export interface AnswerView {
   /** Every passage in the answer's context, numbered as the model saw them (shown when none is cited). */
   sources: CitationView[];
   figures: AnswerFiguresView;
+  /** Stopped by the user: `answer` is what was written until then. */
   cancelled: boolean;
 }
 
@@ -248,6 +303,8 @@ export interface ChatView {
   id: number;
   title: string;
   updatedAt: number;
+  /** The folder the chat searches, or null for every folder. */
+  folderId: number | null;
 }
 
 export interface MessageView {
@@ -256,11 +313,17 @@ export interface MessageView {
   content: string;
   citations: CitationView[];
   figures: AnswerFiguresView | null;
+  /** An answer stopped by the user before its end. */
+  stopped: boolean;
 }
 
 export interface ModelStatus {
   ready: boolean;
+  /** A model is being loaded (the header shows a spinner). */
+  loading: boolean;
   dir: string | null;
+  /** The model's name for people (the catalog's, else the folder's). */
+  name: string | null;
   /** Why the model is not loaded (none chosen, failed to load...). */
   problem: string | null;
   provider: string | null;
@@ -333,6 +396,8 @@ export interface RequestResults {
   'chats.list': ChatView[];
   'chats.messages': MessageView[];
   'chats.delete': { deleted: boolean };
+  'chats.update': ChatView;
+  'chats.export': { fileName: string; markdown: string };
   'settings.get': Settings;
   'settings.set': Settings;
   'kv.stats': KvStatsView;
@@ -354,6 +419,8 @@ export interface EventPayloads {
   'completion.text': { requestId: string; text: string };
   'model.download': { modelId: string; receivedBytes: number; totalBytes: number; done: boolean; error: string | null };
   'model.changed': ModelStatus;
+  /** The engine worker died (reason in words); `restarted` when the host brought it back. */
+  'engine.stopped': { reason: string; restarted: boolean };
 }
 export type EventName = keyof EventPayloads;
 const eventNameSet: Record<EventName, true> = {
@@ -365,6 +432,7 @@ const eventNameSet: Record<EventName, true> = {
   'completion.text': true,
   'model.download': true,
   'model.changed': true,
+  'engine.stopped': true,
 };
 export const EVENT_NAMES = Object.keys(eventNameSet) as EventName[];
 /** Whether a host passes the event to the window (an API completion's text is for the API server only). */

@@ -3,19 +3,22 @@
 // (answering/prefill-queue.ts) that takes, in this order, what the last question predicts (its next-
 // ranked passages and the neighbours of the ones it used), recently modified documents, the folders
 // the user chats with, and the rest of the library, within the budget's free room
-// (answering/prefill-plan.ts). It starts when a model is loaded (chosen), plans again when a folder
-// has been indexed or the budget grows, and yields to questions block by block.
+// (answering/prefill-plan.ts). It starts when a model is loaded (chosen) or the system prompt changes
+// (a new instruction block: new shared-prefix variants), plans again when a folder has been indexed
+// or the budget grows, and yields to questions block by block. The Library's per-folder prefill runs,
+// their ETA and why passages are left out (library-service.ts) are read from here: one mechanism,
+// one account of it.
 import type { Db } from '../../db/open.ts';
 import { storedKvTotals, type KvStore } from '../../db/kv-store.ts';
 import { kvBlobBytes } from '../../db/kv-codec.ts';
-import { folderBlockCoverage } from '../../db/passage-keys.ts';
+import { folderBlockCoverage, type FolderBlockCoverage } from '../../db/passage-keys.ts';
 import { BackgroundPrefill, markChatted, type AnsweredQuestion } from '../answering/background-prefill.ts';
-import { coverageLimit } from '../answering/kv-coverage.ts';
+import { coverageLimit, prefillLimit, type PrefillState } from '../answering/kv-coverage-limits.ts';
 import { carryBlockKeys, type AnswerContext } from '../answering/passage-kv.ts';
 import { TITLE_TOKENS, UNKNOWN_PASSAGE_TOKENS } from '../answering/prefill-plan.ts';
 import type { PrefillQueue } from '../answering/prefill-queue.ts';
 import { kvVariant } from '../answering/quality-modes.ts';
-import type { FolderKvCoverageView, KvStatsView, Progress, Settings } from '../contract/types.ts';
+import type { FolderKvCoverageView, KvStatsView, PrefillLimit, Progress, Settings } from '../contract/types.ts';
 import type { ModelService } from './model-service.ts';
 import type { RequestHandlers } from './request-handlers.ts';
 import type { SettingsStore } from './settings-store.ts';
@@ -24,7 +27,10 @@ export type KvRequest = 'kv.stats';
 
 export interface FolderPrefillHooks {
   signal: AbortSignal;
-  /** Called once with what will be prefilled (total 0: nothing, or no model to do it with). */
+  /**
+   * Called once with what the run will have stored (running false: nothing to wait for, or no
+   * model or prefill to do it with). Why passages are left out is prefillLimitOf's.
+   */
   planned(progress: Progress, running: boolean): void;
   onProgress(progress: Progress): void;
 }
@@ -103,10 +109,12 @@ export class KvService {
   }
 
   /**
-   * After indexing a folder: its passages not stored yet are queued (within the budget's free room)
-   * and this waits until they have left the queue, reporting progress. `signal` (the folder paused)
-   * takes them out and stops at once; the folder is then left out of background prefill until it
-   * runs again.
+   * A folder's prefill run (after indexing it, or prefill alone when a model arrives or the budget
+   * grows: library-service.ts): its passages not stored yet are queued (within the budget's free
+   * room) and this waits until they have left the queue, reporting progress with the background
+   * prefill's ETA. The work is the background prefill's; this only watches the folder's share.
+   * `signal` (the folder paused) takes them out and stops at once; the folder is then left out of
+   * background prefill until it runs again.
    */
   async prefillFolder(folderId: number, hooks: FolderPrefillHooks): Promise<void> {
     this.pausedFolders.delete(folderId);
@@ -119,11 +127,14 @@ export class KvService {
     }
     p.planLibrary(this.store.budgetBytes, { folderId, skipFolders: this.pausedFolders });
     const ids = new Set([...p.queue.waiting()].filter((i) => i.folderId === folderId).map((i) => i.passageId));
-    const total = ids.size;
-    hooks.planned({ done: 0, total }, total > 0);
-    if (total === 0) return;
+    const current = p.queue.current;
+    if (current?.folderId === folderId) ids.add(current.passageId);
+    const stored = folderBlockCoverage(this.db, p.model, folderId)[0]?.stored ?? 0;
+    const total = stored + ids.size;
+    let done = stored;
+    hooks.planned({ done, total, etaMs: this.etaMs(folderId) }, ids.size > 0);
+    if (ids.size === 0) return;
     await new Promise<void>((resolve) => {
-      let done = 0;
       const finish = () => {
         off();
         hooks.signal.removeEventListener('abort', onAbort);
@@ -131,7 +142,7 @@ export class KvService {
       };
       const off = p.queue.onSettled((s) => {
         if (!ids.delete(s.passageId)) return;
-        hooks.onProgress({ done: ++done, total });
+        hooks.onProgress({ done: ++done, total, etaMs: this.etaMs(folderId) });
         if (ids.size === 0) finish();
       });
       const onAbort = () => {
@@ -143,33 +154,64 @@ export class KvService {
     });
   }
 
-  private stats(folderId?: number): KvStatsView {
-    const totals = storedKvTotals(this.db);
+  /**
+   * Time until the folder's last queued passage is stored: the blocks queued up to it (other
+   * folders' and predictions' included, which come first) at the measured rate; null before a rate.
+   */
+  private etaMs(folderId: number): number | null {
     const p = this.prefill;
-    const { eagerPrefill } = this.settings.get();
+    if (!p || p.msPerBlock === null) return null;
+    let ahead = p.queue.current ? 1 : 0;
+    let last = p.queue.current?.folderId === folderId ? ahead : 0;
+    for (const item of p.queue.waiting()) {
+      ahead++;
+      if (item.folderId === folderId) last = ahead;
+    }
+    return last * p.msPerBlock;
+  }
+
+  /**
+   * Why background prefill leaves passages of the folder without KV (the Library row's line), from
+   * the same coverage and prefill state as kv.stats.
+   */
+  prefillLimitOf(folderId: number): PrefillLimit | null {
+    const [c] = this.coverage(folderId);
+    return c ? prefillLimit(c.coverage, c.state, this.store.budgetBytes) : null;
+  }
+
+  /** Coverage per folder (one with `folderId`) for the loaded model, with what is known of its prefill. */
+  private coverage(folderId?: number): { coverage: FolderBlockCoverage; state: PrefillState }[] {
+    const p = this.prefill;
+    const ctx = this.ctx;
+    const { quality, eagerPrefill } = this.settings.get();
     const queuedByFolder = new Map<number, number>();
     const current = p?.queue.current;
     for (const item of [...(p?.queue.waiting() ?? []), ...(current ? [current] : [])]) {
       if (item.folderId !== null) queuedByFolder.set(item.folderId, (queuedByFolder.get(item.folderId) ?? 0) + 1);
     }
-    const room = this.store.budgetBytes - totals.bytes;
-    // coverage is counted for the loaded model and the quality mode prefill would use
-    const ctx = this.ctx;
-    const { quality } = this.settings.get();
+    const room = this.store.budgetBytes - storedKvTotals(this.db).bytes;
+    // counted for the loaded context's instruction block (its system prompt) and the mode prefill uses
     const model = ctx && { fingerprint: ctx.fingerprint, variant: kvVariant(quality === 'auto' ? ctx.defaultQuality : quality, ctx.frame.instructionIds) };
     const kvShape = ctx?.engine.runner.kvShape;
     const typicalBlock = kvShape ? kvBlobBytes(this.store.defaultCodec, { ...kvShape, tokens: UNKNOWN_PASSAGE_TOKENS + TITLE_TOKENS }) : 0;
-    const folders = folderBlockCoverage(this.db, model, folderId).map((c): FolderKvCoverageView => {
-      const queued = queuedByFolder.get(c.folderId) ?? 0;
-      const limitedBy = coverageLimit(c, {
-        model: this.ctx !== null,
+    return folderBlockCoverage(this.db, model, folderId).map((c) => ({
+      coverage: c,
+      state: {
+        model: ctx !== null,
         prefillOn: eagerPrefill,
         paused: this.pausedFolders.has(c.folderId),
-        queued,
+        queued: queuedByFolder.get(c.folderId) ?? 0,
         budgetFull: room < typicalBlock || (p?.leftOutOf(c.folderId) ?? 0) > 0,
-      });
-      const etaMs = limitedBy === 'prefilling' && p?.msPerBlock != null ? queued * p.msPerBlock : null;
-      return { ...c, limitedBy, etaMs };
+      },
+    }));
+  }
+
+  private stats(folderId?: number): KvStatsView {
+    const totals = storedKvTotals(this.db);
+    const p = this.prefill;
+    const folders = this.coverage(folderId).map(({ coverage: c, state }): FolderKvCoverageView => {
+      const limitedBy = coverageLimit(c, state);
+      return { ...c, limitedBy, etaMs: limitedBy === 'prefilling' ? this.etaMs(c.folderId) : null };
     });
     return {
       ...totals,

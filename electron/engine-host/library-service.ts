@@ -1,19 +1,24 @@
 // The library: its folders, the index queue (one folder at a time: parse, then KV prefill), the
 // watcher that re-queues a folder when its files change, and the per-folder progress the Library view
-// shows. Owns the watcher and the index runs; dispose stops both and waits for the current
-// transaction.
+// shows (the file being parsed, ETAs, why prefill leaves passages out). The KV prefill itself is the
+// KV service's background prefill (kv-service.ts): a folder's run waits for its share of it and
+// reports it, and the prefill's ETA and limits are the KV service's. A model that loads (or a larger
+// KV budget, or background prefill switched on) queues a prefill-only run of every folder at once,
+// without waiting for a re-index, so the Library shows the prefill the model's arrival started. Owns
+// the watcher and the index runs; dispose stops both and waits for the current transaction.
 import fs from 'node:fs';
 import path from 'node:path';
 import { listDocuments } from '../../db/documents.ts';
 import { addFolder, folderCounts, getFolder, listFolders, removeFolder, type Folder, type FolderCounts } from '../../db/folders.ts';
 import type { Db } from '../../db/open.ts';
-import { QuireRequestError, type EmitEvent, type FolderState, type FolderView, type Progress } from '../contract/types.ts';
+import { QuireRequestError, type EmitEvent, type FolderState, type FolderView, type PrefillLimit, type Progress } from '../contract/types.ts';
 import { indexFolder, type FileProblem } from '../indexing/indexer.ts';
 import { FolderWatcher } from '../indexing/watch.ts';
 import type { KvService } from './kv-service.ts';
 import type { ModelService } from './model-service.ts';
 import type { RequestHandlers } from './request-handlers.ts';
 import type { SettingsStore } from './settings-store.ts';
+import { userPath } from './user-path.ts';
 
 export type LibraryRequest =
   | 'folders.list'
@@ -42,12 +47,18 @@ interface FolderRun {
   state: FolderState;
   parse: Progress;
   prefill: Progress;
+  currentFile: string | null;
   error: string | null;
   abort: AbortController | null;
+  /** The queued run only prefills (the files are indexed already: a model arrived). */
+  prefillOnly: boolean;
+  /** A prefill-only run to queue when the current run ends (a model loaded while it ran). */
+  prefillAfter: boolean;
   /** The last run's skipped and failed files (walk problems included), with reasons. */
   problems: { skipped: FileProblem[]; failed: FileProblem[] } | null;
-  /** The folder's counts as last read, and when (performance.now()). */
+  /** The folder's counts and prefill limit (kv-service.ts) as last read, and when (performance.now()). */
   counts: FolderCounts | null;
+  prefillLimit: PrefillLimit | null;
   countsReadAt: number;
 }
 
@@ -59,6 +70,7 @@ export class LibraryService {
   private watching: Promise<void> = Promise.resolve();
   private disposed = false;
   private readonly countsRefreshMs: number;
+  private readonly unsubscribe: (() => void)[];
 
   constructor(
     private readonly db: Db,
@@ -70,12 +82,39 @@ export class LibraryService {
   ) {
     this.countsRefreshMs = options.countsRefreshMs ?? COUNTS_REFRESH_MS;
     this.rewatch();
+    this.unsubscribe = [
+      models.onDidLoad(() => this.prefillAll()),
+      // no model: the folders' prefill limits say so
+      models.onDidUnload(() => this.refreshAll()),
+      settings.onDidChange((next, previous) => {
+        if ((next.eagerPrefill && !previous.eagerPrefill) || next.kvBudgetBytes > previous.kvBudgetBytes) this.prefillAll();
+        // a lower budget (evicted at once) or prefill switched off: the limits change without a run
+        else if (next.eagerPrefill !== previous.eagerPrefill || next.kvBudgetBytes !== previous.kvBudgetBytes) this.refreshAll();
+      }),
+    ];
+  }
+
+  /** Posts every folder's view, its counts and prefill limit read again. */
+  private refreshAll(): void {
+    if (this.disposed) return;
+    for (const folder of listFolders(this.db)) this.progress(folder, true);
+  }
+
+  /** Queues a prefill-only run of every folder not paused (after its current run, if one is going). */
+  private prefillAll(): void {
+    if (this.disposed || !this.settings.get().eagerPrefill) return;
+    for (const folder of listFolders(this.db)) {
+      const run = this.run(folder.id);
+      if (run.state === 'paused') continue;
+      if (run.abort) run.prefillAfter = true;
+      else this.enqueue(folder.id, true);
+    }
   }
 
   readonly handlers: RequestHandlers<LibraryRequest> = {
     'folders.list': () => listFolders(this.db).map((f) => this.view(f, true)),
     'folders.add': ({ path: p }) => {
-      const root = path.resolve(p);
+      const root = userPath(p);
       let stat: fs.Stats;
       try {
         stat = fs.statSync(root);
@@ -131,6 +170,14 @@ export class LibraryService {
     },
   };
 
+  /**
+   * Queues every folder. The engine does this when it replaces a worker that died (client.ts), so
+   * a run the crash cut short finishes; indexing is incremental, so an unchanged file costs a stat.
+   */
+  reindexAll(): void {
+    for (const folder of listFolders(this.db)) this.enqueue(folder.id);
+  }
+
   private run(folderId: number): FolderRun {
     let run = this.runs.get(folderId);
     if (!run) {
@@ -138,10 +185,14 @@ export class LibraryService {
         state: 'done',
         parse: { done: 0, total: 0 },
         prefill: { done: 0, total: 0 },
+        currentFile: null,
         error: null,
         abort: null,
+        prefillOnly: false,
+        prefillAfter: false,
         problems: null,
         counts: null,
+        prefillLimit: null,
         countsReadAt: 0,
       };
       this.runs.set(folderId, run);
@@ -175,9 +226,15 @@ export class LibraryService {
       .catch(() => undefined);
   }
 
-  private enqueue(folderId: number): void {
+  /** Queues the folder's run: parse then prefill, or (`prefillOnly`) prefill alone. */
+  private enqueue(folderId: number, prefillOnly = false): void {
     const run = this.run(folderId);
-    if (this.disposed || run.abort || this.queue.includes(folderId)) return;
+    if (this.disposed || run.abort) return;
+    if (this.queue.includes(folderId)) {
+      if (!prefillOnly) run.prefillOnly = false; // a full run covers the prefill too
+      return;
+    }
+    run.prefillOnly = prefillOnly;
     run.state = 'queued';
     run.error = null;
     this.queue.push(folderId);
@@ -195,23 +252,28 @@ export class LibraryService {
       const run = this.run(folderId);
       const abort = new AbortController();
       run.abort = abort;
-      run.state = 'scanning';
+      run.prefillAfter = false;
+      run.state = run.prefillOnly ? 'prefilling' : 'scanning';
       this.progress(folder, true);
       try {
-        const summary = await indexFolder(this.db, folder.path, {
-          countTokens: this.models.countTokens,
-          passageTokens: this.settings.get().passageTokens,
-          signal: abort.signal,
-          onProgress: (p) => {
-            const state = p.phase === 'scanning' ? 'scanning' : 'parsing';
-            const changed = state !== run.state;
-            run.parse = { done: p.filesDone, total: Math.max(p.filesFound, p.filesDone) };
-            run.state = state;
-            this.progress(folder, changed);
-          },
-        });
-        run.problems = { skipped: summary.skipped, failed: summary.failed };
-        run.parse = { done: summary.files, total: summary.files };
+        if (!run.prefillOnly) {
+          const summary = await indexFolder(this.db, folder.path, {
+            countTokens: this.models.countTokens,
+            passageTokens: this.settings.get().passageTokens,
+            signal: abort.signal,
+            onProgress: (p) => {
+              const state = p.phase === 'scanning' ? 'scanning' : 'parsing';
+              const changed = state !== run.state;
+              run.parse = { done: p.filesDone, total: Math.max(p.filesFound, p.filesDone), etaMs: p.etaMs ?? null };
+              run.currentFile = p.currentPath ?? null;
+              run.state = state;
+              this.progress(folder, changed);
+            },
+          });
+          run.problems = { skipped: summary.skipped, failed: summary.failed };
+          run.parse = { done: summary.files, total: summary.files };
+          run.currentFile = null;
+        }
         await this.kv.prefillFolder(folder.id, {
           signal: abort.signal,
           planned: (progress, running) => {
@@ -225,6 +287,7 @@ export class LibraryService {
             this.progress(folder, false);
           },
         });
+        run.prefill = { done: run.prefill.done, total: run.prefill.total };
         run.state = 'done';
       } catch (e) {
         if (!abort.signal.aborted) {
@@ -233,9 +296,11 @@ export class LibraryService {
         }
       } finally {
         run.abort = null;
+        run.currentFile = null;
         if (abort.signal.aborted) run.state = 'paused';
       }
       if (getFolder(this.db, folderId)) this.progress(folder, true);
+      if (run.prefillAfter && run.state !== 'paused') this.enqueue(folderId, true);
     }
   }
 
@@ -249,6 +314,7 @@ export class LibraryService {
     const now = performance.now();
     if (fresh || !run.counts || now - run.countsReadAt >= this.countsRefreshMs) {
       run.counts = folderCounts(this.db, folder.id);
+      run.prefillLimit = this.kv.prefillLimitOf(folder.id);
       run.countsReadAt = now;
     }
     return {
@@ -257,6 +323,8 @@ export class LibraryService {
       state: run.state,
       parse: { ...run.parse },
       prefill: { ...run.prefill },
+      currentFile: run.currentFile,
+      prefillLimit: run.prefillLimit,
       ...run.counts,
       error: run.error,
     };
@@ -265,6 +333,7 @@ export class LibraryService {
   /** Stops the watcher and the index run; resolves once the current transaction has finished. */
   async dispose(): Promise<void> {
     this.disposed = true;
+    for (const u of this.unsubscribe) u();
     this.rewatch(); // closes the watcher (disposed: no new one)
     this.queue = [];
     for (const run of this.runs.values()) run.abort?.abort();

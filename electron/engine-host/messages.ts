@@ -12,6 +12,8 @@ export interface EngineWorkerData {
   kvBudgetBytes?: number;
   host: AppHost;
   version?: string;
+  /** Set by the host on a worker that replaces one that died: every folder is re-indexed (LibraryOptions). */
+  reindexOnStart?: boolean;
 }
 
 export type ToWorker =

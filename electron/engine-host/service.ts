@@ -43,6 +43,8 @@ export interface EngineServiceOptions extends Pick<LibraryOptions, 'countsRefres
   host: AppHost;
   version?: string;
   emit: EmitEvent;
+  /** This engine replaces a worker that died: once the model is loaded, every folder is re-indexed. */
+  reindexOnStart?: boolean;
 }
 
 export class EngineService {
@@ -76,8 +78,8 @@ export class EngineService {
       ...this.completions.handlers,
       ...this.models.handlers,
       ...this.kv.handlers,
-      'app.info': async () => {
-        await this.models.ready();
+      // answered at once, while a model may still be loading (model.changed tells when it is done)
+      'app.info': () => {
         return {
           version: options.version ?? '0.0.0',
           dataDir: options.dataDir,
@@ -92,10 +94,18 @@ export class EngineService {
     };
   }
 
-  static async start(options: EngineServiceOptions): Promise<EngineService> {
+  /** Opens the service and starts loading the model, without waiting for it: the window shows at once. */
+  static open(options: EngineServiceOptions): EngineService {
     const service = new EngineService(options);
     service.models.load();
+    return service;
+  }
+
+  /** Opens the service and waits for the model to load (the CLI, tests). */
+  static async start(options: EngineServiceOptions): Promise<EngineService> {
+    const service = EngineService.open(options);
     await service.models.ready();
+    if (options.reindexOnStart) service.library.reindexAll();
     return service;
   }
 

@@ -17,7 +17,8 @@ function failure(e: unknown): RequestFailure {
 
 let service: EngineService;
 try {
-  service = await EngineService.start({
+  // the model loads in the background: the window's first requests (chats, folders) answer at once
+  service = EngineService.open({
     ...(workerData as EngineWorkerData),
     emit: (name, payload) => post({ type: 'event', name, payload } as FromWorker),
   });

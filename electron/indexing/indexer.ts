@@ -29,7 +29,8 @@ import {
 import type { Db } from '../../db/open.ts';
 import { countFolderPassages, listPassages, replacePassages, type Passage as StoredPassage } from '../../db/passages.ts';
 import { errorCode } from './fs-errors.ts';
-import { DEFAULT_MAX_FILE_BYTES, DEFAULT_PARSE_TIMEOUT_MS, parseBytes, parseFile, type ParseResult } from './parsers/index.ts';
+import { DEFAULT_MAX_FILE_BYTES, tooLarge, type ParseResult } from './parsers/index.ts';
+import { DEFAULT_PARSE_TIMEOUT_MS, sharedParseProcess, type ParseProcess } from './parse-process.ts';
 import { cutPassages, DEFAULT_TARGET_TOKENS, type CountTokens, type Passage } from './passages.ts';
 import { walkFolder, type WalkedFile, type WalkOptions } from './walk.ts';
 
@@ -107,7 +108,12 @@ export interface IndexOptions {
   passageTokens?: number;
   /** Larger files are skipped unread (default 50 MiB). */
   maxFileBytes?: number;
+  /** Wall-clock limit of one file's parse (default 30 s): the parse process is killed past it. */
   parseTimeoutMs?: number;
+  /** Pages read from one PDF at most (default: parsers/pdf.ts). */
+  maxPdfPages?: number;
+  /** The process files are parsed in (default: this process's shared one, with default limits). */
+  parser?: ParseProcess;
   walk?: WalkOptions;
   /** Aborting stops between files; indexFolder then rejects with the signal's reason (an AbortError). */
   signal?: AbortSignal;
@@ -335,13 +341,12 @@ class FolderIndexer {
     }
 
     const maxBytes = this.options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
-    const parseOptions = { maxBytes, timeoutMs: this.options.parseTimeoutMs ?? DEFAULT_PARSE_TIMEOUT_MS };
     let bytes: Uint8Array | undefined;
     let result: ParseResult;
     if (file.size > maxBytes) {
-      result = await parseFile(file.path, parseOptions); // skipped for its size, unread
+      result = { ok: false, status: 'skipped', reason: tooLarge(file.size, maxBytes) }; // unread
     } else {
-      const read = await readBounded(file.path, maxBytes);
+      const read = await readBounded(file.fsPath ?? file.path, maxBytes);
       if ('reason' in read) result = { ok: false, status: read.status, reason: read.reason };
       else {
         bytes = read.bytes;
@@ -366,7 +371,14 @@ class FolderIndexer {
       if (source) this.movedIds.add(source.id);
     }
 
-    if (bytes) result = await parseBytes(bytes, path.basename(file.path), parseOptions);
+    // In the parse process: a file that hangs or exhausts memory fails alone, with the reason.
+    if (bytes) {
+      result = await (this.options.parser ?? sharedParseProcess()).parse(bytes, path.basename(file.path), {
+        maxBytes,
+        maxPdfPages: this.options.maxPdfPages,
+        timeoutMs: this.options.parseTimeoutMs ?? DEFAULT_PARSE_TIMEOUT_MS,
+      });
+    }
     const passages: Passage[] = result.ok ? cutPassages(result.doc, this.options.countTokens, this.options.passageTokens ?? DEFAULT_TARGET_TOKENS) : [];
     const hook = this.options.afterDocument;
     const status: DocumentStatus = result.ok ? (hook ? 'pending' : 'indexed') : result.status;
@@ -387,7 +399,8 @@ class FolderIndexer {
         title: result.ok ? result.doc.title : null,
         parser: result.ok ? result.doc.parser : null,
         status,
-        error: result.ok ? null : result.reason,
+        // an indexed document's note says what part of it was left out (a PDF's page limit)
+        error: result.ok ? (result.doc.note ?? null) : result.reason,
         indexedAt: status === 'indexed' ? now : null,
       });
       const old = listPassages(db, row.id);
@@ -403,7 +416,7 @@ class FolderIndexer {
     let kvBlocks = 0;
     if (hook) {
       kvBlocks = await hook(doc, listPassages(db, doc.id));
-      setDocumentStatus(db, doc.id, 'indexed', null, this.now());
+      setDocumentStatus(db, doc.id, 'indexed', doc.error, this.now());
     }
     return outcome('indexed', undefined, { passagesWritten, kvBlocks, renamed });
   }
@@ -412,7 +425,7 @@ class FolderIndexer {
   private async finishPending(doc: DocumentRecord): Promise<Outcome> {
     let kvBlocks = 0;
     if (this.options.afterDocument) kvBlocks = await this.options.afterDocument(doc, listPassages(this.db, doc.id));
-    setDocumentStatus(this.db, doc.id, 'indexed', null, this.now());
+    setDocumentStatus(this.db, doc.id, 'indexed', doc.error, this.now());
     return { kind: 'indexed', passagesWritten: 0, kvBlocks, renamed: false };
   }
 }
@@ -445,7 +458,7 @@ function samePassages(old: readonly StoredPassage[], next: readonly Passage[]): 
 
 /** Reads a regular file of at most maxBytes; never blocks on a FIFO swapped in since the walk. */
 async function readBounded(
-  filePath: string,
+  filePath: string | Buffer,
   maxBytes: number,
 ): Promise<{ bytes: Uint8Array } | { status: 'failed' | 'skipped'; reason: string }> {
   try {

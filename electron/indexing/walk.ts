@@ -1,16 +1,24 @@
 // Walking a folder for indexing: yields every file worth parsing and every problem met on the way,
 // never throwing for one bad entry. Symlinks are followed; directories are tracked by real path so
 // a link back up the tree (a loop) or to an already-walked directory is reported, not re-walked.
+// Names are read as bytes: one that is not UTF-8 is reached through a Buffer path and reported
+// with its odd bytes written \xHH (file-names.ts).
 import type { Dirent, Stats } from 'node:fs';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { nameFromBytes } from './file-names.ts';
 import { errorCode } from './fs-errors.ts';
 import { DEFAULT_IGNORE_FILE_NAMES, DEFAULT_IGNORE_PATTERNS, IgnoreScope, isIgnored } from './ignore-rules.ts';
 
+/** A path as the file system takes it: bytes when a name on the way is not UTF-8. */
+export type FsPath = string | Buffer;
+
 export interface WalkedFile {
   kind: 'file';
-  /** Absolute path as reached from the root (through symlinks, not resolved). */
+  /** Absolute path as reached from the root (through symlinks, not resolved); names that are not UTF-8 escaped. */
   path: string;
+  /** The path to read the file by, when `path` is not it (a name on the way is not UTF-8). */
+  fsPath?: Buffer;
   size: number;
   mtimeMs: number;
 }
@@ -33,6 +41,7 @@ export interface WalkOptions {
 
 interface PendingDirectory {
   path: string;
+  fsPath: FsPath;
   realPath: string;
   /** '/'-separated path from the root ('' for the root itself), what ignore rules match against. */
   relativePath: string;
@@ -77,13 +86,14 @@ export async function* walkFolder(root: string, options: WalkOptions = {}): Asyn
   };
 
   const defaultPatterns = options.ignorePatterns ?? DEFAULT_IGNORE_PATTERNS;
-  const pending: PendingDirectory[] = [{ path: rootPath, realPath: rootReal, relativePath: '', scopes: [] }];
+  const pending: PendingDirectory[] = [{ path: rootPath, fsPath: rootPath, realPath: rootReal, relativePath: '', scopes: [] }];
 
   while (pending.length > 0) {
     const directory = pending.pop()!;
-    let entries: Dirent[];
+    let entries: NamedEntry[];
     try {
-      entries = await readdir(directory.path, { withFileTypes: true });
+      const dirents = await readdir(directory.fsPath, { withFileTypes: true, encoding: 'buffer' });
+      entries = dirents.map((dirent) => ({ dirent, rawName: dirent.name, ...nameFromBytes(dirent.name) }));
     } catch (error) {
       yield problem(directory.path, `unreadable directory (${errorCode(error)})`);
       continue;
@@ -95,9 +105,9 @@ export async function* walkFolder(root: string, options: WalkOptions = {}): Asyn
     // .quireignore can re-include a default (`!dist/`) exactly as a later gitignore line would.
     const ownRules: string[] = directory.relativePath === '' ? [...defaultPatterns] : [];
     for (const name of ignoreFileNames) {
-      if (!entries.some((e) => e.name === name && (e.isFile() || e.isSymbolicLink()))) continue;
+      if (!entries.some((e) => e.name === name && (e.dirent.isFile() || e.dirent.isSymbolicLink()))) continue;
       try {
-        ownRules.push(await readFile(path.join(directory.path, name), 'utf8'));
+        ownRules.push(await readFile(childFsPath(directory.fsPath, Buffer.from(name), true), 'utf8'));
       } catch (error) {
         yield problem(path.join(directory.path, name), `unreadable ignore file (${errorCode(error)})`);
       }
@@ -105,10 +115,11 @@ export async function* walkFolder(root: string, options: WalkOptions = {}): Asyn
     if (ownRules.length > 0) scopes.push(new IgnoreScope(directory.relativePath, ownRules));
 
     const subdirectories: PendingDirectory[] = [];
-    for (const entry of entries) {
-      const entryPath = path.join(directory.path, entry.name);
-      const relativePath = directory.relativePath ? `${directory.relativePath}/${entry.name}` : entry.name;
-      const resolved = await resolveEntry(entry, entryPath, directory.realPath);
+    for (const { dirent: entry, name, rawName, exact } of entries) {
+      const entryPath = path.join(directory.path, name);
+      const entryFsPath = childFsPath(directory.fsPath, rawName, exact);
+      const relativePath = directory.relativePath ? `${directory.relativePath}/${name}` : name;
+      const resolved = await resolveEntry(entry, name, entryFsPath, directory.realPath);
       if ('reason' in resolved) {
         if (!isIgnored(scopes, relativePath, false)) yield problem(entryPath, resolved.reason);
         continue;
@@ -124,14 +135,14 @@ export async function* walkFolder(root: string, options: WalkOptions = {}): Asyn
         }
         const duplicate = duplicateReason(realPath, entryPath, isLink);
         if (duplicate) yield problem(entryPath, duplicate);
-        else subdirectories.push({ path: entryPath, realPath, relativePath, scopes });
+        else subdirectories.push({ path: entryPath, fsPath: entryFsPath, realPath, relativePath, scopes });
         continue;
       }
 
       let fileStats = stats;
       if (!fileStats) {
         try {
-          fileStats = await stat(entryPath);
+          fileStats = await stat(entryFsPath);
         } catch (error) {
           yield problem(entryPath, `unreadable (${errorCode(error)})`);
           continue;
@@ -146,21 +157,39 @@ export async function* walkFolder(root: string, options: WalkOptions = {}): Asyn
         yield problem(entryPath, duplicate);
         continue;
       }
-      yield { kind: 'file', path: entryPath, size: fileStats.size, mtimeMs: fileStats.mtimeMs };
+      const file: WalkedFile = { kind: 'file', path: entryPath, size: fileStats.size, mtimeMs: fileStats.mtimeMs };
+      if (typeof entryFsPath !== 'string') file.fsPath = entryFsPath;
+      yield file;
     }
     // Reverse, so the stack pops them in name order.
     for (let i = subdirectories.length - 1; i >= 0; i--) pending.push(subdirectories[i]);
   }
 }
 
+interface NamedEntry {
+  dirent: Dirent<Buffer>;
+  rawName: Buffer;
+  /** The name as text (bytes that are not UTF-8 as \xHH); `exact` when it is the name itself. */
+  name: string;
+  exact: boolean;
+}
+
+/** A child's file-system path: a string while every name on the way is UTF-8, else bytes. */
+function childFsPath(parent: FsPath, rawName: Buffer, exact: boolean): FsPath {
+  if (typeof parent === 'string' && exact) return path.join(parent, rawName.toString('utf8'));
+  const base = typeof parent === 'string' ? Buffer.from(parent) : parent;
+  const separator = base[base.length - 1] === path.sep.charCodeAt(0) ? [] : [Buffer.from(path.sep)];
+  return Buffer.concat([base, ...separator, rawName]);
+}
+
 type ResolvedEntry = { stats?: Stats; realPath: string; isLink: boolean } | { reason: string };
 
 /** Follows a symlink (or an entry of unknown type) to what it points at; plain entries cost no syscall. */
-async function resolveEntry(entry: Dirent, entryPath: string, parentRealPath: string): Promise<ResolvedEntry> {
+async function resolveEntry(entry: Dirent<Buffer>, name: string, entryPath: FsPath, parentRealPath: string): Promise<ResolvedEntry> {
   const isLink = entry.isSymbolicLink();
   const typeKnown = entry.isFile() || entry.isDirectory() || isLink;
   if (!isLink) {
-    const realPath = path.join(parentRealPath, entry.name);
+    const realPath = path.join(parentRealPath, name);
     if (typeKnown) return { realPath, isLink };
     try {
       return { stats: await stat(entryPath), realPath, isLink };
@@ -170,7 +199,7 @@ async function resolveEntry(entry: Dirent, entryPath: string, parentRealPath: st
   }
   try {
     const stats = await stat(entryPath);
-    return { stats, realPath: await realpath(entryPath), isLink };
+    return { stats, realPath: nameFromBytes(await realpath(entryPath, { encoding: 'buffer' })).name, isLink };
   } catch (error) {
     const code = errorCode(error);
     if (code === 'ENOENT') return { reason: 'broken symlink' };

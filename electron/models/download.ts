@@ -26,6 +26,17 @@ export class IntegrityError extends Error {
   }
 }
 
+/** An HTTP status the hub answered with, for a listing or a file (download-errors.ts says it in words). */
+export class HubHttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly what: string,
+  ) {
+    super(`${what}: HTTP ${status}`);
+    this.name = 'HubHttpError';
+  }
+}
+
 export interface DownloadProgress {
   file: string;
   fileBytes: number;
@@ -61,7 +72,7 @@ export async function listHubFiles(repo: string, revision: string, options: Down
   const out: HubFileInfo[] = [];
   while (url) {
     const res = await fetch(url, { headers: headers(options), signal: options.signal });
-    if (!res.ok) throw new Error(`listing ${repo}@${revision} failed: HTTP ${res.status}`);
+    if (!res.ok) throw new HubHttpError(res.status, `listing ${repo}@${revision}`);
     for (const e of (await res.json()) as TreeEntry[]) {
       if (e.type !== 'file') continue;
       out.push({ path: e.path, size: e.lfs?.size ?? e.size, sha256: e.lfs?.oid, gitOid: e.lfs ? undefined : e.oid });
@@ -106,7 +117,7 @@ export async function downloadHubFile(
   if (have < info.size || info.size === 0) {
     const url = `${hub}/${repo}/resolve/${encodeURIComponent(revision)}/${info.path.split('/').map(encodeURIComponent).join('/')}`;
     const res = await fetch(url, { headers: headers(options, have > 0 ? { range: `bytes=${have}-` } : {}), signal: options.signal });
-    if (res.status !== 200 && res.status !== 206) throw new Error(`${info.path}: HTTP ${res.status}`);
+    if (res.status !== 200 && res.status !== 206) throw new HubHttpError(res.status, info.path);
     if (res.status === 200) have = 0; // the server sent the whole file
     options.onBytes?.(have);
     const out = fs.createWriteStream(part, { flags: have > 0 ? 'a' : 'w' });

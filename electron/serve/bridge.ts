@@ -3,7 +3,10 @@
 // ?token= for the event stream, which EventSource cannot give headers); requests whose Host or
 // Origin is not this server are refused (DNS rebinding, other sites); every body is validated with
 // the contract's schema before it reaches the engine. With `api`, the same server answers the
-// OpenAI-compatible API under /v1 (openai-api.ts: its own key, the same Host/Origin rules).
+// OpenAI-compatible API under /v1 (openai-api.ts: its own key, the same Host/Origin rules). A
+// malformed path is a 400 that names no file, an error nobody foresaw a 500 that says nothing about
+// the machine, and a client that sends its headers or body too slowly is cut off (408) instead of
+// holding a connection for minutes.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -41,6 +44,8 @@ export interface BridgeOptions {
   token?: string;
   /** The OpenAI-compatible API, served under /v1. */
   api?: OpenAiApi;
+  /** How long a client may take to send its headers, and its whole request (default 10 s and 30 s). */
+  timeouts?: { headersMs: number; requestMs: number };
 }
 
 export interface Bridge {
@@ -52,6 +57,7 @@ export interface Bridge {
 }
 
 const MAX_BODY_BYTES = 1024 * 1024;
+const DEFAULT_TIMEOUTS = { headersMs: 10_000, requestMs: 30_000 };
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -88,6 +94,17 @@ async function readBody(req: http.IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** A percent-encoded path segment decoded, or null when it is malformed or holds a NUL. */
+function decodePath(encoded: string): string | null {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(encoded);
+  } catch {
+    return null; // malformed percent-encoding
+  }
+  return decoded.includes('\0') ? null : decoded;
+}
+
 /** Answers the contract's host requests the way a browser host can. */
 function hostRequest(name: HostRequestName): RequestResults[HostRequestName] {
   if (name === 'host.pickFolder') return { path: null };
@@ -107,7 +124,9 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   });
 
   const serveStatic = (pathname: string, res: http.ServerResponse) => {
-    const rel = pathname === '/' ? 'index.html' : decodeURIComponent(pathname).replace(/^\/+/, '');
+    const decoded = decodePath(pathname);
+    if (decoded === null) return send(res, 400, { error: 'bad path' });
+    const rel = pathname === '/' ? 'index.html' : decoded.replace(/^\/+/, '');
     const file = path.resolve(staticRoot, rel);
     if (file !== staticRoot && !file.startsWith(staticRoot + path.sep)) return send(res, 403, { error: 'forbidden' });
     fs.readFile(file, (err, data) => {
@@ -130,13 +149,25 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     });
   };
 
-  const server = http.createServer((req, res) => {
+  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
+  const serverOptions: http.ServerOptions = {
+    headersTimeout: timeouts.headersMs,
+    requestTimeout: timeouts.requestMs,
+    // how often Node looks for connections past those limits (its default is 30 s)
+    connectionsCheckingInterval: Math.min(1000, Math.ceil(timeouts.headersMs / 4)),
+  };
+  const server = http.createServer(serverOptions, (req, res) => {
     void (async () => {
       if (options.api?.owns(req.url)) return options.api.handle(req, res, port);
       const refused = foreignRequest(req, port);
       if (refused) return send(res, 403, { error: refused });
 
-      const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
+      } catch {
+        return send(res, 400, { error: 'bad path' });
+      }
       if (!url.pathname.startsWith('/api/')) {
         if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' });
         return serveStatic(url.pathname, res);
@@ -161,7 +192,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       if (!(req.headers['content-type'] ?? '').startsWith('application/json')) {
         return send(res, 415, { error: 'content-type must be application/json' });
       }
-      const name = decodeURIComponent(url.pathname.slice('/api/'.length));
+      const name = decodePath(url.pathname.slice('/api/'.length));
+      if (name === null) return send(res, 400, { ok: false, error: { code: 'invalid-arguments', message: 'bad request name' } });
       if (!isRequestName(name)) return send(res, 404, { ok: false, error: { code: 'unknown-request', message: `no request "${name}"` } });
       try {
         let body: unknown;
@@ -178,8 +210,10 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         const err = e instanceof QuireRequestError ? e : new QuireRequestError('failed', (e as Error).message);
         send(res, failStatus[err.code], { ok: false, error: { code: err.code, message: err.message } });
       }
-    })().catch((e) => {
-      if (!res.headersSent) send(res, 500, { ok: false, error: { code: 'failed', message: (e as Error).message } });
+    })().catch(() => {
+      // nothing foreseen failed: say nothing of paths or internals (the request may not even be authenticated)
+      if (!res.headersSent) send(res, 500, { ok: false, error: { code: 'failed', message: 'internal error' } });
+      else res.destroy();
     });
   });
 

@@ -1,36 +1,28 @@
 // A folder's coverage: the share of its passages that answer instantly (their KV stored for the
-// loaded model), why not more, and when the rest will be ready. Asked of the engine (kv.stats for
-// the folder: one query) when the folder's progress changes and every few seconds, since questions
-// and background prefill change it without a folder event.
+// loaded model), and, for what nothing else in the Library row says, why not more. Asked of the
+// engine (kv.stats for the folder: one query) when the folder's progress changes and every few
+// seconds, since questions and background prefill change it without a folder event.
+// The row says the rest: the limits a setting lifts (budget, prefill off, no model) in its prefill
+// line with a link (FolderView.prefillLimit, from the same KV service state), a paused folder in its
+// state, and the ETA of the folder's own prefill run on its progress bar.
 import { useEffect, useState } from 'react';
-import type { FolderKvCoverageView, FolderView, KvCoverageLimit } from '../../electron/contract/types.ts';
+import type { FolderKvCoverageView, FolderView } from '../../electron/contract/types.ts';
 import type { RendererApi } from '../api.ts';
+import { formatEta } from '../format.ts';
 
 const REFRESH_MS = 5000;
 
-const WHY: Record<KvCoverageLimit, string> = {
-  budget: 'the KV budget is full: raise it in Settings to keep more',
-  prefilling: 'preparing the rest',
-  paused: 'paused',
-  off: 'background preparation is off in Settings',
-  'no-model': 'choose a model to prepare answers',
-  'not-prefilled': 'the rest is prepared as questions need it',
-};
-
-/** "about 4 min left", from the engine's estimate. */
-export function etaText(ms: number): string {
-  const minutes = ms / 60_000;
-  if (minutes < 1) return 'under a minute left';
-  if (minutes < 90) return `about ${Math.round(minutes)} min left`;
-  return `about ${Math.round(minutes / 60)} h left`;
-}
-
-export function coverageText(c: FolderKvCoverageView): string {
+/** "62% answer instantly", and why not more where the row does not say it already. */
+export function coverageText(c: FolderKvCoverageView, folder: Pick<FolderView, 'state'>): string {
   // rounded down: 99.6% is not "100% answer instantly"
   const share = `${Math.floor((c.stored * 100) / c.passages)}% answer instantly`;
-  if (!c.limitedBy) return share;
-  const eta = c.limitedBy === 'prefilling' && c.etaMs !== null ? `, ${etaText(c.etaMs)}` : '';
-  return `${share} · ${WHY[c.limitedBy]}${eta}`;
+  if (c.limitedBy === 'prefilling' && folder.state !== 'prefilling') {
+    // background prefill outside the folder's run (what the last questions predict)
+    const eta = formatEta(c.etaMs);
+    return `${share} · preparing more${eta ? `, ${eta}` : ''}`;
+  }
+  if (c.limitedBy === 'not-prefilled') return `${share} · the rest is prepared as questions need it`;
+  return share;
 }
 
 export function KvCoverage({ api, folder }: { api: RendererApi; folder: FolderView }) {
@@ -52,7 +44,7 @@ export function KvCoverage({ api, folder }: { api: RendererApi; folder: FolderVi
   if (!coverage || coverage.passages === 0) return null;
   return (
     <p className="kv-coverage" data-testid="kv-coverage" title={`${coverage.stored} of ${coverage.passages} passages have their KV stored`}>
-      {coverageText(coverage)}
+      {coverageText(coverage, folder)}
     </p>
   );
 }

@@ -3,7 +3,7 @@ import type { FolderView, SearchHitView } from '../../electron/contract/types.ts
 import type { RendererApi } from '../api.ts';
 import { Highlighted } from '../components/Highlighted.tsx';
 import type { PassageRef } from '../components/PassagePanel.tsx';
-import { basename } from './ChatView.tsx';
+import { basename } from '../format.ts';
 
 export function SearchView({
   api,
@@ -80,7 +80,7 @@ export function SearchView({
                 type="button"
                 className="hit"
                 onClick={() =>
-                  onOpenPassage({ passageId: h.passageId, documentPath: h.path, page: h.page, query, label: h.title ?? basename(h.path) })
+                  onOpenPassage({ passageId: h.passageId, documentPath: h.path, page: h.page, query, title: h.title })
                 }
               >
                 <span className="hit-title">{h.title ?? basename(h.path)}</span>

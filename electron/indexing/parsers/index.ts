@@ -1,30 +1,33 @@
 // One entry point for every file: read it (bounded by size), pick the parser by extension (or by
 // content for unknown extensions), decode text formats, and turn every way a file can go wrong
-// into a result for that file alone: nothing here throws.
+// into a result for that file alone: nothing here throws. This runs inside the parse process
+// (parse-process.ts), which bounds its time and memory: a parser that hangs or exhausts memory is
+// killed there, never here.
 import { constants as fsConstants } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { errorCode } from '../fs-errors.ts';
 import { parseDocx } from './docx.ts';
+import { gunzipText } from './gzip.ts';
 import { declaredHtmlCharset, HTML_EXTENSIONS, parseHtml } from './html.ts';
+import { isManPage, parseManPage } from './man-page.ts';
 import { parseMarkdown } from './markdown.ts';
 import { parsePdf } from './pdf.ts';
 import { parsePlainText, PLAIN_TEXT_EXTENSIONS } from './plain-text.ts';
 import { parseSourceCode, SOURCE_CODE_EXTENSIONS, SOURCE_CODE_FILE_NAMES } from './source-code.ts';
 import { decodeTextBytes } from './text-decoding.ts';
-import { TimeLimitExceeded, withTimeLimit } from './time-limit.ts';
+import { formatSize } from './format-size.ts';
 import { failed, skipped, type FormatParser, type ParsedDocument, type ParseResult, type ParserName } from './types.ts';
 
 export type { DocumentSection, ParsedDocument, ParseResult, ParserName, TextKind } from './types.ts';
 
 export const DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024;
-export const DEFAULT_PARSE_TIMEOUT_MS = 30_000;
 
 export interface ParseOptions {
   /** Files larger than this are skipped unread. Default 50 MiB. */
   maxBytes?: number;
-  /** A parse running longer fails with "timed out after N s". Default 30 s. */
-  timeoutMs?: number;
+  /** Pages read from a PDF at most (default DEFAULT_MAX_PDF_PAGES). */
+  maxPdfPages?: number;
 }
 
 const MARKDOWN_EXTENSIONS: ReadonlySet<string> = new Set(['md', 'markdown', 'mdown', 'mkd', 'mkdn', 'mdx']);
@@ -69,14 +72,16 @@ export async function parseBytes(bytes: Uint8Array, fileName: string, options: P
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_FILE_BYTES;
   if (bytes.length > maxBytes) return skipped(tooLarge(bytes.length, maxBytes));
   if (bytes.length === 0) return skipped('empty');
+  // gzip-compressed text: parsed as the file it holds (gzip.ts)
+  const gunzipped = gunzipText(bytes, fileName, maxBytes);
+  if (gunzipped && !gunzipped.ok) return gunzipped.result;
+  if (gunzipped) ({ bytes, innerName: fileName } = gunzipped);
+  if (bytes.length === 0) return skipped('empty');
   const format = detectFormat(fileName, bytes);
   let result: ParseResult;
   try {
-    result = await withTimeLimit(options.timeoutMs ?? DEFAULT_PARSE_TIMEOUT_MS, (signal) =>
-      runParser(format, bytes, fileName, signal),
-    );
+    result = await runParser(format, bytes, fileName, options);
   } catch (error) {
-    if (error instanceof TimeLimitExceeded) return failed(error.message);
     return failed(`${format} parser error: ${error instanceof Error ? error.message : String(error)}`);
   }
   if (result.ok && result.doc.sections.length === 0) return skipped('empty');
@@ -99,11 +104,11 @@ export function detectFormat(fileName: string, bytes: Uint8Array): ParserName {
   return 'text';
 }
 
-async function runParser(format: ParserName, bytes: Uint8Array, fileName: string, signal: AbortSignal): Promise<ParseResult> {
-  if (format === 'pdf' || format === 'docx') return BYTE_PARSERS[format]({ bytes, fileName, signal });
+async function runParser(format: ParserName, bytes: Uint8Array, fileName: string, options: ParseOptions): Promise<ParseResult> {
+  if (format === 'pdf' || format === 'docx') return BYTE_PARSERS[format]({ bytes, fileName, maxPdfPages: options.maxPdfPages });
   const decoded = decodeTextBytes(bytes, format === 'html' ? declaredHtmlCharset(bytes) : undefined);
   if (decoded.kind === 'binary') return skipped('binary file');
-  const doc = TEXT_PARSERS[format](decoded.text, fileName);
+  const doc = format === 'text' && isManPage(fileName, decoded.text) ? parseManPage(decoded.text, fileName) : TEXT_PARSERS[format](decoded.text, fileName);
   doc.encoding = decoded.encoding;
   return { ok: true, doc };
 }
@@ -114,12 +119,7 @@ function startsWithAscii(bytes: Uint8Array, prefix: string): boolean {
   return true;
 }
 
-function tooLarge(size: number, cap: number): string {
+/** The reason a file over the size cap is skipped. */
+export function tooLarge(size: number, cap: number): string {
   return `too large (${formatSize(size)} > ${formatSize(cap)} cap)`;
-}
-
-function formatSize(bytes: number): string {
-  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
-  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${bytes} bytes`;
 }

@@ -1,12 +1,19 @@
 // PDF: text per page through pdfjs (legacy build, the one meant for Node). Each page with text is
 // one section carrying its page number, so passages never straddle pages. A PDF whose pages have
 // no text at all is a scan: reported as a failure so the user knows it needs OCR.
+//
+// pdf.js finds page N by walking the page tree from its root, and in a flat tree (every page a kid
+// of the root, as many writers produce) each lookup visits every kid: reading n of a document's N
+// pages costs n x N steps (20,000 pages: minutes). So the pages read are capped by maxPdfPages and
+// by a budget of lookup steps (PAGE_LOOKUP_BUDGET / N pages), which keeps the worst case to
+// seconds whatever the tree; the parse process's wall-clock limit (parse-process.ts) bounds
+// whatever else a document does.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { PDFDocumentProxy } from 'pdfjs-dist/types/src/display/api.js';
 import { sectionOf } from './sections.ts';
-import { failed, parsed, type DocumentSection, type FormatParser } from './types.ts';
+import { failed, parsed, type DocumentSection, type FormatParser, type ParsedDocument } from './types.ts';
 
 /** Between pages in the document text: a paragraph break, so no passage reads across it. */
 const PAGE_SEPARATOR = '\n\n';
@@ -29,7 +36,15 @@ function loadPdfjs(): Promise<{ pdfjs: Pdfjs; assetsDir: string }> {
   return pdfjsLoaded;
 }
 
-export const parsePdf: FormatParser = async ({ bytes, fileName, signal }) => {
+/** Pages read from one PDF at most: a book of several thousand pages. */
+export const DEFAULT_MAX_PDF_PAGES = 5000;
+/**
+ * Pages read x pages in the document, at most: every page of a 3,000-page PDF, 500 of a flat
+ * 20,000-page one (~8 s on a slow core instead of minutes).
+ */
+const PAGE_LOOKUP_BUDGET = 10_000_000;
+
+export const parsePdf: FormatParser = async ({ bytes, fileName, maxPdfPages = DEFAULT_MAX_PDF_PAGES }) => {
   const { pdfjs, assetsDir } = await loadPdfjs();
   const loadingTask = pdfjs.getDocument({
     data: new Uint8Array(bytes), // a copy: pdfjs may transfer (detach) the buffer it is given
@@ -42,8 +57,6 @@ export const parsePdf: FormatParser = async ({ bytes, fileName, signal }) => {
     isEvalSupported: false, // never compile code from a document
     verbosity: 0, // errors only: font warnings are noise in an indexing log
   });
-  const abort = () => void loadingTask.destroy();
-  signal.addEventListener('abort', abort, { once: true });
   let pdf: PDFDocumentProxy | undefined;
   try {
     try {
@@ -55,16 +68,15 @@ export const parsePdf: FormatParser = async ({ bytes, fileName, signal }) => {
       throw error;
     }
     const pages: { page: number; text: string }[] = [];
-    for (let page = 1; page <= pdf.numPages; page++) {
-      signal.throwIfAborted();
-      pages.push({ page, text: await pageText(pdf, page) });
-    }
+    const read = Math.min(pdf.numPages, maxPdfPages, Math.floor(PAGE_LOOKUP_BUDGET / Math.max(1, pdf.numPages)));
+    for (let page = 1; page <= read; page++) pages.push({ page, text: await pageText(pdf, page) });
     if (pages.every((p) => p.text.trim() === '')) {
       return failed(pdf.numPages === 0 ? 'corrupt PDF: no pages' : 'scanned PDF: no text layer');
     }
-    return parsed(pageDocument(pages, (await metadataTitle(pdf)) ?? fileName, pdf.numPages));
+    const doc = pageDocument(pages, (await metadataTitle(pdf)) ?? fileName, pdf.numPages);
+    if (read < pdf.numPages) doc.note = `only the first ${read} of ${pdf.numPages} pages indexed (page limit)`;
+    return parsed(doc);
   } finally {
-    signal.removeEventListener('abort', abort);
     await loadingTask.destroy();
   }
 };
@@ -95,7 +107,7 @@ async function metadataTitle(pdf: PDFDocumentProxy): Promise<string | undefined>
   }
 }
 
-function pageDocument(pages: { page: number; text: string }[], title: string, pageCount: number) {
+function pageDocument(pages: { page: number; text: string }[], title: string, pageCount: number): ParsedDocument {
   const sections: DocumentSection[] = [];
   let text = '';
   for (const { page, text: pageText } of pages) {
@@ -106,5 +118,5 @@ function pageDocument(pages: { page: number; text: string }[], title: string, pa
     const section = sectionOf(text, start, text.length, { page });
     if (section) sections.push(section);
   }
-  return { title, parser: 'pdf' as const, textKind: 'prose' as const, text, sections, pageCount };
+  return { title, parser: 'pdf', textKind: 'prose', text, sections, pageCount };
 }

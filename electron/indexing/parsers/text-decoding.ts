@@ -1,35 +1,31 @@
 // Bytes -> string for every text format: BOMs first, then strict UTF-8, then a declared charset
-// (HTML <meta>), then chardet's guess. Binary content is recognised here so no parser sees it.
+// (HTML <meta>), then chardet's guess. Binary content is recognised here so no parser sees it,
+// anywhere in the file: a text header with a binary tail, or a UTF-16 BOM in front of binary,
+// would otherwise become hundreds of passages of garbage.
 import chardet from 'chardet';
 import iconv from 'iconv-lite';
+import { hasUnprintableStretch, looksBinary } from './binary-content.ts';
 
 export type DecodeOutcome = { kind: 'text'; text: string; encoding: string } | { kind: 'binary' };
 
-const BINARY_SAMPLE_BYTES = 8192;
 const DETECT_SAMPLE_BYTES = 64 * 1024;
-/** Share of control characters above which a NUL-free sample is still treated as binary. */
-const MAX_CONTROL_SHARE = 0.1;
 
 export function decodeTextBytes(bytes: Uint8Array, declaredEncoding?: string): DecodeOutcome {
   const bom = byteOrderMark(bytes);
-  if (bom) return { kind: 'text', text: iconv.decode(Buffer.from(bytes), bom), encoding: bom };
-  if (looksBinary(bytes)) return { kind: 'binary' };
-  const utf8 = strictUtf8(bytes);
-  if (utf8 !== null) return { kind: 'text', text: utf8, encoding: 'utf-8' };
-  const encoding = pickEncoding(bytes, declaredEncoding);
-  return { kind: 'text', text: iconv.decode(Buffer.from(bytes), encoding), encoding };
-}
-
-/** NUL bytes, or many control characters, in the first few KB (the heuristic git and grep use). */
-export function looksBinary(bytes: Uint8Array): boolean {
-  const sample = bytes.subarray(0, BINARY_SAMPLE_BYTES);
-  let control = 0;
-  for (const b of sample) {
-    if (b === 0) return true;
-    // Tab, LF, VT, FF, CR and ESC (ANSI colours in logs) are normal in text.
-    if ((b < 0x20 && !(b >= 0x09 && b <= 0x0d) && b !== 0x1b) || b === 0x7f) control++;
+  let text: string;
+  let encoding: string;
+  if (bom) {
+    // UTF-16 is full of NUL bytes: only the decoded text can say whether it is binary.
+    encoding = bom;
+    text = iconv.decode(Buffer.from(bytes), bom);
+  } else {
+    if (looksBinary(bytes)) return { kind: 'binary' };
+    const utf8 = strictUtf8(bytes);
+    encoding = utf8 !== null ? 'utf-8' : pickEncoding(bytes, declaredEncoding);
+    text = utf8 ?? iconv.decode(Buffer.from(bytes), encoding);
   }
-  return sample.length > 0 && control / sample.length > MAX_CONTROL_SHARE;
+  if (hasUnprintableStretch(text)) return { kind: 'binary' };
+  return { kind: 'text', text, encoding };
 }
 
 function byteOrderMark(bytes: Uint8Array): string | undefined {

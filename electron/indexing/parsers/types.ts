@@ -40,12 +40,15 @@ export interface ParsedDocument {
   encoding?: string;
   /** Number of pages (PDF only), including pages without text. */
   pageCount?: number;
+  /** Set when only part of the document was indexed, saying which part and why. */
+  note?: string;
 }
 
 /**
  * skipped: not indexable by policy (binary, too large, empty);
  * failed: should have been indexable but could not be read or parsed (corrupt, unreadable,
- * timed out, scanned PDF without a text layer).
+ * past the parse process's time or memory limit, a decompression bomb, scanned PDF without a
+ * text layer).
  */
 export type ParseResult =
   | { ok: true; doc: ParsedDocument }
@@ -56,8 +59,8 @@ export interface ParserInput {
   bytes: Uint8Array;
   /** Base name, used as the fallback title. */
   fileName: string;
-  /** Aborted when the time limit is reached; parsers that can stop early should listen. */
-  signal: AbortSignal;
+  /** Pages read from a PDF at most (pdf.ts: DEFAULT_MAX_PDF_PAGES). */
+  maxPdfPages?: number;
 }
 
 /** A format parser: returns a document, or a failure it recognised (throws on anything else). */

@@ -17,9 +17,10 @@ export const DEFAULT_KV_BUDGET_BYTES = 2 * 1024 ** 3;
 
 /**
  * How new blocks are stored unless a store is told otherwise: int8 (kv-grouped.ts). Half of
- * float16's bytes (0.52x at Qwen2.5-0.5B's shape), so a budget holds 1.9x the blocks, at a KL of
- * 5e-6 nats against float16 KV on the trained stories260K (top-1 agreement 99.8%); int4 (0.27x)
- * moved the top-1 token at 2% of positions. Numbers and method: docs/BENCHMARKS.md.
+ * float16's bytes (0.52x at Qwen2.5-0.5B's shape), so a budget holds 1.9x the blocks. Decided by
+ * `npm run bench:fidelity` on the trained stories260K (docs/BENCHMARKS.md, "The default codec"):
+ * int8 moves block attention's KL from full attention by +0.5% (1.118e-2 vs 1.113e-2 nats for KV
+ * as computed, top-1 -0.14 points), where int4 (0.27x) adds +11.9% (1.246e-2, -0.48 points).
  */
 export const DEFAULT_KV_CODEC: KvCodec = 'int8';
 

@@ -8,6 +8,7 @@
 // whole entry or nothing, never the store over its budget, and a crash mid-put leaves nothing behind.
 import type { KvCache } from '../native-models/kv.ts';
 import { checksumOf, verifyChecksum } from './checksum.ts';
+import { DecodedKvCache } from './decoded-kv-cache.ts';
 import { decodeKv, encodeKv, KvCodecError, type KvCodec } from './kv-codec.ts';
 import { lruPriority, PREFETCH_USE, priorityAfterUse, type KvEvictionPolicy } from './kv-eviction.ts';
 import type { Db } from './open.ts';
@@ -90,6 +91,8 @@ export interface KvStoreStats {
   misses: number;
   corrupt: number;
   evictions: number;
+  /** Of the hits, those served decoded from memory (no read, no checksum, no decode). */
+  memoryHits: number;
   /** hits / (hits + misses); 0 before the first get. */
   hitRate: number;
 }
@@ -103,6 +106,11 @@ export interface KvStoreOptions {
    * prefetches too (the policy before use scores; bench/coverage.ts compares the two).
    */
   eviction?: KvEvictionPolicy;
+  /**
+   * Bytes of decoded blocks kept in memory between gets (decoded-kv-cache.ts): long-lived processes
+   * give DEFAULT_DECODED_KV_CACHE_BYTES; 0 (the default, one-shot commands) keeps none.
+   */
+  decodedCacheBytes?: number;
   /** Clock (ms), for tests. */
   now?: () => number;
 }
@@ -147,6 +155,8 @@ const toEntry = (r: EntryRow): KvEntry => ({
 
 const KEY = 'model_fingerprint = ? AND token_hash = ? AND variant = ?';
 const keyArgs = (k: KvKey) => [k.modelFingerprint, k.tokenHash, k.variant ?? ''] as const;
+/** The decoded-block cache's key: the model first, so deleteModel can clear by prefix. */
+const memoryKey = (k: KvKey) => `${k.modelFingerprint}\0${k.tokenHash}\0${k.variant ?? ''}`;
 /** Eviction order: lowest priority first; among equals, the older use, then the older row. */
 const EVICTION_ORDER = 'priority, last_used_at, id';
 
@@ -161,7 +171,8 @@ export class KvStore {
   private readonly eviction: KvEvictionPolicy;
   private readonly now: () => number;
   private lastStamp: number;
-  private counts = { hits: 0, misses: 0, corrupt: 0, evictions: 0 };
+  private counts = { hits: 0, misses: 0, corrupt: 0, evictions: 0, memoryHits: 0 };
+  private readonly decoded: DecodedKvCache | undefined;
 
   constructor(
     private readonly db: Db,
@@ -171,6 +182,8 @@ export class KvStore {
     this.codec = options.codec ?? DEFAULT_KV_CODEC;
     this.eviction = options.eviction ?? 'use-score';
     this.now = options.now ?? Date.now;
+    const decodedCacheBytes = options.decodedCacheBytes ?? 0;
+    this.decoded = decodedCacheBytes > 0 ? new DecodedKvCache(decodedCacheBytes) : undefined;
     this.lastStamp = (db.prepare('SELECT MAX(last_used_at) FROM kv.kv_blocks').pluck().get() as number | null) ?? 0;
   }
 
@@ -208,16 +221,24 @@ export class KvStore {
    * not one per block (16 separate commits cost more than reading the 48 MiB).
    */
   getMany(keys: readonly KvKey[]): KvGetResult[] {
-    const select = this.db.prepare(
-      `SELECT b.*, x.data FROM kv.kv_blocks b LEFT JOIN kv.kv_blobs x ON x.block_id = b.id WHERE ${KEY}`,
-    );
+    const select = this.db.prepare(`SELECT * FROM kv.kv_blocks WHERE ${KEY}`);
+    const selectBlob = this.db.prepare('SELECT data FROM kv.kv_blobs WHERE block_id = ?').pluck();
     const results = keys.map((key): KvGetResult => {
-      const row = select.get(...keyArgs(key)) as (EntryRow & { data: Buffer | null }) | undefined;
+      const row = select.get(...keyArgs(key)) as EntryRow | undefined;
       if (!row) return { status: 'miss' };
-      const { data, ...meta } = row;
-      const entry = toEntry(meta);
-      const verified = this.verify(entry, data);
-      if (typeof verified === 'string') return { status: 'corrupt', reason: verified, entry };
+      const entry = toEntry(row);
+      // the row still holds the bytes the memory copy was decoded from: no read, no decode
+      const remembered = this.decoded?.get(memoryKey(key), entry.checksum);
+      if (remembered) {
+        this.counts.memoryHits++;
+        return { status: 'hit', kv: remembered, entry };
+      }
+      const verified = this.verify(entry, (selectBlob.get(entry.id) as Buffer | undefined) ?? null);
+      if (typeof verified === 'string') {
+        this.decoded?.delete(memoryKey(key));
+        return { status: 'corrupt', reason: verified, entry };
+      }
+      this.decoded?.set(memoryKey(key), entry.checksum, verified);
       return { status: 'hit', kv: verified, entry };
     });
     for (const r of results) {
@@ -391,6 +412,7 @@ export class KvStore {
 
   /** Deletes every entry of a model (e.g. one the user removed); returns how many. */
   deleteModel(modelFingerprint: string): number {
+    this.decoded?.clear(`${modelFingerprint}\0`);
     return this.db.transaction(() => {
       const ids = this.db.prepare('SELECT id FROM kv.kv_blocks WHERE model_fingerprint = ?').pluck().all(modelFingerprint) as number[];
       for (const id of ids) this.drop(id);

@@ -6,12 +6,14 @@
 // cached ones, so a block's opening sees the blocks before it.
 //
 // The caller gives the blocks in prompt order and this computes their starts, so the whole layout is
-// decided here: a later change can lay each block straight into one past tensor per layer.
-import { concatKv, emptyKv, sliceKv, type KvCache, type KvShape } from './kv.ts';
+// decided here: without boundary recompute each block is copied straight into one preallocated past
+// tensor per layer and its keys are rotated there, in place (layOutBlocks): one copy of the stored
+// KV per question, no per-block rotated copy and no second copy to concatenate.
+import { concatKv, emptyKv, kvShapeOf, sliceKv, type KvCache, type KvData, type KvShape } from './kv.ts';
 import type { ModelRunner } from './model-runner.ts';
 import { positionRange } from './prefill.ts';
-import { rotateKeys, rotateKeysInPlace } from './rope.ts';
-import type { RopeParams } from './rope-config.ts';
+import { checkRotatable, rotateKeysInPlace, rotateRows, rotationTables, type RotationTables } from './rope.ts';
+import { ropeOfLayer, type RopeParams } from './rope-config.ts';
 
 /** A block's KV at local positions 0..L-1 and its token ids (needed only for boundary recompute). */
 export interface PromptBlock {
@@ -57,10 +59,7 @@ export async function assembleBlocks(
   if (blocks.length === 0) return { past: emptyKv(model.kvShape), starts };
   if (blocks.length === 1) return { past: blocks[0].kv, starts };
   const boundary = Math.max(0, Math.floor(options.boundaryTokens ?? 0));
-  if (boundary === 0) {
-    const placed = blocks.map((b, i) => (starts[i] === 0 ? b.kv : rotateKeys(b.kv, model.rope, starts[i])));
-    return { past: concatKv(placed, model.kvShape), starts };
-  }
+  if (boundary === 0) return { past: layOutBlocks(blocks, starts, at, model), starts };
   const runner = model.runner;
   if (!runner) throw new Error('boundary recompute needs the model runner');
   let past = blocks[0].kv;
@@ -81,4 +80,47 @@ export async function assembleBlocks(
     past = concatKv([present, rest], model.kvShape);
   }
   return { past, starts };
+}
+
+/**
+ * The past of blocks placed at `starts` (total tokens in all): one buffer per layer for keys and one
+ * for values, [kvHeads, total, headDim]; each block's head rows are copied in and its keys turned by
+ * its start where they now lie. The blocks' own buffers are only read (they may be shared, e.g. the
+ * store's decoded-block cache). Bit for bit what rotateKeys + concatKv give: the same rotation code
+ * runs on the same values.
+ */
+export function layOutBlocks(blocks: readonly PromptBlock[], starts: readonly number[], total: number, model: AssemblyModel): KvCache {
+  const shape = model.kvShape;
+  const { layers, kvHeads, headDim } = shape;
+  const allocate = (): KvData[] =>
+    Array.from({ length: layers }, () => (shape.dtype === 'float16' ? new Uint16Array(kvHeads * total * headDim) : new Float32Array(kvHeads * total * headDim)));
+  const keys = allocate();
+  const values = allocate();
+  blocks.forEach(({ kv }, i) => {
+    const own = kvShapeOf(kv);
+    if (own.dtype !== shape.dtype || own.layers !== layers || own.kvHeads !== kvHeads || own.headDim !== headDim) {
+      throw new Error(`assemble: block ${i} has shape ${JSON.stringify(own)}, the model's KV is ${JSON.stringify(shape)}`);
+    }
+    if (kv.tokens === 0) return;
+    const delta = starts[i];
+    if (delta !== 0) checkRotatable(kv, model.rope, delta);
+    const rowLength = kv.tokens * headDim;
+    const tables = new Map<RopeParams, RotationTables>();
+    for (let l = 0; l < layers; l++) {
+      const layerRope = ropeOfLayer(model.rope, l);
+      let table = tables.get(layerRope);
+      if (delta !== 0 && !table) {
+        table = rotationTables(layerRope, delta);
+        tables.set(layerRope, table);
+      }
+      for (let h = 0; h < kvHeads; h++) {
+        const from = h * rowLength;
+        const to = (h * total + delta) * headDim;
+        keys[l].set(kv.keys[l].subarray(from, from + rowLength), to);
+        values[l].set(kv.values[l].subarray(from, from + rowLength), to);
+        if (table) rotateRows(keys[l].subarray(to, to + rowLength), kv.tokens, layerRope, table);
+      }
+    }
+  });
+  return { ...shape, tokens: total, keys, values };
 }

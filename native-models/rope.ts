@@ -5,8 +5,14 @@ import { float16ToFloat32, float32ToFloat16 } from './float16.ts';
 import type { KvCache, KvData } from './kv.ts';
 import { ropeOfLayer, type RopeParams } from './rope-config.ts';
 
-/** cos and sin of delta x invFreq[m]: angles in float64 (they reach 1e5 rad and more), stored as float32. */
-function rotationTables(rope: RopeParams, delta: number): { cos: Float32Array; sin: Float32Array } {
+/** cos and sin of delta x invFreq[m], one entry per rotary pair m. */
+export interface RotationTables {
+  cos: Float32Array;
+  sin: Float32Array;
+}
+
+/** Angles in float64 (they reach 1e5 rad and more), stored as float32. */
+export function rotationTables(rope: RopeParams, delta: number): RotationTables {
   const half = rope.rotaryDim / 2;
   const cos = new Float32Array(half);
   const sin = new Float32Array(half);
@@ -18,7 +24,8 @@ function rotationTables(rope: RopeParams, delta: number): { cos: Float32Array; s
   return { cos, sin };
 }
 
-function checkCompatible(kv: KvCache, rope: RopeParams, delta: number): void {
+/** Throws unless `rope` can turn the keys of `kv` by `delta` (layer count, head size, rotary dims, buffer lengths). */
+export function checkRotatable(kv: KvCache, rope: RopeParams, delta: number): void {
   if (!Number.isSafeInteger(delta)) throw new RangeError(`rotateKeys: delta must be an integer, got ${delta}`);
   if (rope.layers && rope.layers.length !== kv.layers) {
     throw new Error(`rotateKeys: RoPE parameters for ${rope.layers.length} layers, but the cache has ${kv.layers}`);
@@ -42,12 +49,13 @@ function checkCompatible(kv: KvCache, rope: RopeParams, delta: number): void {
 }
 
 /**
- * Rotates every head row of one layer's keys in place. A pair is (x_a, x_b) with a = row + m * step
+ * Rotates `rows` head rows of one layer's keys in place, from the start of `data` (a whole layer,
+ * or a view of one head's tokens inside a larger past: assemble.ts lays blocks out that way). A pair is (x_a, x_b) with a = row + m * step
  * and b = a + partner: rotate-half pairs (m, m + rotaryDim/2), interleaved pairs (2m, 2m + 1).
  * Products and the sum are exact-then-rounded-once in float64, then stored as float32 (and, for
  * float16 caches, rounded on to half, nearest even): the float32 rotation the design asks for.
  */
-function rotateLayer(data: KvData, rows: number, rope: RopeParams, cos: Float32Array, sin: Float32Array): void {
+export function rotateRows(data: KvData, rows: number, rope: RopeParams, { cos, sin }: RotationTables): void {
   const { headDim } = rope;
   const half = rope.rotaryDim / 2;
   const step = rope.layout === 'interleaved' ? 2 : 1;
@@ -80,9 +88,9 @@ function rotateLayer(data: KvData, rows: number, rope: RopeParams, cos: Float32A
  * The attention factor (yarn) is not applied: it is already inside the stored keys.
  */
 export function rotateKeysInPlace(kv: KvCache, rope: RopeParams, delta: number): void {
-  checkCompatible(kv, rope, delta);
+  checkRotatable(kv, rope, delta);
   if (delta === 0 || kv.tokens === 0) return;
-  const tables = new Map<RopeParams, { cos: Float32Array; sin: Float32Array }>();
+  const tables = new Map<RopeParams, RotationTables>();
   kv.keys.forEach((keys, l) => {
     const layer = ropeOfLayer(rope, l);
     let table = tables.get(layer);
@@ -90,7 +98,7 @@ export function rotateKeysInPlace(kv: KvCache, rope: RopeParams, delta: number):
       table = rotationTables(layer, delta);
       tables.set(layer, table);
     }
-    rotateLayer(keys, kv.kvHeads * kv.tokens, layer, table.cos, table.sin);
+    rotateRows(keys, kv.kvHeads * kv.tokens, layer, table);
   });
 }
 

@@ -347,6 +347,72 @@ describe('KvStore.getMany', () => {
   });
 });
 
+describe('KvStore decoded-block cache (long-lived processes)', () => {
+  const MEMORY = { ...F16, decodedCacheBytes: 1024 ** 2 };
+  /** What one decoded test cache holds in memory. */
+  const DECODED = 2 * shape.layers * shape.kvHeads * shape.tokens * shape.headDim * 2;
+
+  it('serves a block asked again from memory: the same cache, counted as a hit and a use, without reading the blob', () => {
+    const store = new KvStore(t.db, MEMORY);
+    const kv = randomKv(shape, 1);
+    store.put(key(1), kv);
+    const first = store.get(key(1));
+    // behind the store's back, the blob goes: a read would now report it missing
+    t.db.prepare('UPDATE kv_blobs SET data = zeroblob(10)').run();
+    const second = store.get(key(1));
+    expect(second.status).toBe('hit');
+    if (first.status !== 'hit' || second.status !== 'hit') return;
+    expect(second.kv).toBe(first.kv);
+    expect(same(second.kv, kv)).toBe(true);
+    expect(store.stats()).toMatchObject({ hits: 2, memoryHits: 1, corrupt: 0 });
+    expect(store.info(key(1))?.hits).toBe(2);
+  });
+
+  it('reads afresh once the row holds other bytes (stored again with another codec, or its checksum altered)', () => {
+    const store = new KvStore(t.db, MEMORY);
+    const kv = randomKv({ ...shape, dtype: 'float32' }, 2);
+    store.put(key(1), kv);
+    const asFloat16 = store.get(key(1));
+    store.put(key(1), kv, { codec: 'int8' });
+    const asInt8 = store.get(key(1));
+    expect(asFloat16.status === 'hit' && asInt8.status === 'hit' && asInt8.kv !== asFloat16.kv).toBe(true);
+    expect(asInt8).toMatchObject({ status: 'hit', entry: { codec: 'int8' } });
+    expect(same((asInt8 as { kv: KvCache }).kv, (asFloat16 as { kv: KvCache }).kv)).toBe(false); // int8 rounds differently
+    t.db.prepare(`UPDATE kv_blocks SET checksum = 'crc32:00000000'`).run();
+    expect(store.get(key(1)).status).toBe('corrupt'); // the memory copy is not handed out for bytes it did not come from
+    expect(store.stats().memoryHits).toBe(0);
+  });
+
+  it('holds at most its cap, dropping the least recently used block first, and forgets a deleted model', () => {
+    const store = new KvStore(t.db, { ...F16, decodedCacheBytes: 2 * DECODED });
+    for (const i of [1, 2, 3]) store.put(key(i), randomKv(shape, i));
+    store.get(key(1));
+    store.get(key(2));
+    store.get(key(1)); // memory: 2, 1 (1 most recent)
+    store.get(key(3)); // over the cap: 2 goes
+    const before = store.stats().memoryHits;
+    store.get(key(1));
+    store.get(key(3));
+    expect(store.stats().memoryHits - before).toBe(2);
+    store.get(key(2));
+    expect(store.stats().memoryHits - before).toBe(2); // read from the database again
+    store.deleteModel('model-a');
+    for (const i of [1, 2, 3]) store.put(key(i), randomKv(shape, i));
+    const afterDelete = store.stats().memoryHits;
+    store.getMany([key(1), key(2), key(3)]);
+    expect(store.stats().memoryHits).toBe(afterDelete);
+  });
+
+  it('keeps nothing in memory by default (one-shot commands)', () => {
+    const store = new KvStore(t.db, F16);
+    store.put(key(1), randomKv(shape, 1));
+    const a = store.get(key(1));
+    const b = store.get(key(1));
+    expect(a.status === 'hit' && b.status === 'hit' && a.kv !== b.kv).toBe(true);
+    expect(store.stats().memoryHits).toBe(0);
+  });
+});
+
 describe('KvStore with two connections', () => {
   it('a reader never sees an entry before its transaction commits, and sees all of it after', () => {
     const reader = openDatabase(t.file, { readonly: true });

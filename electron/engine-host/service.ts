@@ -7,6 +7,7 @@
 //   search-service.ts  search, passage view   answer-service.ts  ask/cancel, chats, chat KV
 //   completion-service.ts  the OpenAI-compatible API's completions (its conversations' KV in the chats' pool)
 import fs from 'node:fs';
+import { DEFAULT_DECODED_KV_CACHE_BYTES } from '../../db/decoded-kv-cache.ts';
 import { listFolders } from '../../db/folders.ts';
 import { openDatabase, type Db } from '../../db/open.ts';
 import { KvStore } from '../../db/kv-store.ts';
@@ -65,7 +66,8 @@ export class EngineService {
     const emit: EmitEvent = (name, payload) => {
       if (!this.closed) options.emit(name, payload);
     };
-    const store = new KvStore(this.db, { budgetBytes: this.settings.get().kvBudgetBytes });
+    // a long-lived process (the app's worker, `quire serve`): decoded blocks stay in memory between questions
+    const store = new KvStore(this.db, { budgetBytes: this.settings.get().kvBudgetBytes, decodedCacheBytes: DEFAULT_DECODED_KV_CACHE_BYTES });
     this.models = new ModelService(this.db, this.settings, emit, store, providerChoicePath(options.dataDir));
     this.kv = new KvService(this.db, this.settings, this.models, store);
     this.library = new LibraryService(this.db, this.settings, this.models, this.kv, emit, options);

@@ -1,7 +1,7 @@
 // RoPE re-encoding: moves stored keys to other positions by rotating them. Rotations compose,
 // R(p + delta) = R(delta) R(p), so a key computed at position p becomes the key at p + delta without
 // running the model again (docs/block-attention.md, "Positions and re-encoding"). Values never move.
-import { float16ToFloat32, float32ToFloat16 } from './float16.ts';
+import { HALF_TO_FLOAT32, roundToFloat16 } from './float16.ts';
 import type { KvCache, KvData } from './kv.ts';
 import { ropeOfLayer, type RopeParams } from './rope-config.ts';
 
@@ -50,8 +50,8 @@ export function checkRotatable(kv: KvCache, rope: RopeParams, delta: number): vo
 
 /**
  * Rotates `rows` head rows of one layer's keys in place, from the start of `data` (a whole layer,
- * or a view of one head's tokens inside a larger past: assemble.ts lays blocks out that way). A pair is (x_a, x_b) with a = row + m * step
- * and b = a + partner: rotate-half pairs (m, m + rotaryDim/2), interleaved pairs (2m, 2m + 1).
+ * or a view of one head's tokens inside a larger past: assemble.ts lays blocks out that way). A pair
+ * is (x_a, x_b) with a = row + m * step and b = a + partner: rotate-half pairs (m, m + rotaryDim/2), interleaved pairs (2m, 2m + 1).
  * Products and the sum are exact-then-rounded-once in float64, then stored as float32 (and, for
  * float16 caches, rounded on to half, nearest even): the float32 rotation the design asks for.
  */
@@ -70,14 +70,32 @@ export function rotateRows(data: KvData, rows: number, rope: RopeParams, { cos, 
       }
     }
   } else {
-    for (let row = 0; row < rows * headDim; row += headDim) {
-      for (let m = 0, a = row; m < half; m++, a += step) {
-        const xa = float16ToFloat32(data[a]);
-        const xb = float16ToFloat32(data[a + partner]);
-        data[a] = float32ToFloat16(xa * cos[m] - xb * sin[m]);
-        data[a + partner] = float32ToFloat16(xb * cos[m] + xa * sin[m]);
-      }
+    rotateHalfRows(data, rows, rope, cos, sin);
+  }
+}
+
+/**
+ * rotateRows for float16 keys. A row's rotated dims go to a float32 scratch (the store rounds float64
+ * to float32, as for float32 keys), then are rounded to half together (float16.ts roundToFloat16):
+ * several times faster than rounding each value as it is computed, bit for bit the same
+ * (docs/BENCHMARKS.md). Its own function so that every access here is to a Uint16Array.
+ */
+function rotateHalfRows(data: Uint16Array, rows: number, rope: RopeParams, cos: Float32Array, sin: Float32Array): void {
+  const { headDim } = rope;
+  const half = rope.rotaryDim / 2;
+  const step = rope.layout === 'interleaved' ? 2 : 1;
+  const partner = rope.layout === 'interleaved' ? 1 : half;
+  const widen = HALF_TO_FLOAT32;
+  const rotated = new Float32Array(rope.rotaryDim);
+  const rotatedBits = new Uint32Array(rotated.buffer);
+  for (let row = 0; row < rows * headDim; row += headDim) {
+    for (let m = 0, a = 0; m < half; m++, a += step) {
+      const xa = widen[data[row + a]];
+      const xb = widen[data[row + a + partner]];
+      rotated[a] = xa * cos[m] - xb * sin[m];
+      rotated[a + partner] = xb * cos[m] + xa * sin[m];
     }
+    roundToFloat16(rotated, data, row, rotatedBits);
   }
 }
 

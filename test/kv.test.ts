@@ -15,6 +15,7 @@ import {
   float16ToFloat32Array,
   float32ToFloat16,
   float32ToFloat16Array,
+  roundToFloat16,
 } from '../native-models/float16.ts';
 import { seededRandom } from '../native-models/seeded-random.ts';
 
@@ -161,6 +162,24 @@ describe('float16', () => {
     expect(float32ToFloat16(Infinity)).toBe(0x7c00);
     expect(float32ToFloat16(-Infinity)).toBe(0xfc00);
     expect(isNaNHalf(float32ToFloat16(NaN))).toBe(true);
+  });
+
+  it('roundToFloat16 (batched, as RoPE re-encoding rounds) gives what float32ToFloat16 gives for every float32 bit pattern class', () => {
+    // one value per float32 exponent and sign, with random mantissas, plus every tie and edge above
+    const random = seededRandom(11);
+    const bits = new Uint32Array(200_000);
+    for (let i = 0; i < bits.length; i++) bits[i] = ((random() * 2 ** 32) >>> 0) & (i % 3 === 0 ? 0xffffffff : 0xffffe000 | (i % 2 ? 0x1000 : 0));
+    const values = new Float32Array(bits.buffer);
+    const edges = Float32Array.from([0, -0, 2 ** -24, 2 ** -25, 3 * 2 ** -25, 2 ** -14, 65504, 65519, 65520, 1e6, -1e6, Infinity, -Infinity, NaN, 1e-45]);
+    for (const src of [values, edges]) {
+      const dest = new Uint16Array(src.length + 3).fill(0xabcd);
+      roundToFloat16(src, dest, 2);
+      expect(dest[0]).toBe(0xabcd); // writes only dest[at..at + n)
+      expect(dest[src.length + 2]).toBe(0xabcd);
+      const expected = Uint16Array.from(src, (v) => float32ToFloat16(v));
+      const mismatches = Array.from(src, (_, i) => i).filter((i) => !(dest[i + 2] === expected[i] || (isNaNHalf(dest[i + 2]) && isNaNHalf(expected[i]))));
+      expect(mismatches).toEqual([]);
+    }
   });
 
   it('rounds into and out of the subnormal range', () => {

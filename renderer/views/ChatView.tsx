@@ -150,6 +150,7 @@ export function ChatView({
     const seq = ++prepareSeq.current;
     const target = prepareTarget(question, chatId, scope);
     const timer = setTimeout(() => {
+      setPrepared(null); // the engine holds this prepare from now on, ready or not
       api.request('ask.prepare', { question, ...(chatId !== undefined ? { chatId } : scope !== undefined ? { folderId: scope } : {}) }).then(
         (r) => {
           if (seq === prepareSeq.current && r.prepared) setPrepared(target);

@@ -6,8 +6,9 @@
 // the passage panel (the question's content words highlighted, Escape closes it) -> a follow-up from
 // passages already in the chat says so -> copy, regenerate, rename, export, the long-question counter
 // -> a reload reopens the last chat -> delete asked first -> the local API switched on in Settings
-// shows the key the engine made. Then screenshots of every view at 1280x800
-// and 800x600, light and dark, in test-output/screenshots/, with a check that nothing overflows.
+// shows the key the engine made. Then screenshots of every view at 1280x800 and 800x600, light and
+// dark, in test-output/screenshots/, with a check that nothing overflows; last, prefetch while typing
+// (a question typed and paused on is prepared, and its answer says so; one changed after is not).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -333,5 +334,34 @@ describe.skipIf(!hasChromium)('quire serve in Chromium', () => {
         await shot(name('settings'));
       }
     }
+  });
+
+  it('prefetch while typing: a paused-on question is prepared and its answer says so; a question changed after its prepare is not', async () => {
+    const prepared = page.locator('form.composer[data-prepared="true"]');
+    await nav('Chat').click();
+    await page.getByRole('button', { name: 'New chat' }).click();
+    await page.getByRole('heading', { name: 'New chat' }).waitFor();
+    const before = await readouts().count();
+    // typed, then paused on: prepared for a new chat (retrieval, the passage's KV loaded, assembled)
+    await page.getByLabel('Ask a question').fill('How does a binary search find a key?');
+    await prepared.waitFor();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => readouts().count(), POLL).toBe(before + 1);
+    const fast = readouts().last();
+    expect(await fast.getAttribute('data-prefetched')).toBe('true');
+    expect(await fast.textContent()).toContain('prefetched while typing');
+
+    // a follow-up prepared in this chat, then changed to a question that finds another passage (too
+    // short to be prepared itself) before Enter: the prepared context is not this question's
+    await page.getByLabel('Ask a question').fill('What turns light into sugar in the leaf?');
+    await prepared.waitFor();
+    await page.getByLabel('Ask a question').fill('heron');
+    expect(await prepared.count()).toBe(0);
+    await page.keyboard.press('Enter');
+    await expect.poll(() => readouts().count(), POLL).toBe(before + 2);
+    const slow = readouts().last();
+    expect(await slow.getAttribute('data-prefetched')).toBe('false');
+    expect(await slow.textContent()).not.toContain('prefetched');
+    expect(await page.locator('.sources').last().locator('.source-file').allTextContents()).toContain('heron.txt.gz');
   });
 });

@@ -2,7 +2,8 @@
 // a chat's KV is released when the chat is deleted or the model changes, and a follow-up after a
 // model switch is computed on the new model (it starts the context over: chat-context.ts), so it
 // answers exactly as a fresh question to the new model; many chats stay under the byte cap, and a
-// chat the cap released still answers, recomputing.
+// chat the cap released still answers, recomputing; a question prepared while typed (ask.prepare)
+// is used only where it was prepared and until a setting changes.
 //
 // Equal answers need equal inputs: passage blocks are stored as float16 (db/kv-codec.ts) while a
 // block computed within a question is used at float32, so each comparison first asks once to store
@@ -103,6 +104,51 @@ describe('engine service chats', () => {
     // the chat holds the new model's KV again, and its transcript kept every turn
     expect(service.answers.chats.holds(chat.chatId)).toBe(true);
     expect((await service.handle('chats.messages', { chatId: chat.chatId })).length).toBe(4);
+  });
+
+  it('ask.prepare: a question prepared where it is asked runs on the prepared context; elsewhere, or after a settings change, it does not', async () => {
+    await askIn(undefined, Q1); // blocks stored (answers compare on stored blocks: see the file comment)
+    await askIn(undefined, Q2);
+    expect(await service.handle('ask.prepare', { question: Q1 })).toEqual({ prepared: true });
+    const first = await askIn(undefined, Q1);
+    expect(first.figures.prefetched).toBe(true);
+    const plain = await askIn(undefined, Q1);
+    expect(plain.figures.prefetched).toBe(false);
+    expect(first.answer).toBe(plain.answer);
+    expect(first.sources).toEqual(plain.sources);
+
+    // a follow-up prepared in its chat; the stored answer does not say (null), the live one does
+    const moon = 'Who walked on the Moon in 1969?'; // passages not in the chat yet
+    expect(await service.handle('ask.prepare', { question: moon, chatId: first.chatId })).toEqual({ prepared: true });
+    const follow = await askIn(first.chatId, moon);
+    expect(follow.figures.prefetched).toBe(true);
+    expect((await service.handle('chats.messages', { chatId: first.chatId })).at(-1)!.figures!.prefetched).toBeNull();
+
+    // prepared for a new chat over one folder, asked in a new chat over every folder: not used
+    const [folder] = await service.handle('folders.list', {});
+    expect(await service.handle('ask.prepare', { question: Q1, folderId: folder.id })).toEqual({ prepared: true });
+    expect((await askIn(undefined, Q1)).figures.prefetched).toBe(false);
+
+    // a settings change drops what was prepared with the old settings
+    expect(await service.handle('ask.prepare', { question: Q1 })).toEqual({ prepared: true });
+    const { maxAnswerTokens } = await service.handle('settings.get', {});
+    await service.handle('settings.set', { maxAnswerTokens: maxAnswerTokens + 1 });
+    expect((await askIn(undefined, Q1)).figures.prefetched).toBe(false);
+    await service.handle('settings.set', { maxAnswerTokens });
+
+    // a newer prepare replaces an older one
+    expect(await service.handle('ask.prepare', { question: moon })).toEqual({ prepared: true });
+    expect(await service.handle('ask.prepare', { question: Q1 })).toEqual({ prepared: true });
+    expect((await askIn(undefined, moon)).figures.prefetched).toBe(false);
+    // what is prepared is the passages' context: an edited question that finds the same passages uses it
+    expect(await service.handle('ask.prepare', { question: Q1 })).toEqual({ prepared: true });
+    const edited = await askIn(undefined, Q2);
+    expect(edited.sources).toEqual(plain.sources);
+    expect(edited.figures.prefetched).toBe(true);
+
+    // nothing to prepare: nothing found, a chat that does not exist
+    expect(await service.handle('ask.prepare', { question: 'zyxwv qwertz' })).toEqual({ prepared: false });
+    expect(await service.handle('ask.prepare', { question: Q1, chatId: 99_999 })).toEqual({ prepared: false });
   });
 
   it('keeps many chats under the byte cap; a released chat still answers, recomputing', async () => {

@@ -26,6 +26,7 @@ const figures: AnswerFiguresView = {
   passagesUsed: null,
   passagesDropped: null,
   passagesShortened: null,
+  prefetched: null,
 };
 const cite = (ordinal: number, documentPath: string, title: string | null, page: number | null = null): CitationView => ({
   ordinal,
@@ -286,5 +287,49 @@ describe('the question box', () => {
     expect(box().value).toBe('A very long question');
     expect(document.querySelector('.message')).toBeNull();
     expect(screen.getByRole('heading', { name: 'Ask about your documents' })).toBeTruthy();
+  });
+});
+
+describe('prefetch while typing', () => {
+  const prepares = (request: ReturnType<typeof vi.fn>) => request.mock.calls.filter((c) => c[0] === 'ask.prepare').map((c) => c[1]);
+  const form = () => box().closest('form')!;
+
+  it('prepares the last draft long enough to retrieve with, once typing pauses, where it will be asked; Enter asks as usual', async () => {
+    let prepared: (r: { prepared: boolean }) => void = () => undefined;
+    const { request } = renderChat({
+      'chats.messages': () => [message(1, 'user', 'q'), message(2, 'assistant', 'a')],
+      'ask.prepare': () => new Promise((r) => (prepared = r)),
+      ask: (args: { requestId: string }) => answer(args, { chatId: 7, figures: { ...figures, prefetched: true } }),
+    });
+    await screen.findByText('a'); // chat 7 (the most recent) is open
+    type('short q'); // below PREPARE_MIN_CHARS: never prepared
+    type('What do roses');
+    type('What do roses need?'); // each keystroke restarts the wait: only the last draft is prepared
+    await waitFor(() => expect(prepares(request)).toEqual([{ question: 'What do roses need?', chatId: 7 }]));
+    expect(form().dataset.prepared).toBe('false');
+    await act(async () => prepared({ prepared: true }));
+    expect(form().dataset.prepared).toBe('true');
+    // an edit makes the prepared context another question's
+    type('What do roses need? ');
+    expect(form().dataset.prepared).toBe('true'); // same question once trimmed
+    type('What do tulips need?');
+    expect(form().dataset.prepared).toBe('false');
+    fireEvent.keyDown(box(), { key: 'Enter' });
+    await waitFor(() => expect(lastAsk(request)).toMatchObject({ question: 'What do tulips need?', chatId: 7 }));
+    expect((await screen.findAllByTestId('readout')).at(-1)!.dataset.prefetched).toBe('true');
+    expect(prepares(request)).toHaveLength(1); // the tulip draft was sent before its wait ended
+  });
+
+  it('a failed prepare changes nothing; a new chat over a folder prepares for that folder', async () => {
+    const { request } = renderChat({
+      'chats.list': () => [],
+      'ask.prepare': () => Promise.reject(new QuireRequestError('unavailable', 'no model')),
+    });
+    await screen.findByText(/No chats yet/);
+    fireEvent.change(screen.getByLabelText('Folders this chat searches'), { target: { value: '2' } });
+    type('Which notes mention storms?');
+    await waitFor(() => expect(prepares(request)).toEqual([{ question: 'Which notes mention storms?', folderId: 2 }]));
+    expect(form().dataset.prepared).toBe('false');
+    expect(screen.queryByRole('alert')).toBeNull();
   });
 });

@@ -194,6 +194,7 @@ describe('ChatView', () => {
                 passagesUsed: 3,
                 passagesDropped: 0,
                 passagesShortened: 0,
+                prefetched: false,
               },
               cancelled: false,
             });
@@ -221,7 +222,7 @@ describe('ChatView', () => {
 
 describe('Readout', () => {
   it('says how many passages fit the model when some were left out or shortened, nothing when all fit', () => {
-    const figures = { contextPassages: null, ttftMs: null, reusedBlocks: null, computedBlocks: null, tokensPerSecond: null, provider: null, mode: null };
+    const figures = { contextPassages: null, ttftMs: null, reusedBlocks: null, computedBlocks: null, tokensPerSecond: null, provider: null, mode: null, prefetched: null };
     const text = (f: { passagesUsed: number | null; passagesDropped: number | null; passagesShortened: number | null }) =>
       render(<Readout figures={{ ...figures, ...f }} />).container.textContent;
     expect(text({ passagesUsed: 2, passagesDropped: 8, passagesShortened: 0 })).toBe('passages 2 used / 8 left out to fit the model');
@@ -234,7 +235,7 @@ describe('Readout', () => {
   });
 
   it("shows the fit beside the chat's passage figures: the context holds earlier passages, the fit counts this answer's", () => {
-    const live = { contextPassages: 5, ttftMs: 40, reusedBlocks: 1, computedBlocks: 1, tokensPerSecond: null, provider: null, mode: null };
+    const live = { contextPassages: 5, ttftMs: 40, reusedBlocks: 1, computedBlocks: 1, tokensPerSecond: null, provider: null, mode: null, prefetched: false };
     expect(render(<Readout figures={{ ...live, passagesUsed: 2, passagesDropped: 4, passagesShortened: 0 }} />).container.textContent).toBe(
       'TTFT 40 ms · blocks 1 reused / 1 computed (+3 already in this chat) · passages 2 used / 4 left out to fit the model',
     );
@@ -246,6 +247,28 @@ describe('Readout', () => {
     // nothing found: the model did not run
     const nothing = { ...live, contextPassages: 0, ttftMs: null, reusedBlocks: null, computedBlocks: null, passagesUsed: 0, passagesDropped: 0, passagesShortened: 0 };
     expect(render(<Readout figures={nothing} />).container.textContent).toBe('');
+  });
+
+  it('says when the context was prepared while the question was typed (and marks the line for tests either way)', () => {
+    const live = {
+      contextPassages: 2,
+      ttftMs: 12,
+      reusedBlocks: 2,
+      computedBlocks: 0,
+      tokensPerSecond: null,
+      provider: null,
+      mode: null,
+      passagesUsed: 2,
+      passagesDropped: 0,
+      passagesShortened: 0,
+    };
+    const line = render(<Readout figures={{ ...live, prefetched: true }} />).getByTestId('readout');
+    expect(line.textContent).toBe('TTFT 12 ms · blocks 2 reused / 0 computed · prefetched while typing');
+    expect(line.dataset.prefetched).toBe('true');
+    cleanup();
+    const plain = render(<Readout figures={{ ...live, prefetched: false }} />).getByTestId('readout');
+    expect(plain.textContent).toBe('TTFT 12 ms · blocks 2 reused / 0 computed');
+    expect(plain.dataset.prefetched).toBe('false');
   });
 });
 

@@ -1,22 +1,25 @@
 // A question, start to finish: retrieve passages, load (or prefill) their blocks' KV, re-encode,
-// compute the final block only, stream the answer, map its [n] markers to passages.
+// compute the final block only, stream the answer, map its [n] markers to passages. With a prepared
+// question whose plan is the same (prepared-question.ts: made while the question was typed), only
+// the final block runs.
 // Questions on one engine are queued (EngineQueue), never interleaved; an AbortSignal takes a
 // waiting question out of the queue at once and stops a running one at its next step.
 import { addMessage, type AnswerFigures as StoredFigures } from '../../db/chats.ts';
 import type { AttentionMode as AnswerMode } from '../../native-models/attention-modes.ts';
 import type { PromptBlock } from '../../native-models/assemble.ts';
 import type { StopReason } from '../../native-models/decode.ts';
-import type { KvCache } from '../../native-models/kv.ts';
 import { positionRange } from '../../native-models/prefill.ts';
 import type { SamplingOptions } from '../../native-models/sampling.ts';
 import { ChatSession, FOLLOW_UP_INTRO, turnSeparator } from './chat-context.ts';
 import { citationsFor, NO_PASSAGES_ANSWER, toStoredCitation, type AnswerCitation } from './citations.ts';
-import { plainChatFrame, plainFinalText, transcriptText, type ChatTurn } from './conversation.ts';
-import { passageBlocks, type AnswerContext } from './passage-kv.ts';
-import { fitPassages, type PassageFitFigures } from './prompt-fit.ts';
-import { finalBlockText, passageBlockText, type PromptFrame } from './prompt-blocks.ts';
+import type { ChatTurn } from './conversation.ts';
+import type { AnswerContext } from './passage-kv.ts';
+import type { PreparedPast, PreparedQuestion } from './prepared-question.ts';
+import type { PassageFitFigures } from './prompt-fit.ts';
+import { passageBlockText, type PromptFrame } from './prompt-blocks.ts';
+import { contextBlocks, planQuestion, type QuestionPlan } from './question-plan.ts';
 import type { QualityMode } from './quality-modes.ts';
-import { retrieve, type RetrievedPassage } from './retrieve.ts';
+import type { RetrievedPassage } from './retrieve.ts';
 
 export type { AnswerMode };
 
@@ -52,6 +55,11 @@ export interface AskOptions {
   stopStrings?: readonly string[];
   signal?: AbortSignal;
   onText?: (piece: string) => void;
+  /**
+   * A question prepared while it was typed (prepared-question.ts): used when this question's plan
+   * is the one it was prepared for, else aborted. Either way this question consumes it.
+   */
+  prepared?: PreparedQuestion;
 }
 
 export interface AnswerFigures extends PassageFitFigures {
@@ -75,6 +83,11 @@ export interface AnswerFigures extends PassageFitFigures {
   finalMs: number;
   /** Waiting for the engine behind other questions. */
   queuedMs: number;
+  /**
+   * The past was prepared while the question was typed (prepared-question.ts): only the final block
+   * ran, so loadMs, computeMs and reencodeMs are ~0 and reused/computedBlocks say how the prepare made it.
+   */
+  prefetched: boolean;
   totalMs: number;
   promptTokens: number;
   outputTokens: number;
@@ -106,30 +119,18 @@ export interface AskResult {
 /** Answers `question` over the context's database; see AskOptions. */
 export async function ask(ctx: AnswerContext, question: string, options: AskOptions = {}): Promise<AskResult> {
   const queuedAt = performance.now();
-  options.signal?.throwIfAborted();
-  const found = options.plainChat
-    ? []
-    : options.passages
-      ? [...options.passages]
-      : retrieve(ctx.db, question, { k: options.k, perDocument: options.perDocument, folderId: options.folderId });
   const chat = options.chat;
-  chat?.useModel(ctx.fingerprint); // another model's chat KV is never reused (chat-context.ts)
-  // the final block as it will be fed (a plain chat's frame carries the transcript; a library
-  // question gets earlier turns not in the chat's KV as text before it: conversation.ts)
-  const history = chat?.past ? [] : (options.history ?? []);
-  const frame = options.plainChat ? plainChatFrame(ctx.engine, options.plainChat.system, history) : ctx.frame;
-  const finalIds = ctx.engine.tokenizer.encode(
-    options.plainChat ? plainFinalText(question, frame) : transcriptText(history) + finalBlockText(question, frame),
-  );
-  // the new passages that fit the context, rank order (may start the chat's context over; throws
-  // QuestionTooLongError for a question that does not fit alone)
-  const fit = fitPassages(ctx, { instructionTokens: frame.instructionIds.length, finalTokens: finalIds.length }, found, chat, options.maxNewTokens);
-  const fresh = fit.passages;
-  const all = [...(chat?.passages ?? []), ...fresh];
-  const mode = options.plainChat ? 'full' : (options.mode ?? 'block');
-  const quality = options.quality ?? ctx.defaultQuality;
-  const boundaryTokens = Math.max(0, Math.floor(options.boundaryTokens ?? 0));
+  let plan: QuestionPlan;
+  try {
+    options.signal?.throwIfAborted();
+    plan = planQuestion(ctx, question, options);
+  } catch (e) {
+    options.prepared?.abort(); // a refused question leaves no prepare running
+    throw e;
+  }
+  const { finalIds, frame, fit, fresh, all, mode, quality, boundaryTokens } = plan;
   if (all.length === 0 && fit.figures.passagesDropped === 0 && !options.plainChat) {
+    options.prepared?.abort();
     options.onText?.(NO_PASSAGES_ANSWER);
     const result: AskResult = {
       answer: NO_PASSAGES_ANSWER,
@@ -145,9 +146,13 @@ export async function ask(ctx: AnswerContext, question: string, options: AskOpti
     result.messageId = record(ctx, chat, question, result);
     return result;
   }
-  const answered = await ctx.queue.run(() => answerOnEngine(ctx, chat, fresh, all, { ...options, mode, quality, boundaryTokens, finalIds, frame }, queuedAt), {
-    signal: options.signal,
-  });
+  // the past prepared while the question was typed, when this is the plan it was prepared for
+  // (take aborts it otherwise)
+  const prepared = await options.prepared?.take(plan, ctx, chat);
+  const answered = await ctx.queue.run(
+    () => answerOnEngine(ctx, chat, fresh, all, { ...options, mode, quality, boundaryTokens, finalIds, frame }, queuedAt, prepared),
+    { signal: options.signal },
+  );
   const result: AskResult = { ...answered, figures: { ...answered.figures, ...fit.figures } };
   result.messageId = record(ctx, chat, question, result);
   return result;
@@ -162,13 +167,12 @@ async function answerOnEngine(
   all: RetrievedPassage[],
   o: Resolved,
   queuedAt: number,
+  prepared: PreparedPast | undefined,
 ): Promise<Omit<AskResult, 'figures'> & { figures: EngineFigures }> {
   const { engine } = ctx;
   const startedAt = performance.now();
   const signal = o.signal;
   const { finalIds, frame } = o;
-  // the chat so far (through the next user header) or the instruction block
-  let base: KvCache = chat?.past ?? ctx.instructionKv;
   const introIds = chat?.past && fresh.length > 0 ? engine.tokenizer.encode(FOLLOW_UP_INTRO) : [];
   let blocks: PromptBlock[];
   let finalForward = finalIds;
@@ -185,16 +189,13 @@ async function answerOnEngine(
     blocks = chat?.past ? [{ kv: chat.past }] : [];
     finalForward = [...head, ...introIds, ...passageTokens, ...finalIds];
     computed = fresh.length;
+  } else if (prepared) {
+    // made while the question was typed: one block at 0, taken by Engine.answer as it is
+    ({ reused, computed, corrupt, freshReused } = prepared);
+    blocks = [{ kv: prepared.past }];
   } else {
-    const t0 = performance.now();
-    if (introIds.length > 0) {
-      base = (await engine.runner.forward(introIds, positionRange(base.tokens, introIds.length), base)).present;
-    }
-    const passages = await passageBlocks(ctx, fresh, o.quality, signal);
-    ({ loadMs, computeMs, reused, computed, corrupt } = passages);
-    freshReused = passages.blocks.map((b) => b.reused);
-    computeMs += performance.now() - t0 - passages.loadMs - passages.computeMs; // the follow-up intro, if any
-    blocks = [{ kv: base }, ...passages.blocks];
+    const made = await contextBlocks(ctx, chat, fresh, o.quality, signal);
+    ({ loadMs, computeMs, reused, computed, corrupt, freshReused, blocks } = made);
   }
   signal?.throwIfAborted();
   const answerStart = performance.now();
@@ -246,6 +247,7 @@ async function answerOnEngine(
       reencodeMs: answered.assembleMs,
       finalMs: answered.finalMs,
       queuedMs: startedAt - queuedAt,
+      prefetched: prepared !== undefined,
       totalMs: performance.now() - queuedAt,
       promptTokens,
       outputTokens: answered.tokenIds.length,
@@ -272,6 +274,7 @@ function emptyFigures(ctx: AnswerContext, mode: AnswerMode, quality: QualityMode
     reencodeMs: 0,
     finalMs: 0,
     queuedMs: 0,
+    prefetched: false,
     totalMs,
     promptTokens: 0,
     outputTokens: 0,

@@ -65,6 +65,19 @@ export class ChatSession {
     this.turns = mark.turns;
   }
 
+  /**
+   * Where the chat stands, as a separate session holding the same KV (not copied): a turn planned
+   * on it ahead of the question (prepared-question.ts) changes nothing of this chat.
+   */
+  copy(): ChatSession {
+    const c = new ChatSession(this.chatId);
+    c.past = this.past;
+    c.passages = [...this.passages];
+    c.turns = this.turns;
+    c.model = this.model;
+    return c;
+  }
+
   /** Frees the chat's KV and starts the context over (the transcript stays in the database). */
   release(): void {
     this.past = undefined;

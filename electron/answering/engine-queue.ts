@@ -18,6 +18,7 @@ export class EngineQueue {
   private readonly waiting: Task[] = [];
   private running = false;
   private idleWaiters: (() => void)[] = [];
+  private readonly questionListeners = new Set<() => void>();
 
   /** Tasks waiting (not counting the one running). */
   get pending(): number {
@@ -37,6 +38,15 @@ export class EngineQueue {
   idle(): Promise<void> {
     if (!this.running && this.waiting.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Calls `listener` whenever a question is queued (work that can stop early, as a prepared question
+   * does, gives way at once instead of between steps). Returns the unsubscribe function.
+   */
+  onQuestionQueued(listener: () => void): () => void {
+    this.questionListeners.add(listener);
+    return () => void this.questionListeners.delete(listener);
   }
 
   run<T>(fn: () => Promise<T>, options: { priority?: Priority; signal?: AbortSignal } = {}): Promise<T> {
@@ -64,6 +74,7 @@ export class EngineQueue {
       const at = task.priority === 'question' ? this.waiting.findIndex((t) => t.priority === 'background') : -1;
       if (at >= 0) this.waiting.splice(at, 0, task);
       else this.waiting.push(task);
+      if (task.priority === 'question') for (const listener of [...this.questionListeners]) listener();
       this.pump();
     });
   }

@@ -75,6 +75,7 @@ export const requestSchemas = {
     })
     .strict(),
   'ask.cancel': z.object({ requestId: text(64).min(1) }).strict(),
+  'ask.prepare': z.object({ question: text(QUESTION_MAX_CHARS).min(1), chatId: id.optional(), folderId: id.optional() }).strict(),
   'completions.create': z
     .object({
       requestId: text(64).min(1),

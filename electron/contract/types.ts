@@ -105,6 +105,12 @@ export interface RequestArgsByName {
    */
   ask: { requestId: string; question: string; chatId?: number; folderId?: number; regenerate?: boolean };
   'ask.cancel': { requestId: string };
+  /**
+   * Prefetch while typing: prepares the question being typed (retrieval, its passages' KV loaded and
+   * assembled) for the chat it will be asked in (`chatId`, or a new chat over `folderId`), so that
+   * `ask` with the same passages runs only the final block. Replaces the prepare made before.
+   */
+  'ask.prepare': { question: string; chatId?: number; folderId?: number };
   /** The OpenAI-compatible API's chat completion (electron/serve/openai-api.ts): text streamed as completion.text. */
   'completions.create': {
     requestId: string;
@@ -155,6 +161,7 @@ const requestNameSet: Record<RequestName, true> = {
   'passage.get': true,
   ask: true,
   'ask.cancel': true,
+  'ask.prepare': true,
   'completions.create': true,
   'completions.cancel': true,
   'chats.list': true,
@@ -263,6 +270,8 @@ export interface AnswerFiguresView {
   passagesUsed: number | null;
   passagesDropped: number | null;
   passagesShortened: number | null;
+  /** The context was prepared while the question was typed (ask.prepare): only the final block ran; null on stored answers. */
+  prefetched: boolean | null;
 }
 
 export interface AnswerView {
@@ -391,6 +400,8 @@ export interface RequestResults {
   'passage.get': PassageView;
   ask: AnswerView;
   'ask.cancel': { cancelled: boolean };
+  /** `prepared`: the question's context is ready (false: nothing to prepare, no model, or replaced or stopped by another request). */
+  'ask.prepare': { prepared: boolean };
   'completions.create': CompletionView;
   'completions.cancel': { cancelled: boolean };
   'chats.list': ChatView[];

@@ -4,7 +4,10 @@
 // export, and the chats' KV kept for follow-ups (ChatSessions: released when a chat is deleted, the
 // model or the system prompt changes, capped by bytes). Owns the answers in flight.
 // A question opens a new chat before it is asked (the answer streams into it); if the answer fails,
-// that chat goes again, so no failed question leaves an empty chat behind. A question too long for
+// that chat goes again, so no failed question leaves an empty chat behind. ask.prepare prepares the
+// question being typed (answering/prepared-question.ts): one prepare held at a time, taken by the
+// next question asked where it was prepared, released when a chat is deleted, the model unloads or
+// a setting changes. A question too long for
 // the model (prompt-fit.ts's QuestionTooLongError) is refused as invalid arguments (the bridge's
 // 400) with its plain message; a refused regenerate leaves the chat's KV released, never half-rewound.
 import {
@@ -28,6 +31,7 @@ import { PromptTooLongError } from '../../native-models/errors.ts';
 import { ask, type AskResult } from '../answering/ask.ts';
 import type { ChatMark, ChatSession } from '../answering/chat-context.ts';
 import { ChatSessions } from '../answering/chat-sessions.ts';
+import { PreparedQuestions } from '../answering/prepared-question.ts';
 import {
   QuireRequestError,
   type AnswerFiguresView,
@@ -44,7 +48,7 @@ import type { ModelService } from './model-service.ts';
 import type { RequestHandlers } from './request-handlers.ts';
 import type { SettingsStore } from './settings-store.ts';
 
-export type AnswerRequest = 'ask' | 'ask.cancel' | 'chats.list' | 'chats.messages' | 'chats.delete' | 'chats.update' | 'chats.export';
+export type AnswerRequest = 'ask' | 'ask.cancel' | 'ask.prepare' | 'chats.list' | 'chats.messages' | 'chats.delete' | 'chats.update' | 'chats.export';
 
 /** With a temperature above 0, sampling keeps the tokens that make up 95% of the probability (nucleus). */
 const TOP_P = 0.95;
@@ -53,6 +57,8 @@ export class AnswerService {
   /** The chats' KV for follow-ups. */
   readonly chats: ChatSessions;
   private readonly answers = new Map<string, AbortController>();
+  /** The question being typed, prepared (ask.prepare). */
+  private readonly prepared = new PreparedQuestions();
   /** Per chat: where its KV stood before its last turn, so a regenerated answer can replace that turn. */
   private readonly beforeLastTurn = new Map<number, ChatMark>();
   private chain: Promise<unknown> = Promise.resolve();
@@ -69,8 +75,13 @@ export class AnswerService {
     this.chats = new ChatSessions(settings.get().chatKvBytes);
     this.unsubscribe = [
       // another model's KV is no use to a follow-up (ChatSession.useModel checks it again per turn)
-      models.onDidUnload(() => this.chats.releaseAll()),
+      models.onDidUnload(() => {
+        this.prepared.release();
+        this.chats.releaseAll();
+      }),
       settings.onDidChange((next, previous) => {
+        // k, mode, quality, the answer length or the system prompt may plan the question otherwise
+        this.prepared.release();
         this.chats.setCap(next.chatKvBytes);
         // a chat's KV starts with the old system turn: its follow-ups start the context over
         if (next.systemPrompt !== previous.systemPrompt) this.chats.releaseAll();
@@ -85,9 +96,11 @@ export class AnswerService {
       controller?.abort();
       return { cancelled: controller !== undefined };
     },
+    'ask.prepare': (args) => this.prepare(args),
     'chats.list': () => listChats(this.db).map(chatView),
     'chats.messages': ({ chatId }) => listMessages(this.db, chatId).map(messageView),
     'chats.delete': ({ chatId }) => {
+      this.prepared.release();
       this.chats.release(chatId);
       this.beforeLastTurn.delete(chatId);
       return { deleted: deleteChat(this.db, chatId) };
@@ -118,11 +131,48 @@ export class AnswerService {
     if (!getFolder(this.db, folderId)) throw new QuireRequestError('invalid-arguments', `no folder ${folderId} in the library`);
   }
 
+  /**
+   * Prepares `question` for the chat it will be asked in, with the settings ask will use; resolves
+   * once its context is ready (prepared: true), or with false when there is nothing to prepare or the
+   * prepare was replaced or gave way to a question. Never fails for the question's sake: a question
+   * too long, a chat or folder gone, all leave it to ask to say so.
+   */
+  private async prepare({ question, chatId, folderId }: RequestArgs<'ask.prepare'>): Promise<{ prepared: boolean }> {
+    const ctx = await this.models.ready();
+    if (!ctx) return { prepared: false };
+    const chat = chatId !== undefined ? getChat(this.db, chatId) : null;
+    if (chatId !== undefined && !chat) return { prepared: false };
+    const { k, mode, quality, maxAnswerTokens } = this.settings.get();
+    let prepared;
+    try {
+      // the chat's session as it stands (planned on a copy: prepared-question.ts)
+      const taken = chat ? this.chats.take(chat.id) : undefined;
+      try {
+        prepared = this.prepared.prepare(prepareKey(chatId, folderId), ctx, question, {
+          k,
+          mode,
+          quality: quality === 'auto' ? undefined : quality,
+          folderId: chat ? (chat.folderId ?? undefined) : folderId,
+          chat: taken?.session,
+          maxNewTokens: maxAnswerTokens,
+        });
+      } finally {
+        taken?.done();
+      }
+    } catch {
+      return { prepared: false }; // e.g. too long for the model: ask says so when it is sent
+    }
+    return { prepared: (await prepared?.ready) !== undefined };
+  }
+
   private ask({ requestId, question, chatId, folderId, regenerate }: RequestArgs<'ask'>): Promise<AnswerView> {
     if (this.answers.has(requestId)) throw new QuireRequestError('invalid-arguments', `request ${requestId} is already running`);
     if (regenerate && chatId === undefined) throw new QuireRequestError('invalid-arguments', 'regenerate needs the chat whose answer it replaces');
     const controller = new AbortController();
     this.answers.set(requestId, controller);
+    // the question prepared while it was typed, if it was prepared where it is asked (a regenerate
+    // rewinds the chat first: no prepare matches it)
+    const prepared = regenerate ? (this.prepared.release(), undefined) : this.prepared.take(prepareKey(chatId, folderId));
     const work = (async (): Promise<AnswerView> => {
       let releaseChat: (() => void) | undefined;
       let createdChat: number | undefined; // the chat this question created, removed again if it fails
@@ -159,6 +209,7 @@ export class AnswerService {
           sampling: temperature > 0 ? { temperature, topP: TOP_P } : undefined,
           maxNewTokens: maxAnswerTokens,
           signal: controller.signal,
+          prepared,
           onText: (piece) => {
             text += piece;
             this.emit('answer.text', { requestId, text: piece });
@@ -183,6 +234,7 @@ export class AnswerService {
         this.emit('answer.done', view);
         return view;
       } catch (e) {
+        prepared?.abort(); // refused before ask took it
         failed = true;
         // a refused regenerate leaves no half-rewound KV: the chat's next question starts the context over
         if (replaced) session?.release();
@@ -223,10 +275,16 @@ export class AnswerService {
   /** Stops the answers in flight, waits for them to settle, releases the chats' KV. */
   async dispose(): Promise<void> {
     for (const u of this.unsubscribe) u();
+    this.prepared.release();
     for (const controller of this.answers.values()) controller.abort();
     await this.chain;
     this.chats.releaseAll();
   }
+}
+
+/** Where a question is asked, as the prepared question is keyed: a chat, or a new chat over a folder (or every folder). */
+function prepareKey(chatId: number | undefined, folderId: number | undefined): string {
+  return chatId !== undefined ? `chat ${chatId}` : `new ${folderId ?? 'all'}`;
 }
 
 function chatView(c: Chat): ChatView {
@@ -254,6 +312,7 @@ function messageView(m: Message): MessageView {
             passagesUsed: null,
             passagesDropped: null,
             passagesShortened: null,
+            prefetched: null,
           }
         : null,
     stopped: m.stopped,
@@ -274,6 +333,7 @@ function answerView(requestId: string, chatId: number, messageId: number | null,
         passagesUsed: out.figures.passagesUsed,
         passagesDropped: out.figures.passagesDropped,
         passagesShortened: out.figures.passagesShortened,
+        prefetched: out.ranModel ? out.figures.prefetched : null,
       }
     : {
         contextPassages: null,
@@ -286,6 +346,7 @@ function answerView(requestId: string, chatId: number, messageId: number | null,
         passagesUsed: null,
         passagesDropped: null,
         passagesShortened: null,
+        prefetched: null,
       };
   return {
     requestId,

@@ -8,7 +8,8 @@ export const COUNTER_FROM = Math.floor(QUESTION_MAX_CHARS * 0.8);
 /**
  * The question box: Enter sends, Shift+Enter adds a line; a counter near the length limit and a
  * plain message past it (Send is off then); Stop while an answer is written; why the last question
- * was refused, when it was.
+ * was refused, when it was. `prepared`: the question as typed has its context prepared (nothing
+ * shows; data-prepared tells tests when Enter will find it ready).
  */
 export function Composer({
   draft,
@@ -16,6 +17,7 @@ export function Composer({
   onSend,
   onStop,
   running,
+  prepared = false,
   disabledReason,
   error,
 }: {
@@ -24,6 +26,7 @@ export function Composer({
   onSend: () => void;
   onStop: () => void;
   running: boolean;
+  prepared?: boolean;
   /** Why a question cannot be sent now (no model...), shown as the box's placeholder. */
   disabledReason?: string;
   error: string | null;
@@ -39,6 +42,7 @@ export function Composer({
   return (
     <form
       className="composer"
+      data-prepared={prepared}
       onSubmit={(e) => {
         e.preventDefault();
         if (!tooLong) onSend();

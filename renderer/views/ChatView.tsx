@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import Markdown from 'react-markdown';
-import type { AnswerFiguresView, ChatView as ChatSummary, CitationView, FolderView } from '../../electron/contract/types.ts';
+import { QUESTION_MAX_CHARS, type AnswerFiguresView, type ChatView as ChatSummary, type CitationView, type FolderView } from '../../electron/contract/types.ts';
 import type { RendererApi } from '../api.ts';
 import { copyText, downloadText } from '../clipboard.ts';
 import { Composer } from '../components/Composer.tsx';
@@ -22,6 +22,18 @@ interface Turn {
   streaming?: boolean;
   /** Stopped by the user: the content is what was written until then. */
   stopped?: boolean;
+}
+
+/**
+ * Prefetch while typing: a question this long (trimmed characters) is prepared (ask.prepare) this
+ * long after the last keystroke; shorter ones retrieve too little to be worth preparing.
+ */
+export const PREPARE_MIN_CHARS = 12;
+export const PREPARE_AFTER_MS = 300;
+
+/** Where a question would be asked and what it is: a prepare's result counts only for this. */
+function prepareTarget(question: string, chatId: number | undefined, scope: number | undefined): string {
+  return JSON.stringify([question, chatId ?? null, chatId === undefined ? (scope ?? null) : null]);
 }
 
 /** The chat opened last, reopened at the next start (localStorage: per window origin). */
@@ -74,6 +86,10 @@ export function ChatView({
   const [renaming, setRenaming] = useState<string | null>(null);
   const [copied, setCopied] = useState<string | null>(null);
   const [note, setNote] = useState<string | null>(null);
+  /** The question (and chat) whose context the engine has prepared (prepareTarget). */
+  const [prepared, setPrepared] = useState<string | null>(null);
+  /** Counts prepares: only the latest one's result is kept (older ones were replaced). */
+  const prepareSeq = useRef(0);
   const bottom = useRef<HTMLDivElement>(null);
   const reopened = useRef(false);
 
@@ -125,6 +141,26 @@ export function ChatView({
     void bottom.current?.scrollIntoView?.({ block: 'end' });
   }, [turns]);
 
+  // prefetch while typing: PREPARE_AFTER_MS after the last keystroke, the question's context is
+  // prepared for where it will be asked, so Enter runs only its final block (the answer's figures
+  // say "prefetched while typing" when it did); a newer prepare or a question replaces it
+  useEffect(() => {
+    const question = draft.trim();
+    if (!modelReady || running !== null || question.length < PREPARE_MIN_CHARS || question.length > QUESTION_MAX_CHARS) return;
+    const seq = ++prepareSeq.current;
+    const target = prepareTarget(question, chatId, scope);
+    const timer = setTimeout(() => {
+      setPrepared(null); // the engine holds this prepare from now on, ready or not
+      api.request('ask.prepare', { question, ...(chatId !== undefined ? { chatId } : scope !== undefined ? { folderId: scope } : {}) }).then(
+        (r) => {
+          if (seq === prepareSeq.current && r.prepared) setPrepared(target);
+        },
+        () => undefined, // a failed prepare costs only the prefetch: the question is asked as usual
+      );
+    }, PREPARE_AFTER_MS);
+    return () => clearTimeout(timer);
+  }, [api, draft, chatId, scope, modelReady, running]);
+
   const current = chats?.find((c) => c.id === chatId);
   const folderOf = (id: number | null | undefined) => folders.find((f) => f.id === id);
 
@@ -142,6 +178,7 @@ export function ChatView({
     const requestId = newRequestId();
     const key = `a-${requestId}`;
     const before = turns;
+    prepareSeq.current++; // a prepare still on its way is not this question's
     if (!regenerate) setDraft('');
     setComposerError(null);
     setRunning(requestId);
@@ -401,6 +438,7 @@ export function ChatView({
           onSend={() => void send(draft)}
           onStop={stop}
           running={running !== null}
+          prepared={prepared !== null && prepared === prepareTarget(draft.trim(), chatId, scope)}
           disabledReason={modelReady ? undefined : 'Answers need a model (Settings); search works without one'}
           error={composerError}
         />

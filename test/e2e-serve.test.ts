@@ -281,6 +281,8 @@ describe.skipIf(!hasChromium)('quire serve in Chromium', () => {
   it('a reload reopens the last chat with the list at once; Delete asks first', async () => {
     await page.reload();
     await page.getByRole('heading', { name: 'Lighthouse notes' }).waitFor();
+    // the heading can show before the chat's messages arrive: wait for the second answer, then count
+    await page.getByTestId('answer').nth(1).waitFor();
     expect(await page.getByTestId('answer').count()).toBe(2);
     await page.getByRole('button', { name: 'Delete', exact: true }).click();
     await page.getByRole('button', { name: 'Delete chat' }).click();

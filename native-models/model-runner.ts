@@ -5,15 +5,22 @@ import ort from 'onnxruntime-node';
 import { ModelLoadError } from './errors.ts';
 import { GRAPH_LAYOUTS, graphLayoutOf, type DecoderIoNames, type GraphLayout } from './export-style.ts';
 import { emptyKv, type KvCache, type KvData, type KvShape } from './kv.ts';
+import { disposeDeviceKv, isDeviceKv, KvDownloader, kvBytesPerToken, releaseKv, type DeviceKv, type KvTraffic } from './device-kv.ts';
 import { float16ToFloat32Array } from './float16.ts';
 import type { ModelFolder } from './model-folder.ts';
-import { openSession, type ProviderAttempt, type ProviderChoice, type SessionOptions } from './session.ts';
+import { createSession, openSession, type ProviderAttempt, type ProviderChoice, type SessionOptions } from './session.ts';
 
 export interface ForwardResult {
   /** Logits of the last new token, or of every new token with `allLogits` (rows of length vocab). */
   logits: Float32Array[];
   /** Past and new tokens' KV together. */
   present: KvCache;
+}
+
+/** forwardOnDevice's result: the present stays on the device when the runner keeps KV there. */
+export interface DeviceForwardResult {
+  logits: Float32Array[];
+  present: KvCache | DeviceKv;
 }
 
 /** What the engine learned about a loaded decoder, for callers that explain or adapt to it. */
@@ -86,6 +93,10 @@ function toFloat32(data: unknown): Float32Array {
 export class ModelRunner {
   /** False for exports that take only one new token per run once a past exists (probed at load). */
   multiTokenWithPast = true;
+  /** KV bytes this runner moved between the CPU and a GPU provider's device (device-kv.ts). */
+  readonly kvTraffic: KvTraffic = { uploadedBytes: 0, downloadedBytes: 0 };
+  /** Set when present KV outputs stay on the WebGPU device (SessionOptions.kvOnDevice). */
+  private downloader?: KvDownloader;
 
   private constructor(
     readonly session: ort.InferenceSession,
@@ -112,8 +123,9 @@ export class ModelRunner {
       throw new ModelLoadError(`cannot load ${model.onnxPath}: ${(e as Error).message}`, { cause: e });
     }
     const names = readNames(opened.session, model);
+    const onDevice = options.kvOnDevice && opened.provider === 'webgpu' ? await reopenWithKvOnDevice(model, opened.session, names, options.threads) : undefined;
     const runner = new ModelRunner(
-      opened.session,
+      onDevice?.session ?? opened.session,
       names,
       graphLayoutOf(model),
       layout.sharedKvBuffer(model),
@@ -123,6 +135,7 @@ export class ModelRunner {
       Number(model.config.vocab_size),
       opened.reason,
     );
+    runner.downloader = onDevice?.downloader;
     runner.multiTokenWithPast = await runner.probeMultiTokenWithPast();
     return runner;
   }
@@ -167,15 +180,37 @@ export class ModelRunner {
     const first = await this.runOnce([0], [0], emptyKv(this.kvShape), false);
     try {
       // the expected failure is logged by onnxruntime at error level: keep the probe quiet
-      await this.runOnce([0, 0], [1, 2], first.present, false, { logSeverityLevel: 4 });
+      releaseKv((await this.runOnce([0, 0], [1, 2], first.present, false, { logSeverityLevel: 4 })).present);
       return true;
     } catch {
       return false;
+    } finally {
+      releaseKv(first.present);
     }
   }
 
+  /** Whether present KV stays on the WebGPU device between runs (forwardOnDevice keeps it there). */
+  get kvOnDevice(): boolean {
+    return this.downloader !== undefined;
+  }
+
   /** Runs new tokens at the given positions after `past`; feeds them one per run where the model needs it. */
-  async forward(ids: readonly number[], positions: readonly number[], past: KvCache, options: { allLogits?: boolean } = {}): Promise<ForwardResult> {
+  async forward(ids: readonly number[], positions: readonly number[], past: KvCache | DeviceKv, options: { allLogits?: boolean } = {}): Promise<ForwardResult> {
+    const { logits, present } = await this.forwardOnDevice(ids, positions, past, options);
+    return { logits, present: await this.kvToCpu(present) };
+  }
+
+  /**
+   * forward() that leaves the present on the device when the runner keeps KV there (a DeviceKv to
+   * feed back as the next past; the caller disposes it, or hands it to kvToCpu), else on the CPU.
+   * `past` is left as it is, on the device or not.
+   */
+  async forwardOnDevice(
+    ids: readonly number[],
+    positions: readonly number[],
+    past: KvCache | DeviceKv,
+    options: { allLogits?: boolean } = {},
+  ): Promise<DeviceForwardResult> {
     if (ids.length !== positions.length) throw new Error('forward: ids and positions differ in length');
     if (ids.length === 0) throw new Error('forward: no tokens');
     if (!this.names.positionIds && positions.some((p, i) => p !== past.tokens + i)) {
@@ -191,18 +226,30 @@ export class ModelRunner {
     for (let i = 0; i < ids.length; i++) {
       const step = await this.runOnce([ids[i]], [positions[i]], present, false);
       if (options.allLogits || i === ids.length - 1) logits.push(step.logits[0]);
+      // the intermediate presents are this loop's own: free their device buffers as they are passed
+      if (present !== past && isDeviceKv(present)) disposeDeviceKv(present);
       present = step.present;
     }
     return { logits, present };
   }
 
+  /** The cache on the CPU: a DeviceKv is downloaded and its device buffers freed; a CPU cache is returned as is. */
+  async kvToCpu(kv: KvCache | DeviceKv): Promise<KvCache> {
+    if (!isDeviceKv(kv)) return kv;
+    if (!this.downloader) throw new Error('kvToCpu: this runner does not keep KV on a device');
+    const cpu = await this.downloader.download(kv);
+    this.kvTraffic.downloadedBytes += kv.tokens * kvBytesPerToken(kv);
+    disposeDeviceKv(kv);
+    return cpu;
+  }
+
   private async runOnce(
     ids: readonly number[],
     positions: readonly number[],
-    past: KvCache,
+    past: KvCache | DeviceKv,
     allLogits: boolean,
     runOptions: ort.InferenceSession.RunOptions = {},
-  ): Promise<ForwardResult> {
+  ): Promise<DeviceForwardResult> {
     const n = ids.length;
     const { dtype, layers, kvHeads, headDim } = this.kvShape;
     const total = past.tokens + n;
@@ -220,14 +267,16 @@ export class ModelRunner {
     }
     const pastDims = [1, kvHeads, past.tokens, headDim];
     for (let l = 0; l < layers; l++) {
-      feeds[this.names.pastKeys[l]] = new ort.Tensor(dtype, past.keys[l], pastDims);
-      feeds[this.names.pastValues[l]] = new ort.Tensor(dtype, past.values[l], pastDims);
+      feeds[this.names.pastKeys[l]] = isDeviceKv(past) ? past.keys[l] : new ort.Tensor(dtype, past.keys[l], pastDims);
+      feeds[this.names.pastValues[l]] = isDeviceKv(past) ? past.values[l] : new ort.Tensor(dtype, past.values[l], pastDims);
     }
     const out = await this.session.run(feeds, runOptions);
+    const onDevice = this.countKvTraffic(past, out, total);
     const logitsAll = toFloat32(out[this.names.logits].data);
     const vocab = logitsAll.length / n;
     const rows = allLogits ? Array.from({ length: n }, (_, i) => i) : [n - 1];
     const logits = rows.map((r) => logitsAll.slice(r * vocab, (r + 1) * vocab));
+    if (onDevice) return { logits, present: this.deviceKvOf(out, total) };
     const present: KvCache = {
       ...this.kvShape,
       tokens: total,
@@ -243,7 +292,52 @@ export class ModelRunner {
     return { logits, present };
   }
 
+  /** Counts a run's KV copies (GPU providers); true when its presents stayed on the device. */
+  private countKvTraffic(past: KvCache | DeviceKv, out: ort.InferenceSession.ReturnType, total: number): boolean {
+    const onDevice = out[this.names.presentKeys[0]].location === 'gpu-buffer';
+    if (this.provider === 'cpu') return onDevice;
+    const perToken = kvBytesPerToken(this.kvShape);
+    if (!isDeviceKv(past)) this.kvTraffic.uploadedBytes += past.tokens * perToken;
+    if (!onDevice) this.kvTraffic.downloadedBytes += total * perToken;
+    return onDevice;
+  }
+
+  /** The presents of a run as a DeviceKv, checked to hold every token as the CPU path checks them. */
+  private deviceKvOf(out: ort.InferenceSession.ReturnType, total: number): DeviceKv {
+    const kv: DeviceKv = {
+      ...this.kvShape,
+      onDevice: true,
+      tokens: total,
+      keys: this.names.presentKeys.map((name) => out[name] as ort.Tensor),
+      values: this.names.presentValues.map((name) => out[name] as ort.Tensor),
+    };
+    const wrong = [...kv.keys, ...kv.values].find((t) => t.dims[2] !== total);
+    if (wrong) {
+      disposeDeviceKv(kv);
+      throw new Error(`present KV holds ${wrong.dims[2]} tokens, expected ${total}: caches that do not hold every token (sliding-window caches) are not supported`);
+    }
+    return kv;
+  }
+
   async release(): Promise<void> {
+    await this.downloader?.release();
     await this.session.release();
   }
+}
+
+/**
+ * The session again with its present KV outputs on the device (logits stay on the CPU), and the
+ * downloader for them. The output names come from the session opened first (preferredOutputLocation
+ * names them before a session exists), which is released: loading twice is the price of the option.
+ */
+async function reopenWithKvOnDevice(
+  model: ModelFolder,
+  first: ort.InferenceSession,
+  names: DecoderIoNames,
+  threads: number | undefined,
+): Promise<{ session: ort.InferenceSession; downloader: KvDownloader }> {
+  await first.release();
+  const session = await createSession(model.onnxPath, 'webgpu', threads, [...names.presentKeys, ...names.presentValues]);
+  const downloader = await KvDownloader.open(readKvShape(session, names, model));
+  return { session, downloader };
 }

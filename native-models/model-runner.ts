@@ -292,6 +292,83 @@ export class ModelRunner {
     return { logits, present };
   }
 
+  /**
+   * Whether one run can prefill several blocks from an empty past (prefillRows): the graph takes
+   * positions and a per-row attention mask, and its batch axis is not fixed at 1.
+   */
+  get batchPrefill(): boolean {
+    const meta = (this.session.inputMetadata as unknown as Metadata[]).find((m) => m.name === this.names.inputIds);
+    const batch = meta?.shape?.[0];
+    return Boolean(this.names.positionIds && this.names.attentionMask) && batch !== 1;
+  }
+
+  /**
+   * The KV of each row computed alone from position 0, all rows in one run: rows are right-padded to
+   * the longest, and each row's attention mask leaves its padding out, so a real token sees exactly
+   * its own row's earlier tokens (what a run of that row alone computes); each row's KV is cut to its
+   * own length. Only where batchPrefill holds (prefill.ts prefillBlocks decides).
+   */
+  async prefillRows(rows: readonly (readonly number[])[]): Promise<KvCache[]> {
+    if (!this.batchPrefill) throw new Error('prefillRows: this model cannot run several blocks at once (no position_ids or attention_mask input, or a fixed batch of 1)');
+    if (rows.length === 0) return [];
+    if (rows.some((r) => r.length === 0)) throw new Error('prefillRows: an empty row');
+    const { dtype, layers, kvHeads, headDim } = this.kvShape;
+    const batch = rows.length;
+    const width = Math.max(...rows.map((r) => r.length));
+    const ids = new BigInt64Array(batch * width); // padding: token 0, never attended to by a real token
+    const mask = new BigInt64Array(batch * width);
+    const positions = new BigInt64Array(batch * width);
+    rows.forEach((row, b) => {
+      for (let i = 0; i < width; i++) {
+        positions[b * width + i] = BigInt(i);
+        if (i < row.length) {
+          ids[b * width + i] = BigInt(row[i]);
+          mask[b * width + i] = 1n;
+        }
+      }
+    });
+    const feeds: Record<string, ort.Tensor> = {
+      [this.names.inputIds]: new ort.Tensor('int64', ids, [batch, width]),
+      [this.names.attentionMask!]: new ort.Tensor('int64', mask, [batch, width]),
+      [this.names.positionIds!]: new ort.Tensor('int64', positions, [batch, width]),
+    };
+    if (this.names.useCacheBranch) feeds[this.names.useCacheBranch] = new ort.Tensor('bool', new Uint8Array([0]), [1]);
+    const empty = emptyKv(this.kvShape);
+    for (let l = 0; l < layers; l++) {
+      feeds[this.names.pastKeys[l]] = new ort.Tensor(dtype, empty.keys[l], [batch, kvHeads, 0, headDim]);
+      feeds[this.names.pastValues[l]] = new ort.Tensor(dtype, empty.values[l], [batch, kvHeads, 0, headDim]);
+    }
+    // only the KV is fetched (the rows' logits are not needed), except with KV on the device: there
+    // onnxruntime-node 1.30 fails a run that fetches some outputs only ("Tensor size mismatch")
+    const kvNames = [...this.names.presentKeys, ...this.names.presentValues];
+    const out = await (this.kvOnDevice ? this.session.run(feeds) : this.session.run(feeds, kvNames));
+    const onDevice = out[this.names.presentKeys[0]].location === 'gpu-buffer';
+    let keys: KvData[];
+    let values: KvData[];
+    if (this.provider !== 'cpu') this.kvTraffic.downloadedBytes += batch * width * kvBytesPerToken(this.kvShape);
+    if (onDevice) {
+      const deviceKv = this.deviceKvOf(out, width);
+      try {
+        ({ keys, values } = await this.downloader!.download(deviceKv));
+      } finally {
+        disposeDeviceKv(deviceKv);
+      }
+    } else {
+      keys = this.names.presentKeys.map((name) => out[name].data as KvData);
+      values = this.names.presentValues.map((name) => out[name].data as KvData);
+    }
+    const expected = batch * kvHeads * width * headDim;
+    if ([...keys, ...values].some((k) => k.length !== expected)) {
+      throw new Error(`present KV holds ${keys[0].length} elements, expected ${expected}: caches that do not hold every token (sliding-window caches) are not supported`);
+    }
+    return rows.map((row, b) => ({
+      ...this.kvShape,
+      tokens: row.length,
+      keys: keys.map((data) => cutRow(data, b, kvHeads, width, headDim, row.length)),
+      values: values.map((data) => cutRow(data, b, kvHeads, width, headDim, row.length)),
+    }));
+  }
+
   /** Counts a run's KV copies (GPU providers); true when its presents stayed on the device. */
   private countKvTraffic(past: KvCache | DeviceKv, out: ort.InferenceSession.ReturnType, total: number): boolean {
     const onDevice = out[this.names.presentKeys[0]].location === 'gpu-buffer';
@@ -323,6 +400,16 @@ export class ModelRunner {
     await this.downloader?.release();
     await this.session.release();
   }
+}
+
+/** Row `b` of a [batch, heads, width, headDim] tensor, its first `tokens` tokens, as [heads, tokens, headDim]. */
+function cutRow(data: KvData, b: number, heads: number, width: number, headDim: number, tokens: number): KvData {
+  const out = data instanceof Uint16Array ? new Uint16Array(heads * tokens * headDim) : new Float32Array(heads * tokens * headDim);
+  for (let h = 0; h < heads; h++) {
+    const from = ((b * heads + h) * width) * headDim;
+    out.set(data.subarray(from, from + tokens * headDim), h * tokens * headDim);
+  }
+  return out;
 }
 
 /**

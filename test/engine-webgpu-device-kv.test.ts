@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DecodeKv } from '../native-models/decode-kv.ts';
-import { isDeviceKv, kvBytesPerToken } from '../native-models/device-kv.ts';
+import { isDeviceKv, kvBytesPerToken, type DeviceKv } from '../native-models/device-kv.ts';
 import { Engine } from '../native-models/engine.ts';
 import { float16ToFloat32Array } from '../native-models/float16.ts';
 import type { KvCache, KvData } from '../native-models/kv.ts';
@@ -152,6 +152,33 @@ describe.skipIf(!webgpu.available)(`KV kept on the WebGPU device equals the CPU 
       expect(t).toBe(end);
       expect(onPlain.uploaded).toBe(up * perToken);
       expect(onPlain.downloaded).toBe(down * perToken);
+    });
+
+    it('frees every device present: after a finished decode and after one cancelled midway', async () => {
+      const runner = device.runner;
+      const made: DeviceKv[] = [];
+      const original = runner.forwardOnDevice.bind(runner);
+      runner.forwardOnDevice = async (...args) => {
+        const step = await original(...args);
+        if (isDeviceKv(step.present)) made.push(step.present);
+        return step;
+      };
+      try {
+        const request = { blocks: PASSAGES, prompt: QUESTION, raw: true, maxNewTokens: DECODE_STEPS, mode: 'block' as const };
+        await device.generate(request);
+        expect(made.length).toBeGreaterThan(DECODE_STEPS);
+        // disposeDeviceKv empties the tensor lists once their buffers are freed
+        expect(made.filter((kv) => kv.keys.length > 0)).toEqual([]);
+        made.length = 0;
+        const controller = new AbortController();
+        let pieces = 0;
+        const cancelled = device.generate({ ...request, signal: controller.signal, onText: () => ++pieces === 2 && controller.abort() });
+        await expect(cancelled).rejects.toThrow();
+        expect(made.length).toBeGreaterThan(0);
+        expect(made.filter((kv) => kv.keys.length > 0)).toEqual([]);
+      } finally {
+        runner.forwardOnDevice = original;
+      }
     });
 
     it('the engine end to end (blocks prefilled on the device runner, assembled, decoded): the same answer', async () => {

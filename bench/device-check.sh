@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU device check (issue 13), for when a GPU machine is lent: bench:ttft at 4K / 16K / 32K
 # prompt tokens (16 / 64 / 127 blocks of 256 tokens plus a 50-token question) on the WebGPU provider,
-# and on CUDA where onnxruntime-node's CUDA libraries are present, block vs full mode; then what
-# `--provider auto` picks on that machine and why. Results under $OUT (default bench-output/device):
-# machine.txt, ttft-<provider>.json / .md / .log, summary.txt.
+# and on CUDA where onnxruntime-node's CUDA libraries are present, block vs full mode (and block
+# prefill one per run vs batched); then what `--provider auto` picks on that machine and why; then
+# WebGPU decode with the KV kept on the device vs copied each step. Results under $OUT (default
+# bench-output/device): machine.txt, ttft-<provider>.json / .md / .log, device-kv.*, summary.txt.
 #
 #   bash bench/device-check.sh [--smoke]
 #     --smoke: the tiny generated model at 2 and 4 blocks, on CPU, WebGPU and auto: the same steps
@@ -62,4 +63,11 @@ for provider in "${providers[@]}"; do
   echo "$provider: exit $rc$( [ $rc = 124 ] && echo " (over ${limit} s)"), $(grep -m1 '^provider:' "$out/ttft-$provider.log" || echo 'no provider line')" | tee -a "$out/summary.txt"
   cat "$out/ttft-$provider.md"
 done
+# KV kept on the WebGPU device between decode steps vs copied each step (bench/device-kv.ts)
+pasts=1024,4096
+[ "${1:-}" = --smoke ] && pasts=256
+timeout "$limit" node --experimental-transform-types --no-warnings bench/device-kv.ts --shape "$shape" --past "$pasts" --tokens 16 \
+  --out "$out/device-kv.json" >"$out/device-kv.md" 2>"$out/device-kv.log"
+echo "device-kv: exit $?" | tee -a "$out/summary.txt"
+cat "$out/device-kv.md"
 echo "results in $out" >&2

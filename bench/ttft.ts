@@ -7,6 +7,7 @@
 //   --full-chunk N   full mode above N prompt tokens prefills in causal chunks of N tokens (the one
 //                    forward's attention scores, heads x n x n floats, outgrow a GPU buffer at 16K+)
 //   --no-transformers-js
+//   --prefill-only   only the block prefill figures (one block per run, batched, bare session.run)
 // bench/device-check.sh runs it on a GPU machine (4K/16K/32K on WebGPU and CUDA).
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,7 +16,7 @@ import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import { Engine } from '../native-models/engine.ts';
 import { emptyKv, type KvCache } from '../native-models/kv.ts';
-import { positionRange } from '../native-models/prefill.ts';
+import { positionRange, prefillBlocks } from '../native-models/prefill.ts';
 import { seededRandom } from '../native-models/seeded-random.ts';
 import { PROVIDER_CHOICES, type ProviderChoice } from '../native-models/provider-names.ts';
 import { generateModel } from '../test/tools/generate-model.ts';
@@ -34,6 +35,7 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: 'bench-output/ttft.json' },
     'full-chunk': { type: 'string' },
     'no-transformers-js': { type: 'boolean', default: false },
+    'prefill-only': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -82,7 +84,9 @@ async function main(): Promise<void> {
   const blocks = Array.from({ length: Math.max(...CONTEXTS) }, () => randomIds(BLOCK_TOKENS, spec.vocabSize, random));
   const question = randomIds(QUESTION_TOKENS, spec.vocabSize, random);
 
-  // Block prefill throughput: the engine vs a bare session.run on the same 256-token blocks, in turn.
+  // Block prefill throughput: the engine one block per run, the engine with the blocks batched
+  // (prefillBlocks: 4 rows of 256 tokens in one run where the model allows it), and a bare
+  // session.run on the same 256-token blocks, in turn.
   const kvs: KvCache[] = [];
   const bare = bareForward(engine);
   const timed = blocks.slice(0, Math.min(4, blocks.length));
@@ -91,13 +95,30 @@ async function main(): Promise<void> {
       kvs.length = 0;
       for (const ids of timed) kvs.push(await engine.prefill(ids));
     },
+    batched: () => prefillBlocks(engine.runner, timed),
     bare: async () => {
       for (const ids of timed) await bare(ids);
     },
   });
-  for (const ids of blocks.slice(timed.length)) kvs.push(await engine.prefill(ids));
   const prefillTokS = (timed.length * BLOCK_TOKENS) / (median(prefill.engine) / 1000);
+  const batchedTokS = (timed.length * BLOCK_TOKENS) / (median(prefill.batched) / 1000);
   const bareTokS = (timed.length * BLOCK_TOKENS) / (median(prefill.bare) / 1000);
+  const prefillResult = {
+    provider: engine.provider,
+    engineTokPerS: prefillTokS,
+    batchedTokPerS: batchedTokS,
+    batchedRows: engine.runner.batchPrefill ? timed.length : 1,
+    batchedOverOneByOne: batchedTokS / prefillTokS,
+    bareOrtTokPerS: bareTokS,
+    overhead: bareTokS / prefillTokS - 1,
+  };
+  if (args['prefill-only']) {
+    console.log(`${new Date().toISOString().slice(0, 10)}, ${machineLine()}, ${engine.provider} provider (${engine.runner.providerReason}), medians of ${RUNS} interleaved runs after a warm-up`);
+    console.log(prefillLine(prefillResult));
+    await engine.release();
+    return;
+  }
+  for (const ids of blocks.slice(timed.length)) kvs.push(await engine.prefill(ids));
 
   const tjs = engine.provider === 'cpu' && !args['no-transformers-js'] ? await transformersJs(dir) : undefined;
   const rows = [];
@@ -131,7 +152,7 @@ async function main(): Promise<void> {
     onnxruntime: ort.env.versions.node ?? ort.env.versions.common,
     runs: RUNS,
     model: { shape: args.shape, layers: spec.layers, hidden: spec.hiddenSize, heads: spec.heads, kvHeads: spec.kvHeads, vocab: spec.vocabSize, kv: spec.kvDtype },
-    prefill: { provider: engine.provider, engineTokPerS: prefillTokS, bareOrtTokPerS: bareTokS, overhead: bareTokS / prefillTokS - 1 },
+    prefill: prefillResult,
     ttft: rows,
   };
   fs.writeFileSync(outFile, JSON.stringify(result, null, 2));
@@ -185,7 +206,24 @@ interface Row {
   fullOverTransformersJs?: number;
 }
 
-function table(r: { date: string; machine: string; provider: string; ttft: Row[]; prefill: { engineTokPerS: number; bareOrtTokPerS: number; overhead: number } }): string {
+interface PrefillFigures {
+  provider: string;
+  engineTokPerS: number;
+  batchedTokPerS: number;
+  batchedRows: number;
+  batchedOverOneByOne: number;
+  bareOrtTokPerS: number;
+  overhead: number;
+}
+
+function prefillLine(p: PrefillFigures): string {
+  return (
+    `Block prefill on ${p.provider}: ${p.engineTokPerS.toFixed(0)} tokens/s one block per run (engine) vs ${p.bareOrtTokPerS.toFixed(0)} tokens/s (bare session.run): overhead ${(100 * p.overhead).toFixed(1)}%; ` +
+    `batched (${p.batchedRows} blocks per run): ${p.batchedTokPerS.toFixed(0)} tokens/s, ${p.batchedOverOneByOne.toFixed(3)}x one block per run`
+  );
+}
+
+function table(r: { date: string; machine: string; provider: string; ttft: Row[]; prefill: PrefillFigures }): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const withTjs = r.ttft.some((x) => x.transformersJsMs !== undefined);
   const lines = [
@@ -199,7 +237,7 @@ function table(r: { date: string; machine: string; provider: string; ttft: Row[]
         (withTjs ? ` ${x.transformersJsMs!.toFixed(0)} | ${x.fullOverTransformersJs!.toFixed(3)} |` : ` ${x.fullMethod} |`),
     ),
     '',
-    `Block prefill on ${r.provider}: ${r.prefill.engineTokPerS.toFixed(0)} tokens/s (engine) vs ${r.prefill.bareOrtTokPerS.toFixed(0)} tokens/s (bare session.run): overhead ${pct(r.prefill.overhead)}`,
+    prefillLine(r.prefill),
   ];
   return lines.join('\n');
 }

@@ -1,5 +1,6 @@
 // The decoding loop: run the final block against a past, then generate one token at a time with
 // streaming, stop tokens, stop strings, a token limit and cancellation.
+import { DecodeKv } from './decode-kv.ts';
 import type { KvCache } from './kv.ts';
 import type { ModelRunner } from './model-runner.ts';
 import { positionRange } from './prefill.ts';
@@ -42,6 +43,16 @@ export interface DecodeResult {
 }
 
 export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, request: DecodeRequest): Promise<DecodeResult> {
+  const kv = new DecodeKv(runner);
+  try {
+    return await decodeLoop(kv, tokenizer, request);
+  } finally {
+    kv.release();
+  }
+}
+
+/** `runner` steps through DecodeKv, so a runner that keeps KV on the device copies only logits per step. */
+async function decodeLoop(runner: DecodeKv, tokenizer: TextTokenizer, request: DecodeRequest): Promise<DecodeResult> {
   const started = request.startedAt ?? performance.now();
   const { signal } = request;
   signal?.throwIfAborted();
@@ -112,7 +123,7 @@ export async function decode(runner: ModelRunner, tokenizer: TextTokenizer, requ
     firstLogits,
     ttftMs,
     tokensPerSecond: tokensPerSecond(tokenIds.length, firstAt, lastAt),
-    present: step.present,
+    present: await runner.toCpu(step.present),
   };
 }
 

@@ -5,15 +5,22 @@ import ort from 'onnxruntime-node';
 import { ModelLoadError } from './errors.ts';
 import { GRAPH_LAYOUTS, graphLayoutOf, type DecoderIoNames, type GraphLayout } from './export-style.ts';
 import { emptyKv, type KvCache, type KvData, type KvShape } from './kv.ts';
+import { disposeDeviceKv, isDeviceKv, KvDownloader, kvBytesPerToken, releaseKv, type DeviceKv, type KvTraffic } from './device-kv.ts';
 import { float16ToFloat32Array } from './float16.ts';
 import type { ModelFolder } from './model-folder.ts';
-import { openSession, type ProviderAttempt, type ProviderChoice, type SessionOptions } from './session.ts';
+import { createSession, openSession, type ProviderAttempt, type ProviderChoice, type SessionOptions } from './session.ts';
 
 export interface ForwardResult {
   /** Logits of the last new token, or of every new token with `allLogits` (rows of length vocab). */
   logits: Float32Array[];
   /** Past and new tokens' KV together. */
   present: KvCache;
+}
+
+/** forwardOnDevice's result: the present stays on the device when the runner keeps KV there. */
+export interface DeviceForwardResult {
+  logits: Float32Array[];
+  present: KvCache | DeviceKv;
 }
 
 /** What the engine learned about a loaded decoder, for callers that explain or adapt to it. */
@@ -86,6 +93,10 @@ function toFloat32(data: unknown): Float32Array {
 export class ModelRunner {
   /** False for exports that take only one new token per run once a past exists (probed at load). */
   multiTokenWithPast = true;
+  /** KV bytes this runner moved between the CPU and a GPU provider's device (device-kv.ts). */
+  readonly kvTraffic: KvTraffic = { uploadedBytes: 0, downloadedBytes: 0 };
+  /** Set when present KV outputs stay on the WebGPU device (SessionOptions.kvOnDevice). */
+  private downloader?: KvDownloader;
 
   private constructor(
     readonly session: ort.InferenceSession,
@@ -112,8 +123,9 @@ export class ModelRunner {
       throw new ModelLoadError(`cannot load ${model.onnxPath}: ${(e as Error).message}`, { cause: e });
     }
     const names = readNames(opened.session, model);
+    const onDevice = options.kvOnDevice && opened.provider === 'webgpu' ? await reopenWithKvOnDevice(model, opened.session, names, options.threads) : undefined;
     const runner = new ModelRunner(
-      opened.session,
+      onDevice?.session ?? opened.session,
       names,
       graphLayoutOf(model),
       layout.sharedKvBuffer(model),
@@ -123,6 +135,7 @@ export class ModelRunner {
       Number(model.config.vocab_size),
       opened.reason,
     );
+    runner.downloader = onDevice?.downloader;
     runner.multiTokenWithPast = await runner.probeMultiTokenWithPast();
     return runner;
   }
@@ -167,15 +180,37 @@ export class ModelRunner {
     const first = await this.runOnce([0], [0], emptyKv(this.kvShape), false);
     try {
       // the expected failure is logged by onnxruntime at error level: keep the probe quiet
-      await this.runOnce([0, 0], [1, 2], first.present, false, { logSeverityLevel: 4 });
+      releaseKv((await this.runOnce([0, 0], [1, 2], first.present, false, { logSeverityLevel: 4 })).present);
       return true;
     } catch {
       return false;
+    } finally {
+      releaseKv(first.present);
     }
   }
 
+  /** Whether present KV stays on the WebGPU device between runs (forwardOnDevice keeps it there). */
+  get kvOnDevice(): boolean {
+    return this.downloader !== undefined;
+  }
+
   /** Runs new tokens at the given positions after `past`; feeds them one per run where the model needs it. */
-  async forward(ids: readonly number[], positions: readonly number[], past: KvCache, options: { allLogits?: boolean } = {}): Promise<ForwardResult> {
+  async forward(ids: readonly number[], positions: readonly number[], past: KvCache | DeviceKv, options: { allLogits?: boolean } = {}): Promise<ForwardResult> {
+    const { logits, present } = await this.forwardOnDevice(ids, positions, past, options);
+    return { logits, present: await this.kvToCpu(present) };
+  }
+
+  /**
+   * forward() that leaves the present on the device when the runner keeps KV there (a DeviceKv to
+   * feed back as the next past; the caller disposes it, or hands it to kvToCpu), else on the CPU.
+   * `past` is left as it is, on the device or not.
+   */
+  async forwardOnDevice(
+    ids: readonly number[],
+    positions: readonly number[],
+    past: KvCache | DeviceKv,
+    options: { allLogits?: boolean } = {},
+  ): Promise<DeviceForwardResult> {
     if (ids.length !== positions.length) throw new Error('forward: ids and positions differ in length');
     if (ids.length === 0) throw new Error('forward: no tokens');
     if (!this.names.positionIds && positions.some((p, i) => p !== past.tokens + i)) {
@@ -191,18 +226,30 @@ export class ModelRunner {
     for (let i = 0; i < ids.length; i++) {
       const step = await this.runOnce([ids[i]], [positions[i]], present, false);
       if (options.allLogits || i === ids.length - 1) logits.push(step.logits[0]);
+      // the intermediate presents are this loop's own: free their device buffers as they are passed
+      if (present !== past && isDeviceKv(present)) disposeDeviceKv(present);
       present = step.present;
     }
     return { logits, present };
   }
 
+  /** The cache on the CPU: a DeviceKv is downloaded and its device buffers freed; a CPU cache is returned as is. */
+  async kvToCpu(kv: KvCache | DeviceKv): Promise<KvCache> {
+    if (!isDeviceKv(kv)) return kv;
+    if (!this.downloader) throw new Error('kvToCpu: this runner does not keep KV on a device');
+    const cpu = await this.downloader.download(kv);
+    this.kvTraffic.downloadedBytes += kv.tokens * kvBytesPerToken(kv);
+    disposeDeviceKv(kv);
+    return cpu;
+  }
+
   private async runOnce(
     ids: readonly number[],
     positions: readonly number[],
-    past: KvCache,
+    past: KvCache | DeviceKv,
     allLogits: boolean,
     runOptions: ort.InferenceSession.RunOptions = {},
-  ): Promise<ForwardResult> {
+  ): Promise<DeviceForwardResult> {
     const n = ids.length;
     const { dtype, layers, kvHeads, headDim } = this.kvShape;
     const total = past.tokens + n;
@@ -220,14 +267,16 @@ export class ModelRunner {
     }
     const pastDims = [1, kvHeads, past.tokens, headDim];
     for (let l = 0; l < layers; l++) {
-      feeds[this.names.pastKeys[l]] = new ort.Tensor(dtype, past.keys[l], pastDims);
-      feeds[this.names.pastValues[l]] = new ort.Tensor(dtype, past.values[l], pastDims);
+      feeds[this.names.pastKeys[l]] = isDeviceKv(past) ? past.keys[l] : new ort.Tensor(dtype, past.keys[l], pastDims);
+      feeds[this.names.pastValues[l]] = isDeviceKv(past) ? past.values[l] : new ort.Tensor(dtype, past.values[l], pastDims);
     }
     const out = await this.session.run(feeds, runOptions);
+    const onDevice = this.countKvTraffic(past, out, total);
     const logitsAll = toFloat32(out[this.names.logits].data);
     const vocab = logitsAll.length / n;
     const rows = allLogits ? Array.from({ length: n }, (_, i) => i) : [n - 1];
     const logits = rows.map((r) => logitsAll.slice(r * vocab, (r + 1) * vocab));
+    if (onDevice) return { logits, present: this.deviceKvOf(out, total) };
     const present: KvCache = {
       ...this.kvShape,
       tokens: total,
@@ -243,7 +292,139 @@ export class ModelRunner {
     return { logits, present };
   }
 
+  /**
+   * Whether one run can prefill several blocks from an empty past (prefillRows): the graph takes
+   * positions and a per-row attention mask, and its batch axis is not fixed at 1.
+   */
+  get batchPrefill(): boolean {
+    const meta = (this.session.inputMetadata as unknown as Metadata[]).find((m) => m.name === this.names.inputIds);
+    const batch = meta?.shape?.[0];
+    return Boolean(this.names.positionIds && this.names.attentionMask) && batch !== 1;
+  }
+
+  /**
+   * The KV of each row computed alone from position 0, all rows in one run: rows are right-padded to
+   * the longest, and each row's attention mask leaves its padding out, so a real token sees exactly
+   * its own row's earlier tokens (what a run of that row alone computes); each row's KV is cut to its
+   * own length. Only where batchPrefill holds (prefill.ts prefillBlocks decides).
+   */
+  async prefillRows(rows: readonly (readonly number[])[]): Promise<KvCache[]> {
+    if (!this.batchPrefill) throw new Error('prefillRows: this model cannot run several blocks at once (no position_ids or attention_mask input, or a fixed batch of 1)');
+    if (rows.length === 0) return [];
+    if (rows.some((r) => r.length === 0)) throw new Error('prefillRows: an empty row');
+    const { dtype, layers, kvHeads, headDim } = this.kvShape;
+    const batch = rows.length;
+    const width = Math.max(...rows.map((r) => r.length));
+    const ids = new BigInt64Array(batch * width); // padding: token 0, never attended to by a real token
+    const mask = new BigInt64Array(batch * width);
+    const positions = new BigInt64Array(batch * width);
+    rows.forEach((row, b) => {
+      for (let i = 0; i < width; i++) {
+        positions[b * width + i] = BigInt(i);
+        if (i < row.length) {
+          ids[b * width + i] = BigInt(row[i]);
+          mask[b * width + i] = 1n;
+        }
+      }
+    });
+    const feeds: Record<string, ort.Tensor> = {
+      [this.names.inputIds]: new ort.Tensor('int64', ids, [batch, width]),
+      [this.names.attentionMask!]: new ort.Tensor('int64', mask, [batch, width]),
+      [this.names.positionIds!]: new ort.Tensor('int64', positions, [batch, width]),
+    };
+    if (this.names.useCacheBranch) feeds[this.names.useCacheBranch] = new ort.Tensor('bool', new Uint8Array([0]), [1]);
+    const empty = emptyKv(this.kvShape);
+    for (let l = 0; l < layers; l++) {
+      feeds[this.names.pastKeys[l]] = new ort.Tensor(dtype, empty.keys[l], [batch, kvHeads, 0, headDim]);
+      feeds[this.names.pastValues[l]] = new ort.Tensor(dtype, empty.values[l], [batch, kvHeads, 0, headDim]);
+    }
+    // only the KV is fetched (the rows' logits are not needed), except with KV on the device: there
+    // onnxruntime-node 1.30 fails a run that fetches some outputs only ("Tensor size mismatch")
+    const kvNames = [...this.names.presentKeys, ...this.names.presentValues];
+    const out = await (this.kvOnDevice ? this.session.run(feeds) : this.session.run(feeds, kvNames));
+    const onDevice = out[this.names.presentKeys[0]].location === 'gpu-buffer';
+    let keys: KvData[];
+    let values: KvData[];
+    if (this.provider !== 'cpu') this.kvTraffic.downloadedBytes += batch * width * kvBytesPerToken(this.kvShape);
+    if (onDevice) {
+      const deviceKv = this.deviceKvOf(out, width);
+      try {
+        ({ keys, values } = await this.downloader!.download(deviceKv));
+      } finally {
+        disposeDeviceKv(deviceKv);
+      }
+    } else {
+      keys = this.names.presentKeys.map((name) => out[name].data as KvData);
+      values = this.names.presentValues.map((name) => out[name].data as KvData);
+    }
+    const expected = batch * kvHeads * width * headDim;
+    if ([...keys, ...values].some((k) => k.length !== expected)) {
+      throw new Error(`present KV holds ${keys[0].length} elements, expected ${expected}: caches that do not hold every token (sliding-window caches) are not supported`);
+    }
+    return rows.map((row, b) => ({
+      ...this.kvShape,
+      tokens: row.length,
+      keys: keys.map((data) => cutRow(data, b, kvHeads, width, headDim, row.length)),
+      values: values.map((data) => cutRow(data, b, kvHeads, width, headDim, row.length)),
+    }));
+  }
+
+  /** Counts a run's KV copies (GPU providers); true when its presents stayed on the device. */
+  private countKvTraffic(past: KvCache | DeviceKv, out: ort.InferenceSession.ReturnType, total: number): boolean {
+    const onDevice = out[this.names.presentKeys[0]].location === 'gpu-buffer';
+    if (this.provider === 'cpu') return onDevice;
+    const perToken = kvBytesPerToken(this.kvShape);
+    if (!isDeviceKv(past)) this.kvTraffic.uploadedBytes += past.tokens * perToken;
+    if (!onDevice) this.kvTraffic.downloadedBytes += total * perToken;
+    return onDevice;
+  }
+
+  /** The presents of a run as a DeviceKv, checked to hold every token as the CPU path checks them. */
+  private deviceKvOf(out: ort.InferenceSession.ReturnType, total: number): DeviceKv {
+    const kv: DeviceKv = {
+      ...this.kvShape,
+      onDevice: true,
+      tokens: total,
+      keys: this.names.presentKeys.map((name) => out[name] as ort.Tensor),
+      values: this.names.presentValues.map((name) => out[name] as ort.Tensor),
+    };
+    const wrong = [...kv.keys, ...kv.values].find((t) => t.dims[2] !== total);
+    if (wrong) {
+      disposeDeviceKv(kv);
+      throw new Error(`present KV holds ${wrong.dims[2]} tokens, expected ${total}: caches that do not hold every token (sliding-window caches) are not supported`);
+    }
+    return kv;
+  }
+
   async release(): Promise<void> {
+    await this.downloader?.release();
     await this.session.release();
   }
+}
+
+/** Row `b` of a [batch, heads, width, headDim] tensor, its first `tokens` tokens, as [heads, tokens, headDim]. */
+function cutRow(data: KvData, b: number, heads: number, width: number, headDim: number, tokens: number): KvData {
+  const out = data instanceof Uint16Array ? new Uint16Array(heads * tokens * headDim) : new Float32Array(heads * tokens * headDim);
+  for (let h = 0; h < heads; h++) {
+    const from = ((b * heads + h) * width) * headDim;
+    out.set(data.subarray(from, from + tokens * headDim), h * tokens * headDim);
+  }
+  return out;
+}
+
+/**
+ * The session again with its present KV outputs on the device (logits stay on the CPU), and the
+ * downloader for them. The output names come from the session opened first (preferredOutputLocation
+ * names them before a session exists), which is released: loading twice is the price of the option.
+ */
+async function reopenWithKvOnDevice(
+  model: ModelFolder,
+  first: ort.InferenceSession,
+  names: DecoderIoNames,
+  threads: number | undefined,
+): Promise<{ session: ort.InferenceSession; downloader: KvDownloader }> {
+  await first.release();
+  const session = await createSession(model.onnxPath, 'webgpu', threads, [...names.presentKeys, ...names.presentValues]);
+  const downloader = await KvDownloader.open(readKvShape(session, names, model));
+  return { session, downloader };
 }

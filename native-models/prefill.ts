@@ -28,3 +28,39 @@ export async function prefillBlockAfter(
 }
 
 export { range as positionRange };
+
+/** How many blocks one batched prefill run takes at most, and how many padded tokens. */
+export interface BatchLimits {
+  /** Rows per run (default 8). */
+  maxRows?: number;
+  /** Rows x the longest row's length per run (default 2048): bounds the run's activations. */
+  maxTokens?: number;
+}
+
+/**
+ * Each block's KV computed alone from position 0, as prefillBlock computes it, with several blocks
+ * per run where the model allows it (ModelRunner.batchPrefill), else one by one. Blocks are grouped
+ * by length so that right-padding to the longest of a group wastes little; the result is in the
+ * order of `idsList`.
+ */
+export async function prefillBlocks(runner: ModelRunner, idsList: readonly (readonly number[])[], limits: BatchLimits = {}): Promise<KvCache[]> {
+  if (!runner.batchPrefill) {
+    const out: KvCache[] = [];
+    for (const ids of idsList) out.push(await prefillBlock(runner, ids));
+    return out;
+  }
+  const maxRows = limits.maxRows ?? 8;
+  const maxTokens = limits.maxTokens ?? 2048;
+  const order = idsList.map((_, i) => i).sort((a, b) => idsList[b].length - idsList[a].length);
+  const out: KvCache[] = new Array(idsList.length);
+  for (let start = 0; start < order.length; ) {
+    // longest first, so a group's width is its first row's length
+    const width = idsList[order[start]].length;
+    const rows = Math.max(1, Math.min(maxRows, Math.floor(maxTokens / width), order.length - start));
+    const group = order.slice(start, start + rows);
+    const kvs = group.length === 1 ? [await prefillBlock(runner, idsList[group[0]])] : await runner.prefillRows(group.map((i) => idsList[i]));
+    group.forEach((i, k) => (out[i] = kvs[k]));
+    start += rows;
+  }
+  return out;
+}

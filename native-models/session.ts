@@ -18,6 +18,11 @@ export interface SessionOptions {
   threads?: number;
   /** Where `auto` remembers its measured decisions (`<data dir>/provider-choice.json`). */
   providerCache?: string;
+  /**
+   * WebGPU only: present KV stays on the device and decode steps feed it back without copies
+   * (device-kv.ts). Ignored on other providers.
+   */
+  kvOnDevice?: boolean;
 }
 
 export interface ProviderAttempt {
@@ -79,13 +84,22 @@ function configureLogging(): void {
   ort.env.logLevel = verboseLogging() ? 'warning' : 'error';
 }
 
-export async function createSession(onnxPath: string, provider: RunProvider, threads?: number): Promise<ort.InferenceSession> {
+/** `outputsOnDevice`: outputs returned as 'gpu-buffer' tensors (WebGPU only; see device-kv.ts). */
+export async function createSession(
+  onnxPath: string,
+  provider: RunProvider,
+  threads?: number,
+  outputsOnDevice: readonly string[] = [],
+): Promise<ort.InferenceSession> {
   configureLogging();
   try {
     return await ort.InferenceSession.create(onnxPath, {
       executionProviders: [provider],
       graphOptimizationLevel: 'all',
       ...(threads ? { intraOpNumThreads: threads } : {}),
+      ...(outputsOnDevice.length
+        ? { preferredOutputLocation: Object.fromEntries(outputsOnDevice.map((name) => [name, 'gpu-buffer' as const])) }
+        : {}),
       logSeverityLevel: verboseLogging() ? 2 : 3,
     });
   } catch (e) {

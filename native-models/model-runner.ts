@@ -123,7 +123,7 @@ export class ModelRunner {
       throw new ModelLoadError(`cannot load ${model.onnxPath}: ${(e as Error).message}`, { cause: e });
     }
     const names = readNames(opened.session, model);
-    const onDevice = options.kvOnDevice && opened.provider === 'webgpu' ? await reopenWithKvOnDevice(model, opened.session, names, options.threads) : undefined;
+    const onDevice = (options.kvOnDevice ?? true) && opened.provider === 'webgpu' ? await reopenWithKvOnDevice(model, opened.session, names, options.threads) : undefined;
     const runner = new ModelRunner(
       onDevice?.session ?? opened.session,
       names,

@@ -98,8 +98,8 @@ describe.skipIf(!webgpu.available)(`KV kept on the WebGPU device equals the CPU 
     beforeAll(async () => {
       dir = await makeDir();
       cpu = await Engine.load(dir, { provider: 'cpu' });
-      device = await Engine.load(dir, { provider: 'webgpu', kvOnDevice: true });
-      plain = await Engine.load(dir, { provider: 'webgpu' });
+      device = await Engine.load(dir, { provider: 'webgpu' }); // the default
+      plain = await Engine.load(dir, { provider: 'webgpu', kvOnDevice: false });
       // one past for all three, computed on the CPU, so the decode is all that differs
       const blocks = [];
       for (const p of PASSAGES) blocks.push({ ids: cpu.tokenizer.encode(` ${p}`), kv: await cpu.prefill(cpu.tokenizer.encode(` ${p}`)) });

@@ -108,7 +108,7 @@ describe.skipIf(!webgpu.available)(`batched prefill on the WebGPU provider equal
   beforeAll(async () => {
     dir = await makeModelDir(tinySpec({ seed: 51 }));
     cpu = await Engine.load(dir, { provider: 'cpu' });
-    gpu = await Engine.load(dir, { provider: 'webgpu' });
+    gpu = await Engine.load(dir, { provider: 'webgpu', kvOnDevice: false });
     gpuOnDevice = await Engine.load(dir, { provider: 'webgpu', kvOnDevice: true });
   });
   afterAll(async () => {

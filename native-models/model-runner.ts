@@ -86,6 +86,8 @@ function toFloat32(data: unknown): Float32Array {
 export class ModelRunner {
   /** False for exports that take only one new token per run once a past exists (probed at load). */
   multiTokenWithPast = true;
+  /** Ones for the attention mask, shared by every run (see onesMask). */
+  private ones = new BigInt64Array(0);
 
   private constructor(
     readonly session: ort.InferenceSession,
@@ -210,7 +212,7 @@ export class ModelRunner {
       [this.names.inputIds]: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, n]),
     };
     if (this.names.attentionMask) {
-      feeds[this.names.attentionMask] = new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]);
+      feeds[this.names.attentionMask] = new ort.Tensor('int64', this.onesMask(total), [1, total]);
     }
     if (this.names.positionIds) {
       feeds[this.names.positionIds] = new ort.Tensor('int64', BigInt64Array.from(positions, BigInt), [1, n]);
@@ -224,10 +226,7 @@ export class ModelRunner {
       feeds[this.names.pastValues[l]] = new ort.Tensor(dtype, past.values[l], pastDims);
     }
     const out = await this.session.run(feeds, runOptions);
-    const logitsAll = toFloat32(out[this.names.logits].data);
-    const vocab = logitsAll.length / n;
-    const rows = allLogits ? Array.from({ length: n }, (_, i) => i) : [n - 1];
-    const logits = rows.map((r) => logitsAll.slice(r * vocab, (r + 1) * vocab));
+    const logits = logitRows(toFloat32(out[this.names.logits].data), n, allLogits);
     const present: KvCache = {
       ...this.kvShape,
       tokens: total,
@@ -243,7 +242,30 @@ export class ModelRunner {
     return { logits, present };
   }
 
+  /**
+   * An attention mask of `total` ones: a view of one buffer kept across runs (grown by doubling), so
+   * a decoding step allocates no new mask. Safe to share: nothing ever writes to it after it is
+   * filled, and the binding only reads it during the run.
+   */
+  private onesMask(total: number): BigInt64Array {
+    if (this.ones.length < total) this.ones = new BigInt64Array(Math.max(total, 2 * this.ones.length)).fill(1n);
+    return this.ones.subarray(0, total);
+  }
+
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/**
+ * The rows of logits a run returns: each row of `n` (allLogits) or the last. A one-token run's
+ * logits are the binding's own fresh array, returned as it is (no copy of the vocabulary per
+ * decoding step); rows of a longer run are copied out so the caller does not keep the whole
+ * n x vocab array alive.
+ */
+export function logitRows(all: Float32Array, n: number, allLogits: boolean): Float32Array[] {
+  if (n === 1) return [all];
+  const vocab = all.length / n;
+  const rows = allLogits ? Array.from({ length: n }, (_, i) => i) : [n - 1];
+  return rows.map((r) => all.slice(r * vocab, (r + 1) * vocab));
 }

@@ -1,0 +1,195 @@
+// npm run bench:decode [-- options] — decoding speed at ~2.5K tokens of context, CPU provider:
+// our tokens/s (decode.ts's one definition: tokens after the first over the time from the first
+// sampled token to the last) against transformers.js (same onnxruntime-node, same model folder,
+// same prompt ids, greedy), in interleaved runs, medians. Also the cost of the binding's copy-out
+// of the present KV per step: a bare one-token session.run at the same past fetching every output
+// against fetching only the logits (ORT computes the presents either way; only the copy into
+// JavaScript differs).
+//   --shape llama|bench   llama (default): issue 15's shape, dim 512, 8 layers, float32 KV, Llama 2
+//                         tokenizer; bench: Qwen2.5-0.5B's shape, float16 KV
+//   --context N           prompt tokens before the generated ones (default 2560)
+//   --tokens N            tokens generated per run (default 32)
+//   --out FILE            default bench-output/decode.json
+// BENCH_RUNS (default 5) runs of each after a warm-up; about 2 minutes on 2 cores.
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import ort from 'onnxruntime-node';
+import { decode, tokensPerSecond } from '../native-models/decode.ts';
+import { Engine } from '../native-models/engine.ts';
+import { emptyKv, type KvCache } from '../native-models/kv.ts';
+import { positionRange } from '../native-models/prefill.ts';
+import { argmax } from '../native-models/sampling.ts';
+import { seededRandom } from '../native-models/seeded-random.ts';
+import { BENCH_SHAPE, LLAMA_SHAPE } from './bench-model.ts';
+import { machineLine, median } from './stats.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    shape: { type: 'string', default: 'llama' },
+    context: { type: 'string', default: '2560' },
+    tokens: { type: 'string', default: '32' },
+    out: { type: 'string', default: 'bench-output/decode.json' },
+  },
+  strict: true,
+});
+if (args.shape !== 'llama' && args.shape !== 'bench') throw new Error('--shape must be llama or bench');
+const MODEL = args.shape === 'llama' ? LLAMA_SHAPE : BENCH_SHAPE;
+const CONTEXT = Number(args.context);
+const NEW_TOKENS = Number(args.tokens);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+/** The last tokens of the context go in the final block (the question's place), the rest is the past. */
+const FINAL_TOKENS = 64;
+
+async function main(): Promise<void> {
+  const dir = await MODEL.dir();
+  const engine = await Engine.load(dir, { provider: 'cpu' });
+  const random = seededRandom(11);
+  // random ids above the special tokens: the same prompt for both, no EOS in it
+  const ids = Array.from({ length: CONTEXT }, () => 4 + Math.floor(random() * (MODEL.spec.vocabSize - 4)));
+  const pastIds = ids.slice(0, CONTEXT - FINAL_TOKENS);
+  const finalIds = ids.slice(CONTEXT - FINAL_TOKENS);
+  console.error(`prefilling ${pastIds.length} tokens ...`);
+  const past = (await engine.runner.forward(pastIds, positionRange(0, pastIds.length), emptyKv(engine.runner.kvShape))).present;
+
+  const ours = async () => {
+    // stop tokens off: both sides generate exactly NEW_TOKENS tokens
+    const r = await decode(engine.runner, engine.tokenizer, { past, finalIds, sampler: argmax, maxNewTokens: NEW_TOKENS, stopTokenIds: [] });
+    return { tokensPerSecond: r.tokensPerSecond!, tokenIds: r.tokenIds };
+  };
+  const tjs = await transformersJs(dir);
+  const theirs = () => tjs.generate(ids, NEW_TOKENS);
+  const copyOut = bareStep(engine, past);
+
+  const figures = { ours: [] as number[], transformersJs: [] as number[], stepAll: [] as number[], stepLogitsOnly: [] as number[] };
+  let agreement = { same: 0, of: NEW_TOKENS };
+  for (let i = 0; i <= RUNS; i++) {
+    const a = await ours();
+    const b = await theirs();
+    const step = await copyOut();
+    if (i === 0) {
+      // the first run warms up; its ids say whether both decoded the same tokens
+      const same = a.tokenIds.findIndex((t, j) => t !== b.tokenIds[j]);
+      agreement = { same: same < 0 ? Math.min(a.tokenIds.length, b.tokenIds.length) : same, of: NEW_TOKENS };
+      continue;
+    }
+    figures.ours.push(a.tokensPerSecond);
+    figures.transformersJs.push(b.tokensPerSecond);
+    figures.stepAll.push(step.allMs);
+    figures.stepLogitsOnly.push(step.logitsOnlyMs);
+    console.error(JSON.stringify({ run: i, ours: a.tokensPerSecond, transformersJs: b.tokensPerSecond, ...step }));
+  }
+  await tjs.dispose();
+  await engine.release();
+
+  const kvBytesPerStep = engine.runner.kvShape.layers * 2 * engine.runner.kvShape.kvHeads * engine.runner.kvShape.headDim * CONTEXT * (engine.runner.kvShape.dtype === 'float32' ? 4 : 2);
+  const result = {
+    date: new Date().toISOString(),
+    machine: machineLine(),
+    onnxruntime: ort.env.versions.node ?? ort.env.versions.common,
+    model: MODEL.name,
+    runs: RUNS,
+    contextTokens: CONTEXT,
+    newTokens: NEW_TOKENS,
+    oursTokPerS: median(figures.ours),
+    transformersJsTokPerS: median(figures.transformersJs),
+    oursOverTransformersJs: median(figures.ours.map((x, i) => x / figures.transformersJs[i])),
+    greedyTokensAgreeing: agreement,
+    bareStep: {
+      kvMegabytes: kvBytesPerStep / 2 ** 20,
+      allOutputsMs: median(figures.stepAll),
+      logitsOnlyMs: median(figures.stepLogitsOnly),
+      copyOutShare: median(figures.stepAll.map((x, i) => (x - figures.stepLogitsOnly[i]) / x)),
+    },
+    perRun: figures,
+  };
+  fs.mkdirSync(path.dirname(path.resolve(args.out)), { recursive: true });
+  fs.writeFileSync(args.out, JSON.stringify(result, null, 2));
+  const r = result;
+  console.log(
+    [
+      `${r.date.slice(0, 10)}, ${r.machine}, onnxruntime-node ${r.onnxruntime}, CPU provider, ${r.model}; ${CONTEXT} tokens of context (final block ${FINAL_TOKENS}), ${NEW_TOKENS} greedy tokens; medians of ${RUNS} interleaved runs after a warm-up`,
+      '',
+      '| decoder | tokens/s | ours / transformers.js (per-run ratio, median) |',
+      '|---|---:|---:|',
+      `| Quire (decode.ts) | ${r.oursTokPerS.toFixed(2)} | ${r.oursOverTransformersJs.toFixed(3)} |`,
+      `| transformers.js ${tjs.version} | ${r.transformersJsTokPerS.toFixed(2)} | |`,
+      '',
+      `Greedy ids agreeing from the start: ${r.greedyTokensAgreeing.same} of ${r.greedyTokensAgreeing.of}.`,
+      `One bare decoding step at ${CONTEXT} tokens (${r.bareStep.kvMegabytes.toFixed(1)} MiB of KV): ${r.bareStep.allOutputsMs.toFixed(1)} ms fetching every output, ${r.bareStep.logitsOnlyMs.toFixed(1)} ms fetching only the logits: the binding's copy-out of the present KV is ${(100 * r.bareStep.copyOutShare).toFixed(1)}% of a step.`,
+    ].join('\n'),
+  );
+}
+
+/**
+ * transformers.js generating `n` greedy tokens after `ids` (its own prefill, then its decoding loop);
+ * tokens/s by decode.ts's definition, from the times its streamer receives each sampled token.
+ */
+async function transformersJs(dir: string) {
+  const { AutoModelForCausalLM, BaseStreamer, env, Tensor } = await import('@huggingface/transformers');
+  type TextStreamer = typeof import('@huggingface/transformers').TextStreamer;
+  env.allowRemoteModels = false;
+  env.localModelPath = path.dirname(dir);
+  const model = await AutoModelForCausalLM.from_pretrained(path.basename(dir), { dtype: 'fp32', device: 'cpu', use_external_data_format: true });
+  class Timestamps extends BaseStreamer {
+    prompt = true;
+    times: number[] = [];
+    tokens: number[] = [];
+    override put(value: bigint[][]): void {
+      if (this.prompt) this.prompt = false; // generate() first puts the prompt
+      else {
+        this.times.push(performance.now());
+        this.tokens.push(Number(value[0][0]));
+      }
+    }
+    override end(): void {}
+  }
+  return {
+    version: env.version,
+    async generate(ids: number[], n: number) {
+      const streamer = new Timestamps();
+      await model.generate({
+        input_ids: new Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
+        attention_mask: new Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]),
+        max_new_tokens: n,
+        min_new_tokens: n,
+        do_sample: false,
+        // its types ask for a TextStreamer; generate() only calls put() and end()
+        streamer: streamer as unknown as InstanceType<TextStreamer>,
+      });
+      return { tokensPerSecond: tokensPerSecond(streamer.times.length, streamer.times[0], streamer.times.at(-1)!)!, tokenIds: streamer.tokens };
+    },
+    dispose: () => model.dispose(),
+  };
+}
+
+/** One decoding step as a bare session.run at `past`, fetching every output and then only the logits. */
+function bareStep(engine: Engine, past: KvCache): () => Promise<{ allMs: number; logitsOnlyMs: number }> {
+  const session = engine.runner.session;
+  const { layers, kvHeads, headDim, dtype } = engine.runner.kvShape;
+  const feeds: Record<string, ort.Tensor> = {
+    input_ids: new ort.Tensor('int64', BigInt64Array.from([5n]), [1, 1]),
+    attention_mask: new ort.Tensor('int64', new BigInt64Array(past.tokens + 1).fill(1n), [1, past.tokens + 1]),
+    position_ids: new ort.Tensor('int64', BigInt64Array.from([BigInt(past.tokens)]), [1, 1]),
+  };
+  for (let l = 0; l < layers; l++) {
+    feeds[`past_key_values.${l}.key`] = new ort.Tensor(dtype, past.keys[l], [1, kvHeads, past.tokens, headDim]);
+    feeds[`past_key_values.${l}.value`] = new ort.Tensor(dtype, past.values[l], [1, kvHeads, past.tokens, headDim]);
+  }
+  const time = async (fetches?: string[]) => {
+    const t0 = performance.now();
+    await (fetches ? session.run(feeds, fetches) : session.run(feeds));
+    return performance.now() - t0;
+  };
+  return async () => {
+    const all: number[] = [];
+    const logitsOnly: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      all.push(await time());
+      logitsOnly.push(await time(['logits']));
+    }
+    return { allMs: median(all), logitsOnlyMs: median(logitsOnly) };
+  };
+}
+
+await main();

@@ -14,6 +14,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import ort from 'onnxruntime-node';
 import { decode, tokensPerSecond } from '../native-models/decode.ts';
 import { Engine } from '../native-models/engine.ts';
@@ -64,8 +66,12 @@ async function main(): Promise<void> {
   const figures = { ours: [] as number[], transformersJs: [] as number[], stepAll: [] as number[], stepLogitsOnly: [] as number[] };
   let agreement = { same: 0, of: NEW_TOKENS };
   for (let i = 0; i <= RUNS; i++) {
+    // each side starts without the other's garbage (~40 MB of dropped KV per step) left to collect
+    collectGarbage();
     const a = await ours();
+    collectGarbage();
     const b = await theirs();
+    collectGarbage();
     const step = await copyOut();
     if (i === 0) {
       // the first run warms up; its ids say whether both decoded the same tokens
@@ -88,6 +94,8 @@ async function main(): Promise<void> {
     machine: machineLine(),
     onnxruntime: ort.env.versions.node ?? ort.env.versions.common,
     model: MODEL.name,
+    /** glibc malloc settings in effect (they change what the binding's large per-step allocations cost). */
+    glibcTunables: process.env.GLIBC_TUNABLES ?? null,
     runs: RUNS,
     contextTokens: CONTEXT,
     newTokens: NEW_TOKENS,
@@ -108,7 +116,7 @@ async function main(): Promise<void> {
   const r = result;
   console.log(
     [
-      `${r.date.slice(0, 10)}, ${r.machine}, onnxruntime-node ${r.onnxruntime}, CPU provider, ${r.model}; ${CONTEXT} tokens of context (final block ${FINAL_TOKENS}), ${NEW_TOKENS} greedy tokens; medians of ${RUNS} interleaved runs after a warm-up`,
+      `${r.date.slice(0, 10)}, ${r.machine}, onnxruntime-node ${r.onnxruntime}, CPU provider, ${r.model}; ${CONTEXT} tokens of context (final block ${FINAL_TOKENS}), ${NEW_TOKENS} greedy tokens; medians of ${RUNS} interleaved runs after a warm-up${r.glibcTunables ? `; GLIBC_TUNABLES=${r.glibcTunables}` : ''}`,
       '',
       '| decoder | tokens/s | ours / transformers.js (per-run ratio, median) |',
       '|---|---:|---:|',
@@ -119,6 +127,12 @@ async function main(): Promise<void> {
       `One bare decoding step at ${CONTEXT} tokens (${r.bareStep.kvMegabytes.toFixed(1)} MiB of KV): ${r.bareStep.allOutputsMs.toFixed(1)} ms fetching every output, ${r.bareStep.logitsOnlyMs.toFixed(1)} ms fetching only the logits: the binding's copy-out of the present KV is ${(100 * r.bareStep.copyOutShare).toFixed(1)}% of a step.`,
     ].join('\n'),
   );
+}
+
+/** A full garbage collection (the flag is set at run time, so `npm run bench:decode` needs no node option). */
+function collectGarbage(): void {
+  v8.setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
 }
 
 /**

@@ -155,7 +155,7 @@ function table(result: { date: string; machine: string; runs: number; minutes: n
   const lines = [
     `${result.date.slice(0, 10)}, ${result.machine}, CPU provider, passages of ~${BLOCK_TOKENS} tokens, one generated token, medians of ${result.runs} iterations after a warm-up (warm and full alternating), ${result.minutes.toFixed(1)} minutes`,
     '',
-    ...MODELS.map((m) => `${m.short}: ${m.name}.`),
+    `Models: ${MODELS.map((m) => m.name).join('; ')}.`,
     '',
     '| model | KV | k | prompt tokens | warm TTFT (ms) | full TTFT (ms) | warm / full | KV load (ms) | re-encode (ms) | load + re-encode of warm | cold TTFT (ms, 1 run) |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',

@@ -10,7 +10,10 @@
 //   --context N           prompt tokens before the generated ones (default 2560)
 //   --tokens N            tokens generated per run (default 32)
 //   --out FILE            default bench-output/decode.json
+//   --malloc-ab N         instead: our decode alone in 2N processes alternating plain glibc malloc and
+//                         GLIBC_TUNABLES that keep the binding's per-step buffers off mmap
 // BENCH_RUNS (default 5) runs of each after a warm-up; about 2 minutes on 2 cores.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,6 +35,8 @@ const { values: args } = parseArgs({
     context: { type: 'string', default: '2560' },
     tokens: { type: 'string', default: '32' },
     out: { type: 'string', default: 'bench-output/decode.json' },
+    'malloc-ab': { type: 'string' },
+    'ours-only': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -43,7 +48,10 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 /** The last tokens of the context go in the final block (the question's place), the rest is the past. */
 const FINAL_TOKENS = 64;
 
-async function main(): Promise<void> {
+/** glibc malloc kept off mmap for the binding's multi-megabyte output buffers, and from trimming the heap. */
+const MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824';
+
+async function ourDecoder() {
   const dir = await MODEL.dir();
   const engine = await Engine.load(dir, { provider: 'cpu' });
   const random = seededRandom(11);
@@ -53,12 +61,58 @@ async function main(): Promise<void> {
   const finalIds = ids.slice(CONTEXT - FINAL_TOKENS);
   console.error(`prefilling ${pastIds.length} tokens ...`);
   const past = (await engine.runner.forward(pastIds, positionRange(0, pastIds.length), emptyKv(engine.runner.kvShape))).present;
-
   const ours = async () => {
     // stop tokens off: both sides generate exactly NEW_TOKENS tokens
     const r = await decode(engine.runner, engine.tokenizer, { past, finalIds, sampler: argmax, maxNewTokens: NEW_TOKENS, stopTokenIds: [] });
     return { tokensPerSecond: r.tokensPerSecond!, tokenIds: r.tokenIds };
   };
+  return { dir, engine, ids, past, ours };
+}
+
+/** --ours-only: a warm-up and then BENCH_RUNS of our decode alone; one JSON line on stdout (for --malloc-ab). */
+async function oursOnly(): Promise<void> {
+  const { engine, ours } = await ourDecoder();
+  await ours();
+  const tps: number[] = [];
+  for (let i = 0; i < RUNS; i++) tps.push((await ours()).tokensPerSecond);
+  await engine.release();
+  console.log(JSON.stringify({ tokensPerSecond: median(tps) }));
+}
+
+/**
+ * --malloc-ab N: our decode in child processes, N pairs alternating plain and with MALLOC_TUNABLES
+ * (glibc reads them at process start, so the two cannot share a process).
+ */
+function mallocAb(pairs: number): void {
+  const script = process.argv[1];
+  const child = (tunables: string | undefined) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, BENCH_RUNS: String(RUNS) };
+    if (tunables) env.GLIBC_TUNABLES = tunables;
+    else delete env.GLIBC_TUNABLES;
+    const out = execFileSync(process.execPath, [...process.execArgv, script, '--ours-only', '--shape', args.shape, '--context', args.context, '--tokens', args.tokens], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    return (JSON.parse(out.trim().split('\n').at(-1)!) as { tokensPerSecond: number }).tokensPerSecond;
+  };
+  const plain: number[] = [];
+  const tuned: number[] = [];
+  for (let i = 0; i < pairs; i++) {
+    plain.push(child(undefined));
+    tuned.push(child(MALLOC_TUNABLES));
+    console.error(JSON.stringify({ pair: i + 1, plain: plain[i], tuned: tuned[i] }));
+  }
+  console.log(
+    [
+      `${new Date().toISOString().slice(0, 10)}, ${machineLine()}, ${MODEL.name}; ${CONTEXT} tokens of context, ${NEW_TOKENS} greedy tokens; our decode in ${2 * pairs} processes, alternating; each the median of ${RUNS} decodes after a warm-up`,
+      '',
+      '| glibc malloc | tokens/s (median) | per-pair ratio to plain (median) |',
+      '|---|---:|---:|',
+      `| plain | ${median(plain).toFixed(2)} | |`,
+      `| GLIBC_TUNABLES=${MALLOC_TUNABLES} | ${median(tuned).toFixed(2)} | ${median(tuned.map((t, i) => t / plain[i])).toFixed(3)} |`,
+    ].join('\n'),
+  );
+}
+
+async function main(): Promise<void> {
+  const { dir, engine, ids, past, ours } = await ourDecoder();
   const tjs = await transformersJs(dir);
   const theirs = () => tjs.generate(ids, NEW_TOKENS);
   const copyOut = bareStep(engine, past);
@@ -206,4 +260,6 @@ function bareStep(engine: Engine, past: KvCache): () => Promise<{ allMs: number;
   };
 }
 
-await main();
+if (args['ours-only']) await oursOnly();
+else if (args['malloc-ab']) mallocAb(Number(args['malloc-ab']));
+else await main();

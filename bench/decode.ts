@@ -75,8 +75,10 @@ async function oursOnly(): Promise<void> {
   await ours();
   const tps: number[] = [];
   for (let i = 0; i < RUNS; i++) tps.push((await ours()).tokensPerSecond);
+  // resident memory with the past and one decode's garbage about: what the tunables cost in memory
+  const rssMiB = process.memoryUsage().rss / 2 ** 20;
   await engine.release();
-  console.log(JSON.stringify({ tokensPerSecond: median(tps) }));
+  console.log(JSON.stringify({ tokensPerSecond: median(tps), rssMiB }));
 }
 
 /**
@@ -90,23 +92,28 @@ function mallocAb(pairs: number): void {
     if (tunables) env.GLIBC_TUNABLES = tunables;
     else delete env.GLIBC_TUNABLES;
     const out = execFileSync(process.execPath, [...process.execArgv, script, '--ours-only', '--shape', args.shape, '--context', args.context, '--tokens', args.tokens], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    return (JSON.parse(out.trim().split('\n').at(-1)!) as { tokensPerSecond: number }).tokensPerSecond;
+    return JSON.parse(out.trim().split('\n').at(-1)!) as { tokensPerSecond: number; rssMiB: number };
   };
   const plain: number[] = [];
   const tuned: number[] = [];
+  const rss = { plain: [] as number[], tuned: [] as number[] };
   for (let i = 0; i < pairs; i++) {
-    plain.push(child(undefined));
-    tuned.push(child(MALLOC_TUNABLES));
-    console.error(JSON.stringify({ pair: i + 1, plain: plain[i], tuned: tuned[i] }));
+    const a = child(undefined);
+    const b = child(MALLOC_TUNABLES);
+    plain.push(a.tokensPerSecond);
+    tuned.push(b.tokensPerSecond);
+    rss.plain.push(a.rssMiB);
+    rss.tuned.push(b.rssMiB);
+    console.error(JSON.stringify({ pair: i + 1, plain: a, tuned: b }));
   }
   console.log(
     [
       `${new Date().toISOString().slice(0, 10)}, ${machineLine()}, ${MODEL.name}; ${CONTEXT} tokens of context, ${NEW_TOKENS} greedy tokens; our decode in ${2 * pairs} processes, alternating; each the median of ${RUNS} decodes after a warm-up`,
       '',
-      '| glibc malloc | tokens/s (median) | per-pair ratio to plain (median) |',
-      '|---|---:|---:|',
-      `| plain | ${median(plain).toFixed(2)} | |`,
-      `| GLIBC_TUNABLES=${MALLOC_TUNABLES} | ${median(tuned).toFixed(2)} | ${median(tuned.map((t, i) => t / plain[i])).toFixed(3)} |`,
+      '| glibc malloc | tokens/s (median) | per-pair ratio to plain (median) | RSS after the decodes (MiB, median) |',
+      '|---|---:|---:|---:|',
+      `| plain | ${median(plain).toFixed(2)} | | ${median(rss.plain).toFixed(0)} |`,
+      `| GLIBC_TUNABLES=${MALLOC_TUNABLES} | ${median(tuned).toFixed(2)} | ${median(tuned.map((t, i) => t / plain[i])).toFixed(3)} | ${median(rss.tuned).toFixed(0)} |`,
     ].join('\n'),
   );
 }

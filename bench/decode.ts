@@ -4,7 +4,7 @@
 // same prompt ids, greedy), in interleaved runs, medians. Also the cost of the binding's copy-out
 // of the present KV per step: a bare one-token session.run at the same past fetching every output
 // against fetching only the logits (ORT computes the presents either way; only the copy into
-// JavaScript differs).
+// JavaScript differs), and whether a preallocated output (a fetch given as a tensor) saves that copy.
 //   --shape llama|bench   llama (default): issue 15's shape, dim 512, 8 layers, float32 KV, Llama 2
 //                         tokenizer; bench: Qwen2.5-0.5B's shape, float16 KV
 //   --context N           prompt tokens before the generated ones (default 2560)

@@ -10,8 +10,9 @@
 //   --context N           prompt tokens before the generated ones (default 2560)
 //   --tokens N            tokens generated per run (default 32)
 //   --out FILE            default bench-output/decode.json
-//   --malloc-ab N         instead: our decode alone in 2N processes alternating plain glibc malloc and
-//                         GLIBC_TUNABLES that keep the binding's per-step buffers off mmap
+//   --malloc-ab N         instead: our decode alone in N rounds of 3 processes: plain glibc malloc,
+//                         GLIBC_TUNABLES that keep the binding's per-step buffers off mmap, and plain
+//                         with the threshold raised from inside (primeMalloc)
 // BENCH_RUNS (default 5) runs of each after a warm-up; about 2 minutes on 2 cores.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -71,6 +72,7 @@ async function ourDecoder() {
 
 /** --ours-only: a warm-up and then BENCH_RUNS of our decode alone; one JSON line on stdout (for --malloc-ab). */
 async function oursOnly(): Promise<void> {
+  if (process.env.BENCH_PRIME_MALLOC === '1') primeMalloc();
   const { engine, ours } = await ourDecoder();
   await ours();
   const tps: number[] = [];
@@ -82,13 +84,23 @@ async function oursOnly(): Promise<void> {
 }
 
 /**
- * --malloc-ab N: our decode in child processes, N pairs alternating plain and with MALLOC_TUNABLES
- * (glibc reads them at process start, so the two cannot share a process).
+ * The same effect from inside the process: glibc raises its mmap threshold to the size of an
+ * mmap'd block when that block is freed (up to 32 MiB), so one block just under 32 MiB, allocated
+ * and collected, sends the later multi-megabyte buffers to the heap.
+ */
+function primeMalloc(): void {
+  Buffer.allocUnsafeSlow(32 * 2 ** 20 - 64 * 1024).fill(1, 0, 1); // dropped at once
+  collectGarbage();
+}
+
+/**
+ * --malloc-ab N: our decode in child processes, N rounds of plain, with MALLOC_TUNABLES (glibc reads
+ * them at process start, so they cannot share a process) and primed (primeMalloc).
  */
 function mallocAb(pairs: number): void {
   const script = process.argv[1];
-  const child = (tunables: string | undefined) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, BENCH_RUNS: String(RUNS) };
+  const child = (tunables: string | undefined, prime = false) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, BENCH_RUNS: String(RUNS), BENCH_PRIME_MALLOC: prime ? '1' : '0' };
     if (tunables) env.GLIBC_TUNABLES = tunables;
     else delete env.GLIBC_TUNABLES;
     const out = execFileSync(process.execPath, [...process.execArgv, script, '--ours-only', '--shape', args.shape, '--context', args.context, '--tokens', args.tokens], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
@@ -96,24 +108,29 @@ function mallocAb(pairs: number): void {
   };
   const plain: number[] = [];
   const tuned: number[] = [];
-  const rss = { plain: [] as number[], tuned: [] as number[] };
+  const primed: number[] = [];
+  const rss = { plain: [] as number[], tuned: [] as number[], primed: [] as number[] };
   for (let i = 0; i < pairs; i++) {
     const a = child(undefined);
     const b = child(MALLOC_TUNABLES);
+    const c = child(undefined, true);
     plain.push(a.tokensPerSecond);
     tuned.push(b.tokensPerSecond);
+    primed.push(c.tokensPerSecond);
     rss.plain.push(a.rssMiB);
     rss.tuned.push(b.rssMiB);
-    console.error(JSON.stringify({ pair: i + 1, plain: a, tuned: b }));
+    rss.primed.push(c.rssMiB);
+    console.error(JSON.stringify({ round: i + 1, plain: a, tuned: b, primed: c }));
   }
   console.log(
     [
-      `${new Date().toISOString().slice(0, 10)}, ${machineLine()}, ${MODEL.name}; ${CONTEXT} tokens of context, ${NEW_TOKENS} greedy tokens; our decode in ${2 * pairs} processes, alternating; each the median of ${RUNS} decodes after a warm-up`,
+      `${new Date().toISOString().slice(0, 10)}, ${machineLine()}, ${MODEL.name}; ${CONTEXT} tokens of context, ${NEW_TOKENS} greedy tokens; our decode in ${3 * pairs} processes, in rounds of plain / tunables / primed; each the median of ${RUNS} decodes after a warm-up`,
       '',
-      '| glibc malloc | tokens/s (median) | per-pair ratio to plain (median) | RSS after the decodes (MiB, median) |',
+      '| glibc malloc | tokens/s (median) | per-round ratio to plain (median) | RSS after the decodes (MiB, median) |',
       '|---|---:|---:|---:|',
       `| plain | ${median(plain).toFixed(2)} | | ${median(rss.plain).toFixed(0)} |`,
       `| GLIBC_TUNABLES=${MALLOC_TUNABLES} | ${median(tuned).toFixed(2)} | ${median(tuned.map((t, i) => t / plain[i])).toFixed(3)} | ${median(rss.tuned).toFixed(0)} |`,
+      `| plain, primed in-process (a ~32 MiB block allocated and collected first) | ${median(primed).toFixed(2)} | ${median(primed.map((t, i) => t / plain[i])).toFixed(3)} | ${median(rss.primed).toFixed(0)} |`,
     ].join('\n'),
   );
 }

@@ -1,94 +1,174 @@
-// npm run bench:ask — the question path on the bench-shape model (Qwen2.5-0.5B's shape), CPU:
-// k = 10 passages of ~256 tokens + the instruction and final blocks, TTFT medians for
-// warm (passage KV in SQLite: load + re-encode + final block), cold (no KV stored: every block
-// prefilled and stored first), full mode (one causal prefill), and each quality mode.
-// Results: bench-output/ask.json and a Markdown table on stdout (docs/BENCHMARKS.md).
+// npm run bench:ask [-- --all-paths] [-- --models bench,llama] — the question path (ask(), as the app runs it), CPU provider,
+// one generated token (maxNewTokens 1: TTFT only), on two generated models:
+// - the bench shape (Qwen2.5-0.5B's shape, generated tokenizer, float16 KV), and
+// - issue 15's Llama shape (dim 512, 8 layers, GQA 8/4, the real Llama 2 tokenizer, float32 KV),
+// at k = 10 and k = 20 passages of ~256 tokens (+ the instruction and final blocks). Each iteration
+// runs warm (passage KV in SQLite: load + re-encode + final block) and full mode (one causal
+// prefill) back to back, so warm/full is a ratio within one iteration (quoted as the median of the
+// per-iteration ratios, next to the ratio of the medians). The first iteration warms up; the first
+// block-mode run finds no KV stored (cold: every block prefilled and stored) and is shown once.
+// --all-paths adds, on the bench shape at k = 10, the isolated quality mode and boundary recompute 16.
+// BENCH_RUNS (default 3) iterations after the warm-up; about 10 minutes on 2 cores.
+// Results: bench-output/ask.json and Markdown tables on stdout (docs/BENCHMARKS.md).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { openDatabase } from '../db/open.ts';
 import { Engine } from '../native-models/engine.ts';
 import { ask, type AnswerFigures, type AskOptions } from '../electron/answering/ask.ts';
-import { createAnswerContext } from '../electron/answering/passage-kv.ts';
+import { createAnswerContext, type AnswerContext } from '../electron/answering/passage-kv.ts';
 import { passageBlockText } from '../electron/answering/prompt-blocks.ts';
 import { machineLine, median } from './stats.ts';
-import { benchModelDir } from './bench-model.ts';
+import { BENCH_SHAPE, LLAMA_SHAPE, type BenchModel } from './bench-model.ts';
 import { BENCH_QUESTION, benchPassages } from './bench-passages.ts';
 
-const K = 10;
+const KS = [10, 20];
 const BLOCK_TOKENS = 256;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const { values: args } = parseArgs({
+  options: { 'all-paths': { type: 'boolean', default: false }, models: { type: 'string', default: 'bench,llama' } },
+  strict: true,
+});
+const MODELS = args.models.split(',').map((name) => {
+  if (name !== 'bench' && name !== 'llama') throw new Error('--models: a comma-separated list of bench, llama');
+  return name === 'bench' ? BENCH_SHAPE : LLAMA_SHAPE;
+});
 
-async function main(): Promise<void> {
-  const modelDir = await benchModelDir();
+interface PathRow {
+  path: string;
+  ttftMs: number;
+  loadMs: number;
+  computeMs: number;
+  reencodeMs: number;
+  finalMs: number;
+  reused: number;
+  computed: number;
+}
+
+interface KRow {
+  model: string;
+  kvDtype: string;
+  k: number;
+  promptTokens: number;
+  cold: PathRow;
+  warm: PathRow;
+  full: PathRow;
+  /** Median over iterations of warm TTFT / full TTFT of the same iteration. */
+  warmOverFull: number;
+  /** (KV load + re-encode) / warm TTFT, median over iterations. */
+  loadReencodeShare: number;
+  extra: PathRow[];
+}
+
+function row(name: string, figures: AnswerFigures[]): PathRow {
+  const m = (pick: (f: AnswerFigures) => number) => median(figures.map(pick));
+  return {
+    path: name,
+    ttftMs: m((f) => f.ttftMs),
+    loadMs: m((f) => f.loadMs),
+    computeMs: m((f) => f.computeMs),
+    reencodeMs: m((f) => f.reencodeMs),
+    finalMs: m((f) => f.finalMs),
+    reused: figures[0].reusedBlocks,
+    computed: figures[0].computedBlocks,
+  };
+}
+
+async function benchModel(model: BenchModel): Promise<KRow[]> {
+  const dir = await model.dir();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quire-bench-ask-'));
   const db = openDatabase(path.join(tmp, 'bench.db'));
-  const engine = await Engine.load(modelDir, { provider: 'cpu' });
+  const engine = await Engine.load(dir, { provider: 'cpu' });
   const ctx = await createAnswerContext(db, engine);
-  const passages = benchPassages(engine, K, BLOCK_TOKENS);
-  const tokens = passages.map((p) => engine.tokenizer.encode(passageBlockText(p)).length);
-  console.error(`passage blocks: ${tokens.join(', ')} tokens; instruction ${ctx.frame.instructionIds.length}`);
+  const rows: KRow[] = [];
+  try {
+    for (const k of KS) rows.push(await benchK(model, engine, ctx, k));
+  } finally {
+    await engine.release();
+    db.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  return rows;
+}
 
-  const base: AskOptions = { passages, maxNewTokens: 1 };
-  const measure = async (name: string, options: AskOptions, before?: () => void) => {
-    const figures: AnswerFigures[] = [];
-    for (let i = 0; i <= RUNS; i++) {
-      before?.();
-      const r = await ask(ctx, BENCH_QUESTION, { ...base, ...options });
-      if (i > 0) figures.push(r.figures); // the first run warms up
+async function benchK(model: BenchModel, engine: Engine, ctx: AnswerContext, k: number): Promise<KRow> {
+  const passages = benchPassages(engine, k, BLOCK_TOKENS);
+  const tokens = passages.map((p) => engine.tokenizer.encode(passageBlockText(p)).length);
+  console.error(`${model.name}, k = ${k}: passage blocks of ${Math.min(...tokens)}-${Math.max(...tokens)} tokens; instruction ${ctx.frame.instructionIds.length}`);
+  const run = async (options: AskOptions) => (await ask(ctx, BENCH_QUESTION, { passages, maxNewTokens: 1, ...options })).figures;
+
+  // the first block-mode run stores the passages' KV (cold); then warm and full alternate
+  const cold = await run({});
+  const warm: AnswerFigures[] = [];
+  const full: AnswerFigures[] = [];
+  for (let i = 0; i <= RUNS; i++) {
+    const w = await run({});
+    const f = await run({ mode: 'full' });
+    console.error(JSON.stringify({ k, iteration: i, warmMs: w.ttftMs, fullMs: f.ttftMs, loadMs: w.loadMs, reencodeMs: w.reencodeMs, finalMs: w.finalMs }));
+    if (i === 0) continue; // warm-up
+    warm.push(w);
+    full.push(f);
+  }
+  if (warm[0].passagesUsed !== k || warm[0].passagesShortened > 0) throw new Error(`only ${warm[0].passagesUsed} of ${k} passages fit the context whole`);
+  const extra: PathRow[] = [];
+  if (args['all-paths'] && model === BENCH_SHAPE && k === KS[0]) {
+    for (const [name, options] of [
+      ['warm, isolated', { quality: 'isolated' }],
+      ['warm, shared-prefix + boundary recompute 16', { boundaryTokens: 16 }],
+    ] as const) {
+      const figures: AnswerFigures[] = [];
+      for (let i = 0; i <= RUNS; i++) {
+        const f = await run(options);
+        if (i > 0) figures.push(f);
+      }
+      extra.push(row(name, figures));
     }
-    const m = (pick: (f: AnswerFigures) => number) => median(figures.map(pick));
-    const row = {
-      name,
-      ttftMs: m((f) => f.ttftMs),
-      loadMs: m((f) => f.loadMs),
-      computeMs: m((f) => f.computeMs),
-      reencodeMs: m((f) => f.reencodeMs),
-      finalMs: m((f) => f.finalMs),
-      reused: figures[0].reusedBlocks,
-      computed: figures[0].computedBlocks,
-      promptTokens: figures[0].promptTokens,
-    };
-    console.error(JSON.stringify(row));
-    return row;
+  }
+  return {
+    model: model.short,
+    kvDtype: model.spec.kvDtype,
+    k,
+    promptTokens: warm[0].promptTokens,
+    cold: row('cold (no KV stored; one run)', [cold]),
+    warm: row('warm, shared-prefix (default)', warm),
+    full: row('full mode', full),
+    warmOverFull: median(warm.map((w, i) => w.ttftMs / full[i].ttftMs)),
+    loadReencodeShare: median(warm.map((w) => (w.loadMs + w.reencodeMs) / w.ttftMs)),
+    extra,
   };
-  const clear = () => ctx.store.deleteModel(ctx.fingerprint);
-  const rows = [
-    await measure('full mode', { mode: 'full' }),
-    await measure('cold, shared-prefix (no KV stored)', { quality: 'shared-prefix' }, clear),
-    await measure('warm, shared-prefix (default)', { quality: 'shared-prefix' }),
-    await measure('warm, isolated', { quality: 'isolated' }),
-    await measure('warm, shared-prefix + boundary recompute 16', { quality: 'shared-prefix', boundaryTokens: 16 }),
-  ];
-  const full = rows[0].ttftMs;
-  const result = {
-    date: new Date().toISOString(),
-    machine: machineLine(),
-    provider: engine.provider,
-    runs: RUNS,
-    k: K,
-    passageTokens: tokens,
-    kvStoreBytes: ctx.store.stats().bytes,
-    rows: rows.map((r) => ({ ...r, overFull: r.ttftMs / full })),
-  };
-  await engine.release();
-  db.close();
-  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const rows: KRow[] = [];
+  for (const model of MODELS) rows.push(...(await benchModel(model)));
+  const result = { date: new Date().toISOString(), machine: machineLine(), provider: 'cpu', runs: RUNS, blockTokens: BLOCK_TOKENS, minutes: (performance.now() - started) / 60000, rows };
   fs.mkdirSync('bench-output', { recursive: true });
   fs.writeFileSync('bench-output/ask.json', JSON.stringify(result, null, 2));
+  console.log(table(result));
+}
+
+function table(result: { date: string; machine: string; runs: number; minutes: number; rows: KRow[] }): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  console.log(
-    [
-      `${result.date.slice(0, 10)}, ${result.machine}, CPU provider, k = ${K} passages of ~${BLOCK_TOKENS} tokens, ${rows[0].promptTokens} prompt tokens, medians of ${RUNS} runs after a warm-up`,
-      '',
-      '| path | TTFT (ms) | of full | KV load | prefill | re-encode | final block | blocks reused / computed |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|',
-      ...result.rows.map(
-        (r) =>
-          `| ${r.name} | ${r.ttftMs.toFixed(0)} | ${pct(r.overFull)} | ${r.loadMs.toFixed(1)} | ${r.computeMs.toFixed(0)} | ${r.reencodeMs.toFixed(1)} | ${r.finalMs.toFixed(0)} | ${r.reused} / ${r.computed} |`,
-      ),
-    ].join('\n'),
-  );
+  const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+  const lines = [
+    `${result.date.slice(0, 10)}, ${result.machine}, CPU provider, passages of ~${BLOCK_TOKENS} tokens, one generated token, medians of ${result.runs} iterations after a warm-up (warm and full alternating), ${result.minutes.toFixed(1)} minutes`,
+    '',
+    `Models: ${MODELS.map((m) => m.name).join('; ')}.`,
+    '',
+    '| model | KV | k | prompt tokens | warm TTFT (ms) | full TTFT (ms) | warm / full | KV load (ms) | re-encode (ms) | load + re-encode of warm | cold TTFT (ms, 1 run) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...result.rows.map(
+      (r) =>
+        `| ${r.model} | ${r.kvDtype} | ${r.k} | ${r.promptTokens} | ${ms(r.warm.ttftMs)} | ${ms(r.full.ttftMs)} | **${pct(r.warmOverFull)}** (medians: ${pct(r.warm.ttftMs / r.full.ttftMs)}) | ${ms(r.warm.loadMs)} | ${ms(r.warm.reencodeMs)} | ${pct(r.loadReencodeShare)} | ${ms(r.cold.ttftMs)} |`,
+    ),
+  ];
+  for (const r of result.rows.filter((x) => x.extra.length)) {
+    lines.push('', `| path (${r.model}, k = ${r.k}) | TTFT (ms) | KV load | re-encode | final block |`, '|---|---:|---:|---:|---:|');
+    for (const e of [r.warm, ...r.extra]) lines.push(`| ${e.path} | ${ms(e.ttftMs)} | ${ms(e.loadMs)} | ${ms(e.reencodeMs)} | ${ms(e.finalMs)} |`);
+  }
+  return lines.join('\n');
 }
 
 await main();

@@ -97,6 +97,8 @@ export class ModelRunner {
   readonly kvTraffic: KvTraffic = { uploadedBytes: 0, downloadedBytes: 0 };
   /** Set when present KV outputs stay on the WebGPU device (SessionOptions.kvOnDevice). */
   private downloader?: KvDownloader;
+  /** Ones for the attention mask, shared by every run (see onesMask). */
+  private ones = new BigInt64Array(0);
 
   private constructor(
     readonly session: ort.InferenceSession,
@@ -257,7 +259,7 @@ export class ModelRunner {
       [this.names.inputIds]: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, n]),
     };
     if (this.names.attentionMask) {
-      feeds[this.names.attentionMask] = new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]);
+      feeds[this.names.attentionMask] = new ort.Tensor('int64', this.onesMask(total), [1, total]);
     }
     if (this.names.positionIds) {
       feeds[this.names.positionIds] = new ort.Tensor('int64', BigInt64Array.from(positions, BigInt), [1, n]);
@@ -272,10 +274,7 @@ export class ModelRunner {
     }
     const out = await this.session.run(feeds, runOptions);
     const onDevice = this.countKvTraffic(past, out, total);
-    const logitsAll = toFloat32(out[this.names.logits].data);
-    const vocab = logitsAll.length / n;
-    const rows = allLogits ? Array.from({ length: n }, (_, i) => i) : [n - 1];
-    const logits = rows.map((r) => logitsAll.slice(r * vocab, (r + 1) * vocab));
+    const logits = logitRows(toFloat32(out[this.names.logits].data), n, allLogits);
     if (onDevice) return { logits, present: this.deviceKvOf(out, total) };
     const present: KvCache = {
       ...this.kvShape,
@@ -396,6 +395,16 @@ export class ModelRunner {
     return kv;
   }
 
+  /**
+   * An attention mask of `total` ones: a view of one buffer kept across runs (grown by doubling), so
+   * a decoding step allocates no new mask. Safe to share: nothing ever writes to it after it is
+   * filled, and the binding only reads it during the run.
+   */
+  private onesMask(total: number): BigInt64Array {
+    if (this.ones.length < total) this.ones = new BigInt64Array(Math.max(total, 2 * this.ones.length)).fill(1n);
+    return this.ones.subarray(0, total);
+  }
+
   async release(): Promise<void> {
     await this.downloader?.release();
     await this.session.release();
@@ -427,4 +436,17 @@ async function reopenWithKvOnDevice(
   const session = await createSession(model.onnxPath, 'webgpu', threads, [...names.presentKeys, ...names.presentValues]);
   const downloader = await KvDownloader.open(readKvShape(session, names, model));
   return { session, downloader };
+}
+
+/**
+ * The rows of logits a run returns: each row of `n` (allLogits) or the last. A one-token run's
+ * logits are the binding's own fresh array, returned as it is (no copy of the vocabulary per
+ * decoding step); rows of a longer run are copied out so the caller does not keep the whole
+ * n x vocab array alive.
+ */
+export function logitRows(all: Float32Array, n: number, allLogits: boolean): Float32Array[] {
+  if (n === 1) return [all];
+  const vocab = all.length / n;
+  const rows = allLogits ? Array.from({ length: n }, (_, i) => i) : [n - 1];
+  return rows.map((r) => all.slice(r * vocab, (r + 1) * vocab));
 }

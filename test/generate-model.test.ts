@@ -296,3 +296,32 @@ describe('generated tokenizer', () => {
     }
   });
 });
+
+describe('generated model with a real tokenizer (tokenizerFrom)', () => {
+  const LLAMA2 = path.resolve('../shared/fixtures/tiny-llama-fp16-genai');
+
+  it('copies the Llama 2 tokenizer files, which then give the ids of Llama 2', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'quire-gen-tok-'));
+    try {
+      await generateModel(dir, tinySpec({ vocabSize: 32000, seed: 5 }), { tokenizerFrom: LLAMA2 });
+      for (const name of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
+        expect(await readFile(path.join(dir, name), 'utf8')).toBe(await readFile(path.join(LLAMA2, name), 'utf8'));
+      }
+      const json = JSON.parse(await readFile(path.join(dir, 'tokenizer.json'), 'utf8'));
+      const config = JSON.parse(await readFile(path.join(dir, 'tokenizer_config.json'), 'utf8'));
+      // Llama 2's ids: <s> = 1, "▁Hello" = 15043, "▁world" = 3186
+      expect(new Tokenizer(json, config).encode('Hello world').ids).toEqual([1, 15043, 3186]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a tokenizer whose vocabulary is not the spec one', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'quire-gen-tok-'));
+    try {
+      await expect(generateModel(dir, tinySpec(), { tokenizerFrom: LLAMA2 })).rejects.toThrow(/32000 tokens, the spec 384/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -5,7 +5,8 @@
 // builder: model.onnx + model.onnx.data + genai_config.json at the top). Every graph can be
 // checked against the float64 reference forward (reference.ts), which computes with the same
 // stored weights (weight-formats.ts).
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EXPORT_STYLES } from '../../native-models/export-style.ts';
 import { buildGenaiGraph, genaiConfigOf } from './genai-graph.ts';
@@ -20,8 +21,18 @@ export function onnxPathOf(spec: TinyModelSpec): { model: string; data: string }
     : { model: path.join('onnx', 'model.onnx'), data: path.join('onnx', 'model.onnx_data') };
 }
 
+export interface GenerateOptions {
+  /**
+   * A folder whose tokenizer.json, tokenizer_config.json (and special_tokens_map.json if present)
+   * are copied instead of generating a tokenizer: a real tokenizer on a generated body. Its vocabulary
+   * must be spec.vocabSize, and its BOS / EOS / pad ids those of the generated config (1 / 2 / 0, as
+   * Llama 2's <s> / </s> / <unk>).
+   */
+  tokenizerFrom?: string;
+}
+
 /** Writes the model folder for `spec` (see the file comment for what goes where). */
-export async function generateModel(dir: string, spec: TinyModelSpec): Promise<void> {
+export async function generateModel(dir: string, spec: TinyModelSpec, options: GenerateOptions = {}): Promise<void> {
   const style = EXPORT_STYLES[spec.exportStyle];
   if (!style) throw new RangeError(`unknown export style ${String(spec.exportStyle)}`);
   if (spec.heads % spec.kvHeads !== 0) throw new RangeError(`heads ${spec.heads} is not a multiple of kvHeads ${spec.kvHeads}`);
@@ -37,7 +48,8 @@ export async function generateModel(dir: string, spec: TinyModelSpec): Promise<v
     pad_token_id: PAD_TOKEN_ID,
   };
   await writeFile(path.join(dir, 'generation_config.json'), JSON.stringify(generationConfig, null, 2));
-  await generateTokenizer(dir, spec);
+  if (options.tokenizerFrom) await copyTokenizer(options.tokenizerFrom, dir, spec);
+  else await generateTokenizer(dir, spec);
   const build = style.layout === 'genai' ? buildGenaiGraph : buildOptimumGraph;
   const { model, graph } = build(spec, buildWeights(spec), path.basename(files.data));
   if (style.layout === 'genai') {
@@ -46,4 +58,14 @@ export async function generateModel(dir: string, spec: TinyModelSpec): Promise<v
   await graph.externalData.write(path.join(dir, files.data));
   // last, so an interrupted run leaves no model file that points at incomplete weights
   await writeFile(path.join(dir, files.model), model);
+}
+
+async function copyTokenizer(from: string, dir: string, spec: TinyModelSpec): Promise<void> {
+  const tokenizer = JSON.parse(await readFile(path.join(from, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } };
+  const size = Object.keys(tokenizer.model.vocab).length;
+  if (size !== spec.vocabSize) throw new RangeError(`the tokenizer in ${from} has ${size} tokens, the spec ${spec.vocabSize}`);
+  for (const name of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
+    // read and written, not copied: the fixtures are read-only and the copies need not be
+    if (existsSync(path.join(from, name))) await writeFile(path.join(dir, name), await readFile(path.join(from, name)));
+  }
 }

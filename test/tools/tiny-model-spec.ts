@@ -125,6 +125,28 @@ export function benchSpec(overrides: Partial<TinyModelSpec> = {}): TinyModelSpec
   });
 }
 
+/**
+ * Issue 15's fp32-KV shape: a Llama body of dim 512, 8 layers, 8 heads over 4 KV heads (head size
+ * 64), float32 KV, vocabulary 32000 to take the real Llama 2 tokenizer (generateModel's tokenizerFrom).
+ */
+export function llamaBenchSpec(overrides: Partial<TinyModelSpec> = {}): TinyModelSpec {
+  return tinySpec({
+    arch: 'llama',
+    vocabSize: 32000,
+    hiddenSize: 512,
+    layers: 8,
+    heads: 8,
+    kvHeads: 4,
+    headDim: 64,
+    intermediateSize: 1536,
+    ropeTheta: 10000,
+    maxPositionEmbeddings: 8192,
+    kvDtype: 'float32',
+    addBos: true,
+    ...overrides,
+  });
+}
+
 function normals(rand: () => number, n: number, std: number, mean = 0): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i += 2) {

@@ -7,6 +7,9 @@
 // prefill) back to back, so warm/full is a ratio within one iteration (quoted as the median of the
 // per-iteration ratios, next to the ratio of the medians). The first iteration warms up; the first
 // block-mode run finds no KV stored (cold: every block prefilled and stored) and is shown once.
+// Two more warm paths run in each iteration, as the app and `quire serve` answer: "in memory" (the
+// engine worker's KvStore keeps decoded blocks, decoded-kv-cache.ts: no read, no decode) and
+// "prefetched" (the question prepared while typed, prepared-question.ts: only the final block runs).
 // --all-paths adds, on the bench shape at k = 10, the isolated quality mode and boundary recompute 16.
 // BENCH_RUNS (default 3) iterations after the warm-up; about 10 minutes on 2 cores.
 // Results: bench-output/ask.json and Markdown tables on stdout (docs/BENCHMARKS.md).
@@ -18,6 +21,9 @@ import { openDatabase } from '../db/open.ts';
 import { Engine } from '../native-models/engine.ts';
 import { ask, type AnswerFigures, type AskOptions } from '../electron/answering/ask.ts';
 import { createAnswerContext, type AnswerContext } from '../electron/answering/passage-kv.ts';
+import { PreparedQuestion } from '../electron/answering/prepared-question.ts';
+import { DEFAULT_DECODED_KV_CACHE_BYTES } from '../db/decoded-kv-cache.ts';
+import { KvStore } from '../db/kv-store.ts';
 import { passageBlockText } from '../electron/answering/prompt-blocks.ts';
 import { machineLine, median } from './stats.ts';
 import { BENCH_SHAPE, LLAMA_SHAPE, type BenchModel } from './bench-model.ts';
@@ -53,11 +59,18 @@ interface KRow {
   promptTokens: number;
   cold: PathRow;
   warm: PathRow;
+  /** Warm with the decoded blocks kept in memory (the app's worker, quire serve). */
+  memory: PathRow;
+  /** Prepared while typed: the final block only. */
+  prefetched: PathRow;
   full: PathRow;
   /** Median over iterations of warm TTFT / full TTFT of the same iteration. */
   warmOverFull: number;
   /** (KV load + re-encode) / warm TTFT, median over iterations. */
   loadReencodeShare: number;
+  memoryOverFull: number;
+  memoryLoadReencodeShare: number;
+  prefetchedOverFull: number;
   extra: PathRow[];
 }
 
@@ -96,18 +109,33 @@ async function benchK(model: BenchModel, engine: Engine, ctx: AnswerContext, k: 
   const passages = benchPassages(engine, k, BLOCK_TOKENS);
   const tokens = passages.map((p) => engine.tokenizer.encode(passageBlockText(p)).length);
   console.error(`${model.name}, k = ${k}: passage blocks of ${Math.min(...tokens)}-${Math.max(...tokens)} tokens; instruction ${ctx.frame.instructionIds.length}`);
-  const run = async (options: AskOptions) => (await ask(ctx, BENCH_QUESTION, { passages, maxNewTokens: 1, ...options })).figures;
+  const run = async (options: AskOptions, on: AnswerContext = ctx) => (await ask(on, BENCH_QUESTION, { passages, maxNewTokens: 1, ...options })).figures;
+  // the same model, database and instruction block, over a store that keeps decoded blocks (as the engine worker's)
+  const inMemory: AnswerContext = { ...ctx, store: new KvStore(ctx.db, { decodedCacheBytes: DEFAULT_DECODED_KV_CACHE_BYTES }) };
+  const runPrefetched = async () => {
+    const prepared = PreparedQuestion.start(inMemory, BENCH_QUESTION, { passages, maxNewTokens: 1 });
+    if (!(await prepared?.ready)) throw new Error('the prepare did not finish');
+    const figures = await run({ prepared }, inMemory);
+    if (!figures.prefetched) throw new Error('the prepared past was not used');
+    return figures;
+  };
 
   // the first block-mode run stores the passages' KV (cold); then warm and full alternate
   const cold = await run({});
   const warm: AnswerFigures[] = [];
+  const memory: AnswerFigures[] = [];
+  const prefetched: AnswerFigures[] = [];
   const full: AnswerFigures[] = [];
   for (let i = 0; i <= RUNS; i++) {
     const w = await run({});
+    const m = await run({}, inMemory);
+    const p = await runPrefetched();
     const f = await run({ mode: 'full' });
-    console.error(JSON.stringify({ k, iteration: i, warmMs: w.ttftMs, fullMs: f.ttftMs, loadMs: w.loadMs, reencodeMs: w.reencodeMs, finalMs: w.finalMs }));
-    if (i === 0) continue; // warm-up
+    console.error(JSON.stringify({ k, iteration: i, warmMs: w.ttftMs, memoryMs: m.ttftMs, prefetchedMs: p.ttftMs, fullMs: f.ttftMs, loadMs: w.loadMs, reencodeMs: w.reencodeMs, finalMs: w.finalMs }));
+    if (i === 0) continue; // warm-up (and the first fill of the memory cache)
     warm.push(w);
+    memory.push(m);
+    prefetched.push(p);
     full.push(f);
   }
   if (warm[0].passagesUsed !== k || warm[0].passagesShortened > 0) throw new Error(`only ${warm[0].passagesUsed} of ${k} passages fit the context whole`);
@@ -132,9 +160,14 @@ async function benchK(model: BenchModel, engine: Engine, ctx: AnswerContext, k: 
     promptTokens: warm[0].promptTokens,
     cold: row('cold (no KV stored; one run)', [cold]),
     warm: row('warm, shared-prefix (default)', warm),
+    memory: row('warm, decoded blocks in memory (app, serve)', memory),
+    prefetched: row('prefetched while typing (app)', prefetched),
     full: row('full mode', full),
     warmOverFull: median(warm.map((w, i) => w.ttftMs / full[i].ttftMs)),
     loadReencodeShare: median(warm.map((w) => (w.loadMs + w.reencodeMs) / w.ttftMs)),
+    memoryOverFull: median(memory.map((w, i) => w.ttftMs / full[i].ttftMs)),
+    memoryLoadReencodeShare: median(memory.map((w) => (w.loadMs + w.reencodeMs) / w.ttftMs)),
+    prefetchedOverFull: median(prefetched.map((w, i) => w.ttftMs / full[i].ttftMs)),
     extra,
   };
 }
@@ -162,6 +195,15 @@ function table(result: { date: string; machine: string; runs: number; minutes: n
     ...result.rows.map(
       (r) =>
         `| ${r.model} | ${r.kvDtype} | ${r.k} | ${r.promptTokens} | ${ms(r.warm.ttftMs)} | ${ms(r.full.ttftMs)} | **${pct(r.warmOverFull)}** (medians: ${pct(r.warm.ttftMs / r.full.ttftMs)}) | ${ms(r.warm.loadMs)} | ${ms(r.warm.reencodeMs)} | ${pct(r.loadReencodeShare)} | ${ms(r.cold.ttftMs)} |`,
+    ),
+    '',
+    'The app and `quire serve` (decoded blocks kept in memory; a question prepared while typed):',
+    '',
+    '| model | k | in memory: TTFT (ms) | of full | KV load (ms) | re-encode (ms) | load + re-encode of it | prefetched: TTFT (ms) | of full | final block alone (ms) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...result.rows.map(
+      (r) =>
+        `| ${r.model} | ${r.k} | ${ms(r.memory.ttftMs)} | **${pct(r.memoryOverFull)}** | ${ms(r.memory.loadMs)} | ${ms(r.memory.reencodeMs)} | ${pct(r.memoryLoadReencodeShare)} | ${ms(r.prefetched.ttftMs)} | **${pct(r.prefetchedOverFull)}** | ${ms(r.prefetched.finalMs)} |`,
     ),
   ];
   for (const r of result.rows.filter((x) => x.extra.length)) {

@@ -15,7 +15,7 @@ function decodeHalf(h: number): number {
 // than decoding per element, and a plain constant (no lazy check) lets V8 inline the lookup in the
 // RoPE hot loop, which halves its time.
 /** Every half's float32 value, by its bits. */
-export const HALF_TO_FLOAT32 = Float32Array.from({ length: 65536 }, (_, h) => decodeHalf(h));
+const HALF_TO_FLOAT32 = Float32Array.from({ length: 65536 }, (_, h) => decodeHalf(h));
 
 export function float16ToFloat32(h: number): number {
   return HALF_TO_FLOAT32[h & 0xffff];
@@ -52,6 +52,21 @@ export function float32ToFloat16(value: number): number {
   const rem = mant & 0x1fff;
   if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
   return sign | half; // a carry into the exponent is correct, including overflow to infinity
+}
+
+/**
+ * Widens src[from..from + dest.length) to float32 into `dest` (whose bits `destBits` views), as
+ * float16ToFloat32 does. Normal halves (all but zero, subnormals, infinities and NaN) are rebiased on
+ * their bits, which keeps the 256 KiB table out of the cache in the common case: RoPE re-encoding
+ * of float16 caches widens through here, about twice as fast as a table lookup per value.
+ */
+export function widenFromFloat16(src: Uint16Array, from: number, dest: Float32Array, destBits: Uint32Array): void {
+  for (let i = 0; i < dest.length; i++) {
+    const h = src[from + i];
+    const exponent = h & 0x7c00;
+    if (exponent !== 0 && exponent !== 0x7c00) destBits[i] = ((h & 0x8000) << 16) | (((h & 0x7fff) << 13) + 0x38000000);
+    else dest[i] = HALF_TO_FLOAT32[h];
+  }
 }
 
 /**

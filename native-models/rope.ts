@@ -1,7 +1,7 @@
 // RoPE re-encoding: moves stored keys to other positions by rotating them. Rotations compose,
 // R(p + delta) = R(delta) R(p), so a key computed at position p becomes the key at p + delta without
 // running the model again (docs/block-attention.md, "Positions and re-encoding"). Values never move.
-import { HALF_TO_FLOAT32, roundToFloat16 } from './float16.ts';
+import { roundToFloat16, widenFromFloat16 } from './float16.ts';
 import type { KvCache, KvData } from './kv.ts';
 import { ropeOfLayer, type RopeParams } from './rope-config.ts';
 
@@ -75,23 +75,26 @@ export function rotateRows(data: KvData, rows: number, rope: RopeParams, { cos, 
 }
 
 /**
- * rotateRows for float16 keys. A row's rotated dims go to a float32 scratch (the store rounds float64
- * to float32, as for float32 keys), then are rounded to half together (float16.ts roundToFloat16):
- * several times faster than rounding each value as it is computed, bit for bit the same
- * (docs/BENCHMARKS.md). Its own function so that every access here is to a Uint16Array.
+ * rotateRows for float16 keys. A row's rotary dims are widened to float32 together
+ * (widenFromFloat16), rotated into a float32 scratch (the store rounds float64 to float32, as for
+ * float32 keys), then rounded to half together (roundToFloat16): several times faster than a table
+ * lookup and a rounding call per value, bit for bit the same (docs/BENCHMARKS.md). Its own function
+ * so that every access here is to a Uint16Array.
  */
 function rotateHalfRows(data: Uint16Array, rows: number, rope: RopeParams, cos: Float32Array, sin: Float32Array): void {
   const { headDim } = rope;
   const half = rope.rotaryDim / 2;
   const step = rope.layout === 'interleaved' ? 2 : 1;
   const partner = rope.layout === 'interleaved' ? 1 : half;
-  const widen = HALF_TO_FLOAT32;
+  const x = new Float32Array(rope.rotaryDim);
+  const xBits = new Uint32Array(x.buffer);
   const rotated = new Float32Array(rope.rotaryDim);
   const rotatedBits = new Uint32Array(rotated.buffer);
   for (let row = 0; row < rows * headDim; row += headDim) {
+    widenFromFloat16(data, row, x, xBits);
     for (let m = 0, a = 0; m < half; m++, a += step) {
-      const xa = widen[data[row + a]];
-      const xb = widen[data[row + a + partner]];
+      const xa = x[a];
+      const xb = x[a + partner];
       rotated[a] = xa * cos[m] - xb * sin[m];
       rotated[a + partner] = xb * cos[m] + xa * sin[m];
     }

@@ -16,6 +16,7 @@ import {
   float32ToFloat16,
   float32ToFloat16Array,
   roundToFloat16,
+  widenFromFloat16,
 } from '../native-models/float16.ts';
 import { seededRandom } from '../native-models/seeded-random.ts';
 
@@ -162,6 +163,14 @@ describe('float16', () => {
     expect(float32ToFloat16(Infinity)).toBe(0x7c00);
     expect(float32ToFloat16(-Infinity)).toBe(0xfc00);
     expect(isNaNHalf(float32ToFloat16(NaN))).toBe(true);
+  });
+
+  it('widenFromFloat16 (batched, as RoPE re-encoding widens) gives what float16ToFloat32 gives for every half', () => {
+    const all = Uint16Array.from({ length: 65536 }, (_, h) => h);
+    const dest = new Float32Array(65536 - 3);
+    widenFromFloat16(all, 3, dest, new Uint32Array(dest.buffer));
+    const mismatches = Array.from(dest, (_, i) => i).filter((i) => !Object.is(dest[i], float16ToFloat32(i + 3)));
+    expect(mismatches).toEqual([]);
   });
 
   it('roundToFloat16 (batched, as RoPE re-encoding rounds) gives what float32ToFloat16 gives for every float32 bit pattern class', () => {

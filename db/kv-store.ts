@@ -227,18 +227,20 @@ export class KvStore {
       const row = select.get(...keyArgs(key)) as EntryRow | undefined;
       if (!row) return { status: 'miss' };
       const entry = toEntry(row);
+      const memory = this.decoded;
+      const inMemory = memory ? memoryKey(key) : '';
       // the row still holds the bytes the memory copy was decoded from: no read, no decode
-      const remembered = this.decoded?.get(memoryKey(key), entry.checksum);
+      const remembered = memory?.get(inMemory, entry.checksum);
       if (remembered) {
         this.counts.memoryHits++;
         return { status: 'hit', kv: remembered, entry };
       }
       const verified = this.verify(entry, (selectBlob.get(entry.id) as Buffer | undefined) ?? null);
       if (typeof verified === 'string') {
-        this.decoded?.delete(memoryKey(key));
+        memory?.delete(inMemory);
         return { status: 'corrupt', reason: verified, entry };
       }
-      this.decoded?.set(memoryKey(key), entry.checksum, verified);
+      memory?.set(inMemory, entry.checksum, verified);
       return { status: 'hit', kv: verified, entry };
     });
     for (const r of results) {

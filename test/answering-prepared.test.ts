@@ -9,11 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChat } from '../db/chats.ts';
-import { upsertDocument } from '../db/documents.ts';
-import { addFolder } from '../db/folders.ts';
 import { KvStore } from '../db/kv-store.ts';
 import { openDatabase, type Db } from '../db/open.ts';
-import { replacePassages } from '../db/passages.ts';
 import { Engine } from '../native-models/engine.ts';
 import { positionRange } from '../native-models/prefill.ts';
 import { ask, type AskOptions, type AskResult } from '../electron/answering/ask.ts';
@@ -23,6 +20,7 @@ import { PreparedQuestion, PreparedQuestions } from '../electron/answering/prepa
 import { finalBlockText, passageBlockText } from '../electron/answering/prompt-blocks.ts';
 import { blockMask, loadReferenceModel, referenceForward } from './tools/reference.ts';
 import { tinySpec } from './tools/tiny-model-spec.ts';
+import { addLibrary } from './helpers/library.ts';
 import { ANSWER_DOCS, makeModelDir, removeDir } from './helpers/models.ts';
 
 const DOCS: Record<string, string[]> = {
@@ -43,16 +41,7 @@ describe('prepared questions (prefetch while typing)', () => {
     dir = await makeModelDir(tinySpec({ seed: 37, kvDtype: 'float16' }));
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quire-prepared-'));
     db = openDatabase(path.join(tmp, 'q.db'));
-    const folder = addFolder(db, '/docs');
-    for (const [name, texts] of Object.entries(DOCS)) {
-      const doc = upsertDocument(db, { folderId: folder.id, path: `/docs/${name}`, size: 1, mtimeMs: 1, title: name, status: 'indexed' });
-      let at = 0;
-      replacePassages(
-        db,
-        doc.id,
-        texts.map((text) => ({ title: name, text, charStart: at, charEnd: (at += text.length) })),
-      );
-    }
+    addLibrary(db, '/docs', DOCS);
     engine = await Engine.load(dir, { provider: 'cpu' });
     // float16 storage of float16 KV: a loaded block is the computed one, so answers compare exactly
     ctx = await createAnswerContext(db, engine, { store: new KvStore(db, { codec: 'float16' }) });

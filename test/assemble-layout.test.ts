@@ -1,34 +1,21 @@
 // layOutBlocks (assemble.ts) lays each block straight into one past per layer and turns its keys
 // there. Checked against the composition it replaces (rotateKeys per block, then concatKv), which
-// rope.test.ts checks against the float64 formula: equal bit for bit, over both dtypes, both pair
-// layouts, partial rotary, per-layer RoPE and an empty block; the blocks' own buffers are untouched.
+// rope.test.ts checks against the float64 formula: equal bit for bit (float16 caches of any finite
+// half, subnormals included), over both dtypes, both pair layouts, partial rotary, per-layer RoPE
+// and an empty block; the blocks' own buffers are untouched.
 import { describe, expect, it } from 'vitest';
 import { assembleBlocks, layOutBlocks, type PromptBlock } from '../native-models/assemble.ts';
-import { float32ToFloat16Array } from '../native-models/float16.ts';
-import { concatKv, kvShapeOf, type KvCache, type KvData, type KvDtype, type KvShape } from '../native-models/kv.ts';
+import { concatKv, kvShapeOf, type KvCache, type KvDtype, type KvShape } from '../native-models/kv.ts';
 import { rotateKeys } from '../native-models/rope.ts';
 import { ropeParamsFromConfig, type RopeLayout, type RopeParams } from '../native-models/rope-config.ts';
-import { seededRandom } from '../native-models/seeded-random.ts';
+import { randomKv } from './fixtures/db-random-kv.ts';
 
 const LAYERS = 3;
 const KV_HEADS = 2;
 const HEAD_DIM = 16;
 
 function randomBlock(dtype: KvDtype, tokens: number, seed: number): KvCache {
-  const random = seededRandom(seed);
-  const tensor = (): KvData => {
-    const f = Float32Array.from({ length: KV_HEADS * tokens * HEAD_DIM }, () => random() * 4 - 2);
-    return dtype === 'float16' ? float32ToFloat16Array(f) : f;
-  };
-  return {
-    dtype,
-    layers: LAYERS,
-    kvHeads: KV_HEADS,
-    headDim: HEAD_DIM,
-    tokens,
-    keys: Array.from({ length: LAYERS }, tensor),
-    values: Array.from({ length: LAYERS }, tensor),
-  };
+  return randomKv({ dtype, layers: LAYERS, kvHeads: KV_HEADS, headDim: HEAD_DIM, tokens }, seed);
 }
 
 function rope(layout: RopeLayout, extra: Record<string, unknown> = {}): RopeParams {

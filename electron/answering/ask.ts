@@ -12,46 +12,18 @@ import { positionRange } from '../../native-models/prefill.ts';
 import type { SamplingOptions } from '../../native-models/sampling.ts';
 import { ChatSession, FOLLOW_UP_INTRO, turnSeparator } from './chat-context.ts';
 import { citationsFor, NO_PASSAGES_ANSWER, toStoredCitation, type AnswerCitation } from './citations.ts';
-import type { ChatTurn } from './conversation.ts';
 import type { AnswerContext } from './passage-kv.ts';
 import type { PreparedPast, PreparedQuestion } from './prepared-question.ts';
 import type { PassageFitFigures } from './prompt-fit.ts';
 import { passageBlockText, type PromptFrame } from './prompt-blocks.ts';
-import { contextBlocks, planQuestion, type QuestionPlan } from './question-plan.ts';
+import { contextBlocks, planQuestion, type PlanOptions, type QuestionPlan } from './question-plan.ts';
 import type { QualityMode } from './quality-modes.ts';
 import type { RetrievedPassage } from './retrieve.ts';
 
 export type { AnswerMode };
 
-export interface AskOptions {
-  /** Passages to retrieve (default 10). */
-  k?: number;
-  perDocument?: number;
-  folderId?: number;
-  /** Use these passages instead of retrieving (benchmarks, a UI's "ask about this passage"); fitted to the context as retrieved ones. */
-  passages?: readonly RetrievedPassage[];
-  /** block (default): stored passage KV + final block; full: one causal prefill of everything. */
-  mode?: AnswerMode;
-  /** How passage blocks are computed (default: the context's, see quality-modes.ts). */
-  quality?: QualityMode;
-  /** EPIC boundary recompute: first k tokens of each passage block at question time (default 0). */
-  boundaryTokens?: number;
-  /** A chat to continue: earlier turns stay in the context; messages are recorded if it has a chatId. */
-  chat?: ChatSession;
-  /**
-   * A plain chat: no retrieval and no passages; the model answers from the conversation alone, under
-   * `system` (default SYSTEM_INSTRUCTION). One causal pass: there are no blocks to reuse.
-   */
-  plainChat?: { system?: string };
-  /**
-   * Earlier turns that `chat` does not hold in its KV (an API client sends its whole transcript):
-   * rendered through the chat template in a plain chat, as text before the question otherwise
-   * (conversation.ts). Ignored when the chat has a past: the turns are in its KV.
-   */
-  history?: readonly ChatTurn[];
+export interface AskOptions extends PlanOptions {
   sampling?: SamplingOptions;
-  /** At most this many answer tokens; also the room kept for the answer, up to a quarter of the context (prompt-fit.ts). */
-  maxNewTokens?: number;
   stopStrings?: readonly string[];
   signal?: AbortSignal;
   onText?: (piece: string) => void;

@@ -16,22 +16,14 @@ import type { KvCache } from '../../native-models/kv.ts';
 import type { ChatSession } from './chat-context.ts';
 import type { AnswerContext } from './passage-kv.ts';
 import { passageBlockText, type PromptFrame } from './prompt-blocks.ts';
-import { contextBlocks, planQuestion, type PlanOptions, type QuestionPlan } from './question-plan.ts';
+import { contextBlocks, planQuestion, type ContextBlocks, type PlanOptions, type QuestionPlan } from './question-plan.ts';
 import type { QualityMode } from './quality-modes.ts';
 
-/** The prompt's past before the final block, ready for Engine.answer, and how it was made. */
-export interface PreparedPast {
-  past: KvCache;
-  /** Aligned with the fresh passages: loaded from the store (false: computed by the prepare). */
-  freshReused: boolean[];
-  reused: number;
-  computed: number;
-  corrupt: number;
-  /** The prepare's own times (not the question's): store read, missing blocks, assembly. */
-  loadMs: number;
-  computeMs: number;
-  assembleMs: number;
-}
+/**
+ * The prompt's past before the final block, ready for Engine.answer, and how it was made (the
+ * figures of ContextBlocks, taken by the prepare, not the question; assembleMs: the assembly).
+ */
+export type PreparedPast = Omit<ContextBlocks, 'blocks' | 'base'> & { past: KvCache; assembleMs: number };
 
 /** What a prepared past is the past of; a question's plan must be the same to use it. */
 interface PreparedFor {
@@ -69,8 +61,8 @@ export class PreparedQuestion {
           signal.throwIfAborted();
           const t0 = performance.now();
           const { past } = await ctx.engine.assemble(made.blocks, { boundaryTokens: plan.boundaryTokens, signal });
-          const { freshReused, reused, computed, corrupt, loadMs, computeMs } = made;
-          return { past, freshReused, reused, computed, corrupt, loadMs, computeMs, assembleMs: performance.now() - t0 };
+          const { blocks: _blocks, base: _base, ...figures } = made;
+          return { ...figures, past, assembleMs: performance.now() - t0 };
         },
         { priority: 'background', signal },
       )

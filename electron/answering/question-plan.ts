@@ -16,18 +16,34 @@ import { finalBlockText, type PromptFrame } from './prompt-blocks.ts';
 import type { QualityMode } from './quality-modes.ts';
 import { retrieve, type RetrievedPassage } from './retrieve.ts';
 
-/** The options of ask that decide the prompt (see AskOptions in ask.ts). */
+/** The options of ask that decide the prompt (AskOptions in ask.ts adds how the answer is decoded). */
 export interface PlanOptions {
+  /** Passages to retrieve (default 10). */
   k?: number;
   perDocument?: number;
   folderId?: number;
+  /** Use these passages instead of retrieving (benchmarks, a UI's "ask about this passage"); fitted to the context as retrieved ones. */
   passages?: readonly RetrievedPassage[];
+  /** block (default): stored passage KV + final block; full: one causal prefill of everything. */
   mode?: AnswerMode;
+  /** How passage blocks are computed (default: the context's, see quality-modes.ts). */
   quality?: QualityMode;
+  /** EPIC boundary recompute: first k tokens of each passage block at question time (default 0). */
   boundaryTokens?: number;
+  /** A chat to continue: earlier turns stay in the context; messages are recorded if it has a chatId. */
   chat?: ChatSession;
+  /**
+   * A plain chat: no retrieval and no passages; the model answers from the conversation alone, under
+   * `system` (default SYSTEM_INSTRUCTION). One causal pass: there are no blocks to reuse.
+   */
   plainChat?: { system?: string };
+  /**
+   * Earlier turns that `chat` does not hold in its KV (an API client sends its whole transcript):
+   * rendered through the chat template in a plain chat, as text before the question otherwise
+   * (conversation.ts). Ignored when the chat has a past: the turns are in its KV.
+   */
   history?: readonly ChatTurn[];
+  /** At most this many answer tokens; also the room kept for the answer, up to a quarter of the context (prompt-fit.ts). */
   maxNewTokens?: number;
 }
 
